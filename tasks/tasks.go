@@ -1,0 +1,370 @@
+// Package tasks is what producers import to ask for an order cancellation:
+// the task types, their payloads, validating constructors and an Enqueuer
+// that makes enqueueing idempotent per order.
+//
+// Build a task with NewMeariCancelTask or NewPandaPonCancelTask and enqueue it
+// with (*Enqueuer).Enqueue. The task ID is derived from the order, so the same
+// order enqueued twice gives one task ("already queued"), for as long as the
+// finished task is retained (RetentionDefault).
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types are wire identifiers: never rename them.
+const (
+	TypeMeariCancel    = "order:cancel:meari"
+	TypePandaPonCancel = "order:cancel:pandapon"
+)
+
+// Provider names, used in task IDs, queue names, logs and metrics.
+const (
+	ProviderMeari    = "meari"
+	ProviderPandaPon = "pandapon"
+)
+
+// Queues: one asynq queue per provider, so each can be paused, weighted and
+// watched on its own.
+const (
+	QueueMeari    = "cancel:meari"
+	QueuePandaPon = "cancel:pandapon"
+)
+
+// Providers lists the provider names in a fixed order.
+var Providers = []string{ProviderMeari, ProviderPandaPon}
+
+// QueueFor returns the queue of provider p, or "" for an unknown provider.
+func QueueFor(p string) string {
+	switch p {
+	case ProviderMeari:
+		return QueueMeari
+	case ProviderPandaPon:
+		return QueuePandaPon
+	}
+	return ""
+}
+
+// TypeFor returns the task type of provider p, or "" for an unknown provider.
+func TypeFor(p string) string {
+	switch p {
+	case ProviderMeari:
+		return TypeMeariCancel
+	case ProviderPandaPon:
+		return TypePandaPonCancel
+	}
+	return ""
+}
+
+// ProviderOf returns the provider of task type t, or "" for an unknown type.
+func ProviderOf(t string) string {
+	switch t {
+	case TypeMeariCancel:
+		return ProviderMeari
+	case TypePandaPonCancel:
+		return ProviderPandaPon
+	}
+	return ""
+}
+
+const (
+	// RetentionDefault is how long a finished task is kept in Redis, so that
+	// enqueueing the same order again within it reports "already queued" and
+	// its status can be looked up.
+	RetentionDefault = 7 * 24 * time.Hour
+
+	// MaxRetry is the retry count given to asynq. The worker's retry policy
+	// (package retry) decides when a task's budget is spent and dead-letters
+	// it itself, well before this; the high ceiling only keeps asynq from
+	// archiving a task on its own, for instance after auth failures, which do
+	// not count against the budget.
+	MaxRetry = 1000
+
+	// TimeoutDefault bounds one processing of a task by the worker.
+	TimeoutDefault = 2 * time.Minute
+
+	// Field limits.
+	maxUserAccount = 128
+	maxOrderNum    = 64
+	maxReason      = 512
+)
+
+// FieldError names a payload field and what is wrong with it.
+type FieldError struct {
+	Field   string // the payload's JSON name, e.g. "order_num"
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// ErrInvalid is matched (errors.Is) by every validation error.
+var ErrInvalid = errors.New("invalid cancellation")
+
+// ValidationError holds every problem found in one payload.
+type ValidationError struct {
+	Fields []*FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Error()
+	}
+	return "invalid cancellation: " + strings.Join(parts, "; ")
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+type problems []*FieldError
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: p}
+}
+
+func checkText(p *problems, field, v string, required bool, limit int) {
+	switch {
+	case v == "" && required:
+		p.add(field, "is required")
+	case !utf8.ValidString(v):
+		p.add(field, "must be valid UTF-8")
+	case len(v) > limit:
+		p.add(field, "must be at most %d bytes, got %d", limit, len(v))
+	case strings.TrimSpace(v) != v:
+		p.add(field, "must not start or end with white space")
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		p.add(field, "must not contain control characters")
+	}
+}
+
+// MeariCancel asks to cancel a Meari SDKV4 order.
+type MeariCancel struct {
+	// SourceApp is the Meari customer number; the worker refuses a task
+	// whose SourceApp is not the one it is configured for.
+	SourceApp int64 `json:"source_app"`
+	// UserAccount is the end user's account, e.g. "test@123.com".
+	UserAccount string `json:"user_account"`
+	// OrderType is 1 (cloud), 2 (ai) or 3 (flow4g).
+	OrderType int `json:"order_type"`
+	// OrderNum is the order number, e.g. "01582572KS0209053".
+	OrderNum string `json:"order_num"`
+	// RequestedAt is when the cancellation was first asked for; the retry
+	// policy's maximum age counts from it. Zero means now.
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Validate reports every invalid field at once.
+func (m MeariCancel) Validate() error {
+	var p problems
+	if m.SourceApp <= 0 {
+		p.add("source_app", "must be a positive integer, got %d", m.SourceApp)
+	}
+	checkText(&p, "user_account", m.UserAccount, true, maxUserAccount)
+	if m.OrderType < 1 || m.OrderType > 3 {
+		p.add("order_type", "must be 1 (cloud), 2 (ai) or 3 (flow4g), got %d", m.OrderType)
+	}
+	checkText(&p, "order_num", m.OrderNum, true, maxOrderNum)
+	if strings.Contains(m.OrderNum, ":") {
+		p.add("order_num", "must not contain ':'")
+	}
+	return p.err()
+}
+
+// TaskID returns the task ID derived from the order:
+// "meari:<source_app>:<order_type>:<order_num>".
+func (m MeariCancel) TaskID() string {
+	return fmt.Sprintf("%s:%d:%d:%s", ProviderMeari, m.SourceApp, m.OrderType, m.OrderNum)
+}
+
+// OrderRef returns the order as operators name it: "<order_type>:<order_num>".
+func (m MeariCancel) OrderRef() string { return fmt.Sprintf("%d:%s", m.OrderType, m.OrderNum) }
+
+// OrderID is a PandaPon (1688) order ID: a 64-bit integer such as
+// 2542285634920880794, larger than 2^53, so it never passes through a
+// float64. In JSON it is written as a bare integer; it is read from a bare
+// integer or from a string of decimal digits.
+type OrderID int64
+
+// ParseOrderID parses decimal digits into an OrderID.
+func ParseOrderID(s string) (OrderID, error) {
+	if s == "" {
+		return 0, errors.New("is required")
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("must be a positive integer of decimal digits, got %q", truncate(s, 40))
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("must fit in a signed 64-bit integer, got %q", truncate(s, 40))
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("must be a positive integer, got %d", n)
+	}
+	return OrderID(n), nil
+}
+
+// String returns the decimal digits.
+func (id OrderID) String() string { return strconv.FormatInt(int64(id), 10) }
+
+// MarshalJSON writes a bare JSON integer.
+func (id OrderID) MarshalJSON() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalJSON reads a bare integer or a string of digits, exactly.
+func (id *OrderID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	s := string(b)
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("order_id: %w", err)
+		}
+	}
+	v, err := ParseOrderID(s)
+	if err != nil {
+		return fmt.Errorf("order_id: %w", err)
+	}
+	*id = v
+	return nil
+}
+
+// PandaPonCancel asks to cancel a PandaPon 1688 order before payment.
+type PandaPonCancel struct {
+	// OrderID is the 1688 order ID.
+	OrderID OrderID `json:"order_id"`
+	// CancelReason is optional free text sent as cancelReason.
+	CancelReason string `json:"cancel_reason,omitempty"`
+	// Remark is optional free text sent as remark.
+	Remark string `json:"remark,omitempty"`
+	// RequestedAt is when the cancellation was first asked for. Zero means now.
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Validate reports every invalid field at once.
+func (p PandaPonCancel) Validate() error {
+	var ps problems
+	if p.OrderID <= 0 {
+		ps.add("order_id", "must be a positive 64-bit integer, got %d", int64(p.OrderID))
+	}
+	checkText(&ps, "cancel_reason", p.CancelReason, false, maxReason)
+	checkText(&ps, "remark", p.Remark, false, maxReason)
+	return ps.err()
+}
+
+// TaskID returns "pandapon:<order_id>".
+func (p PandaPonCancel) TaskID() string { return ProviderPandaPon + ":" + p.OrderID.String() }
+
+// OrderRef returns the order ID's digits.
+func (p PandaPonCancel) OrderRef() string { return p.OrderID.String() }
+
+// Option changes how a task is built.
+type Option func(*options)
+
+type options struct {
+	retention time.Duration
+}
+
+// WithRetention keeps the finished task for d instead of RetentionDefault.
+func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
+
+func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, error) {
+	o := options{retention: RetentionDefault}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.retention < 0 {
+		return nil, fmt.Errorf("retention: must not be negative, got %s", o.retention)
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, b,
+		asynq.TaskID(id),
+		asynq.Queue(queue),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(TimeoutDefault),
+		asynq.Retention(o.retention),
+	), nil
+}
+
+// NewMeariCancelTask validates m and returns its task, with the order's task
+// ID, the Meari queue and the retention set.
+func NewMeariCancelTask(m MeariCancel, opts ...Option) (*asynq.Task, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if m.RequestedAt.IsZero() {
+		m.RequestedAt = time.Now().UTC()
+	}
+	return build(TypeMeariCancel, QueueMeari, m.TaskID(), m, opts)
+}
+
+// NewPandaPonCancelTask validates p and returns its task.
+func NewPandaPonCancelTask(p PandaPonCancel, opts ...Option) (*asynq.Task, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if p.RequestedAt.IsZero() {
+		p.RequestedAt = time.Now().UTC()
+	}
+	return build(TypePandaPonCancel, QueuePandaPon, p.TaskID(), p, opts)
+}
+
+// ErrPayload is matched (errors.Is) by every payload decoding error.
+var ErrPayload = errors.New("undecodable payload")
+
+func decode(b []byte, v interface{ Validate() error }) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", ErrPayload, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the JSON object", ErrPayload)
+	}
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrPayload, err)
+	}
+	return nil
+}
+
+// ParseMeariCancel decodes and validates a Meari task payload.
+func ParseMeariCancel(b []byte) (MeariCancel, error) {
+	var m MeariCancel
+	err := decode(b, &m)
+	return m, err
+}
+
+// ParsePandaPonCancel decodes and validates a PandaPon task payload.
+func ParsePandaPonCancel(b []byte) (PandaPonCancel, error) {
+	var p PandaPonCancel
+	err := decode(b, &p)
+	return p, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
