@@ -154,7 +154,7 @@ func jitter(d time.Duration, f, r float64) time.Duration {
 // Delay returns how long to wait before retrying after err, which followed n
 // counted failures (asynq's retry count). Auth failures wait AuthInterval;
 // otherwise the exponential curve with jitter, raised to the upstream's
-// Retry-After (capped at MaxRetryAfter) when that is longer.
+// Retry-After (capped at MaxRetryAfter, plus a second) when that is longer.
 func (p Policy) Delay(n int, err error) time.Duration {
 	p = p.WithDefaults()
 	var pe *providers.Error
@@ -163,11 +163,19 @@ func (p Policy) Delay(n int, err error) time.Duration {
 		return jitter(p.AuthInterval, p.RandomizationFactor, p.RandFunc())
 	}
 	d := jitter(p.Base(n), p.RandomizationFactor, p.RandFunc())
-	if isPE && pe.RetryAfter > d {
-		d = min(pe.RetryAfter, MaxRetryAfter)
+	if isPE && pe.RetryAfter > 0 {
+		// asynq schedules retries in whole Unix seconds (the retry set's
+		// score), so a delay can come due up to a second early; the slack
+		// keeps the upstream's Retry-After a lower bound.
+		if ra := min(pe.RetryAfter, MaxRetryAfter) + retryAfterSlack; ra > d {
+			d = ra
+		}
 	}
 	return d
 }
+
+// retryAfterSlack is added to an upstream's Retry-After; see Delay.
+const retryAfterSlack = time.Second
 
 // Exhausted reports whether a transient failure on attempt number attempt
 // (1 for the first) spends the budget, so the task goes to the dead-letter

@@ -42,10 +42,10 @@ func TestDelay(t *testing.T) {
 		{name: "middle jitter", n: 0, err: transient, r: 0.5, want: 4 * time.Second},
 		{name: "highest jitter", n: 1, err: transient, r: 0.999999999, want: 12 * time.Second},
 		{name: "plain error", n: 2, err: errors.New("boom"), r: 0.5, want: 16 * time.Second},
-		{name: "retry-after longer wins", n: 0, err: &providers.Error{Class: providers.Transient, RetryAfter: 30 * time.Second}, r: 0.5, want: 30 * time.Second},
+		{name: "retry-after longer wins", n: 0, err: &providers.Error{Class: providers.Transient, RetryAfter: 30 * time.Second}, r: 0.5, want: 31 * time.Second},
 		{name: "retry-after shorter ignored", n: 3, err: &providers.Error{Class: providers.Transient, RetryAfter: time.Second}, r: 0.5, want: 32 * time.Second},
-		{name: "retry-after capped", n: 0, err: &providers.Error{Class: providers.Transient, RetryAfter: 48 * time.Hour}, r: 0.5, want: MaxRetryAfter},
-		{name: "wrapped retry-after", n: 0, err: fmt.Errorf("cancel x: %w", &providers.Error{Class: providers.Transient, RetryAfter: 50 * time.Second}), r: 0.5, want: 50 * time.Second},
+		{name: "retry-after capped", n: 0, err: &providers.Error{Class: providers.Transient, RetryAfter: 48 * time.Hour}, r: 0.5, want: MaxRetryAfter + time.Second},
+		{name: "wrapped retry-after", n: 0, err: fmt.Errorf("cancel x: %w", &providers.Error{Class: providers.Transient, RetryAfter: 50 * time.Second}), r: 0.5, want: 51 * time.Second},
 		{name: "auth waits auth interval", n: 7, err: &providers.Error{Class: providers.Auth, Code: "1023"}, r: 0.5, want: 40 * time.Second},
 		{name: "auth jitter", n: 0, err: &providers.Error{Class: providers.Auth}, r: 0, want: 20 * time.Second},
 	}

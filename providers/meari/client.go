@@ -1,0 +1,319 @@
+// Package meari cancels Meari "SDKV4" orders: it signs the request
+// (sign.go), sends it and classifies the reply per UPSTREAMS.md §1 and §3.
+package meari
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/providers"
+)
+
+const (
+	// Provider is the provider name used in errors, logs and metrics.
+	Provider = "meari"
+
+	// CancelPath is the cancel endpoint, appended to Config.BaseURL.
+	CancelPath = "/v3/third/sdk/order/cancel"
+
+	// NonceLength is the number of random decimal digits in signatureNonce
+	// (about 80 bits). The vendor calls it a "unique random number", so
+	// digits only.
+	NonceLength = 24
+)
+
+// TimestampFormat selects how the timestamp field is written. See
+// UPSTREAMS.md §1.
+type TimestampFormat string
+
+const (
+	// TimestampMillis writes epoch milliseconds ("1667476374574"), as the
+	// vendor's example and reference client do.
+	TimestampMillis TimestampFormat = "millis"
+	// TimestampRFC3339 writes UTC seconds as "2006-01-02T15:04:05Z", as the
+	// vendor's parameter table says.
+	TimestampRFC3339 TimestampFormat = "rfc3339"
+
+	// TimestampFormatDefault is the format used when none is configured.
+	TimestampFormatDefault = TimestampMillis
+)
+
+// ParseTimestampFormat returns the format named s, or an error listing the
+// valid ones.
+func ParseTimestampFormat(s string) (TimestampFormat, error) {
+	switch f := TimestampFormat(s); f {
+	case TimestampMillis, TimestampRFC3339:
+		return f, nil
+	}
+	return "", fmt.Errorf("must be %q or %q, got %q", TimestampMillis, TimestampRFC3339, s)
+}
+
+// Format writes t in format f. An unknown format is treated as
+// TimestampFormatDefault.
+func (f TimestampFormat) Format(t time.Time) string {
+	if f == TimestampRFC3339 {
+		return t.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+// Config configures a Client. New validates every field.
+type Config struct {
+	// BaseURL is the upstream's scheme and host, with an optional path
+	// prefix, e.g. "https://api.example.com". It must not hold credentials,
+	// a query or a fragment.
+	BaseURL string
+	// PartnerKey is sent as partnerKey.
+	PartnerKey string
+	// PartnerSecret is the HMAC key. It is never sent, logged or echoed.
+	PartnerSecret string
+	// SourceApp is our Meari customer number (sourceApp), positive.
+	SourceApp int64
+	// SignMode selects the string to sign. Empty means SignModeDefault.
+	SignMode SignMode
+	// TimestampFormat selects the timestamp form. Empty means
+	// TimestampFormatDefault.
+	TimestampFormat TimestampFormat
+	// Timeout bounds one upstream call, body read included. Zero means
+	// providers.TimeoutDefault. It does not bound the retries, and is not
+	// used when HTTPClient is set.
+	Timeout time.Duration
+	// HTTPClient, if not nil, sends the requests instead of one built by
+	// providers.NewHTTPClient(Timeout).
+	HTTPClient *http.Client
+	// NowFunc returns the time the timestamp is taken from. Nil means
+	// time.Now. It must be safe for concurrent use.
+	NowFunc func() time.Time
+	// NonceFunc returns a fresh signatureNonce for each call. Nil means
+	// NonceLength random decimal digits from crypto/rand. It must be safe for
+	// concurrent use and never repeat.
+	NonceFunc func() string
+}
+
+// Client cancels Meari orders. It is safe for concurrent use and reuses one
+// http.Client for all its calls.
+type Client struct {
+	core      providers.Core
+	url       string
+	key       string
+	secret    string
+	sourceApp int64
+	mode      SignMode
+	tsFormat  TimestampFormat
+	now       func() time.Time
+	nonce     func() string
+}
+
+// New validates cfg, reporting every invalid field at once, and returns a
+// Client.
+func New(cfg Config) (*Client, error) {
+	var errs []error
+	base, err := providers.ParseBaseURL(cfg.BaseURL)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("BaseURL: %w", err))
+	}
+	errs = appendCredential(errs, "PartnerKey", cfg.PartnerKey)
+	errs = appendCredential(errs, "PartnerSecret", cfg.PartnerSecret)
+	if cfg.SourceApp <= 0 {
+		errs = append(errs, fmt.Errorf("SourceApp: must be a positive integer, got %d", cfg.SourceApp))
+	}
+	mode := cfg.SignMode
+	if mode == "" {
+		mode = SignModeDefault
+	} else if _, err := ParseSignMode(string(mode)); err != nil {
+		errs = append(errs, fmt.Errorf("SignMode: %w", err))
+	}
+	tsFormat := cfg.TimestampFormat
+	if tsFormat == "" {
+		tsFormat = TimestampFormatDefault
+	} else if _, err := ParseTimestampFormat(string(tsFormat)); err != nil {
+		errs = append(errs, fmt.Errorf("TimestampFormat: %w", err))
+	}
+	if cfg.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout: must not be negative, got %s", cfg.Timeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("meari config: %w", err)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = providers.NewHTTPClient(cfg.Timeout)
+	}
+	c := &Client{
+		core:      providers.Core{Provider: Provider, HTTP: hc, NowFunc: cfg.NowFunc},
+		url:       base + CancelPath,
+		key:       cfg.PartnerKey,
+		secret:    cfg.PartnerSecret,
+		sourceApp: cfg.SourceApp,
+		mode:      mode,
+		tsFormat:  tsFormat,
+		now:       cfg.NowFunc,
+		nonce:     cfg.NonceFunc,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.nonce == nil {
+		c.nonce = func() string { return providers.RandomString(NonceLength, providers.Digits) }
+	}
+	return c, nil
+}
+
+// appendCredential checks a key or secret without ever echoing its value.
+func appendCredential(errs []error, field, v string) []error {
+	switch {
+	case v == "":
+		return append(errs, fmt.Errorf("%s: is required", field))
+	case strings.TrimSpace(v) != v:
+		return append(errs, fmt.Errorf("%s: must not start or end with white space", field))
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return append(errs, fmt.Errorf("%s: must not contain control characters", field))
+	}
+	return errs
+}
+
+// Order is the order to cancel.
+type Order struct {
+	// SourceApp is the customer number the order belongs to. Zero means the
+	// configured one; any other value must equal it.
+	SourceApp int64
+	// UserAccount is the end user's account, e.g. "test@123.com".
+	UserAccount string
+	// OrderType is 1 (cloud), 2 (ai) or 3 (flow4g).
+	OrderType int
+	// OrderNum is the order number, e.g. "01582572KS0209053".
+	OrderNum string
+}
+
+// Cancel asks the upstream to cancel o. Each call is signed afresh, with a
+// new nonce and the current time, so a retry is never a replay. It returns
+// nil when the upstream answers 1001 and a *providers.Error otherwise: see
+// Classify for result codes, providers.Core for HTTP and network failures.
+// An invalid order is Permanent with code "invalid_request", and the upstream
+// is not called.
+func (c *Client) Cancel(ctx context.Context, o Order) error {
+	req := Request{
+		SourceApp:        o.SourceApp,
+		UserAccount:      o.UserAccount,
+		PartnerKey:       c.key,
+		OrderType:        o.OrderType,
+		OrderNum:         o.OrderNum,
+		SignatureMethod:  SignatureMethod,
+		SignatureVersion: SignatureVersion,
+		SignatureNonce:   c.nonce(),
+		Timestamp:        c.tsFormat.Format(c.now()),
+	}
+	if req.SourceApp == 0 {
+		req.SourceApp = c.sourceApp
+	}
+	if err := c.validate(req); err != nil {
+		return c.core.Invalid(err)
+	}
+	req.Signature = Sign(req, c.secret, c.mode)
+	body, err := providers.MarshalJSON(req)
+	if err != nil {
+		return c.core.Invalid(fmt.Errorf("encode request: %w", err))
+	}
+	resp, err := c.core.PostJSON(ctx, c.url, nil, body)
+	if err != nil {
+		return err
+	}
+	if err := c.core.CheckStatus(resp); err != nil {
+		return err
+	}
+	code, err := decodeReply(resp.Body)
+	if err != nil {
+		return c.core.BadResponse(resp, err)
+	}
+	class, meaning := lookup(code)
+	if class == 0 {
+		return nil
+	}
+	return &providers.Error{
+		Provider: Provider,
+		Class:    class,
+		Code:     providers.Truncate(code, 32),
+		Message:  meaning,
+	}
+}
+
+// validate checks the ten body fields (UPSTREAMS.md §1), reporting every
+// problem at once. The signature is not set yet, so it is not checked.
+func (c *Client) validate(r Request) error {
+	var errs []error
+	if r.SourceApp <= 0 {
+		errs = append(errs, fmt.Errorf("sourceApp: must be a positive integer, got %d", r.SourceApp))
+	} else if r.SourceApp != c.sourceApp {
+		errs = append(errs, fmt.Errorf("sourceApp: order is for customer %d, this client is configured for %d", r.SourceApp, c.sourceApp))
+	}
+	if r.UserAccount == "" {
+		errs = append(errs, errors.New("userAccount: is required"))
+	}
+	if r.OrderType < 1 || r.OrderType > 3 {
+		errs = append(errs, fmt.Errorf("orderType: must be 1 (cloud), 2 (ai) or 3 (flow4g), got %d", r.OrderType))
+	}
+	if r.OrderNum == "" {
+		errs = append(errs, errors.New("orderNum: is required"))
+	}
+	if r.SignatureNonce == "" {
+		errs = append(errs, errors.New("signatureNonce: NonceFunc returned an empty nonce"))
+	}
+	if r.Timestamp == "" {
+		errs = append(errs, errors.New("timestamp: is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Classify returns the class of a resultCode per UPSTREAMS.md §1, or 0 for
+// success (1001). Unknown codes are Transient, bounded by the retry budget.
+func Classify(code string) providers.Class {
+	class, _ := lookup(code)
+	return class
+}
+
+// lookup is the one table of Meari result codes: class (0 for success) and
+// meaning.
+func lookup(code string) (providers.Class, string) {
+	switch code {
+	case "1001":
+		return 0, "request successful"
+	case "1005":
+		return providers.Transient, "system exception"
+	case "4001":
+		return providers.Permanent, "server not found, cancel failed"
+	case "4002":
+		return providers.Permanent, "service used and over 7 days, cancel failed"
+	case "1003":
+		return providers.Permanent, "parameter invalid"
+	case "1023":
+		return providers.Auth, "login, user token or signature invalid"
+	}
+	return providers.Transient, "unknown result code"
+}
+
+// reply is the upstream's answer. Unknown fields are ignored.
+type reply struct {
+	ResultCode providers.Scalar `json:"resultCode"`
+}
+
+// decodeReply returns the resultCode of a reply body, given as a JSON
+// string or number, or an error when the body is not that shape.
+func decodeReply(b []byte) (string, error) {
+	var r reply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", fmt.Errorf("decode reply: %w", err)
+	}
+	if r.ResultCode == "" {
+		return "", errors.New("decode reply: resultCode is missing or empty")
+	}
+	return string(r.ResultCode), nil
+}
+
+// URL returns the cancel endpoint's URL, for logs. It holds no credentials.
+func (c *Client) URL() string { return c.url }
