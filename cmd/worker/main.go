@@ -1,0 +1,107 @@
+// Command worker pulls cancel-order tasks from Redis and cancels the orders
+// at Meari and PandaPon, retrying transient failures and dead-lettering
+// permanent ones. Run it with --demo for a zero-dependency tour, or --help
+// for the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/demo"
+	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run starts the worker and blocks until ctx is done (SIGINT or SIGTERM),
+// then shuts down gracefully. It returns the process exit code: 0 after a
+// clean shutdown, 1 on a runtime failure, 2 on a usage or configuration
+// error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(args, getenv, nil, stderr)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := config.NewLogger(cfg, stderr)
+	defer func() { _ = log.Sync() }()
+
+	if cfg.Demo {
+		if err := demo.Run(ctx, cfg, log, stdout); err != nil {
+			log.Error("demo failed", zap.Error(err))
+			return 1
+		}
+		return 0
+	}
+
+	rdb := redis.NewClient(cfg.Redis)
+	defer rdb.Close()
+	shown := redactURL(cfg.RedisURL)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = rdb.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		log.Error("cannot reach Redis", zap.String("redis_url", shown), zap.Error(err))
+		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %v\n", shown, err)
+		return 1
+	}
+
+	w, err := worker.New(worker.Options{Config: cfg, Redis: rdb, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 1
+	}
+	logProviders(log, cfg)
+	if err := w.Start(); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Concurrency), zap.Any("queues", w.Queues()))
+	<-ctx.Done()
+	log.Info("shutting down: no new tasks; waiting for in-flight calls", zap.Duration("timeout", cfg.ShutdownTimeout))
+	w.Shutdown()
+	log.Info("stopped")
+	return 0
+}
+
+// logProviders says which providers are served and which are disabled.
+func logProviders(log *zap.Logger, cfg config.Config) {
+	for _, p := range []struct {
+		name    string
+		enabled bool
+	}{{"meari", cfg.Meari.Enabled}, {"pandapon", cfg.PandaPon.Enabled}} {
+		if p.enabled {
+			log.Info("provider enabled", zap.String("provider", p.name))
+		} else {
+			log.Info("provider disabled: no settings given, its queue is not served", zap.String("provider", p.name))
+		}
+	}
+}
+
+// redactURL returns u with any password replaced.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{name: "nothing configured", want: []string{"no provider is configured"}},
+		{name: "half-configured meari", env: map[string]string{"MEARI_BASE_URL": "https://meari.example"},
+			want: []string{"MEARI_PARTNER_KEY (--meari-partner-key): required", "MEARI_PARTNER_SECRET (--meari-partner-secret): required", "MEARI_SOURCE_APP (--meari-source-app): required"}},
+		{name: "bad values, all reported", env: map[string]string{
+			"PANDAPON_BASE_URL": "ftp://x", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
+			"WORKER_CONCURRENCY": "zero", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml", "SHUTDOWN_TIMEOUT": "soon", "MEARI_SIGN_MODE": "magic",
+			"REDIS_URL": "http://user:hunter2@localhost"},
+			want: []string{
+				"PANDAPON_BASE_URL (--pandapon-base-url): must start with http:// or https://",
+				"WORKER_CONCURRENCY (--concurrency): must be an integer",
+				"LOG_LEVEL (--log-level): must be debug, info, warn or error",
+				"LOG_FORMAT (--log-format): must be json or console",
+				"SHUTDOWN_TIMEOUT (--shutdown-timeout): must be a duration",
+				"MEARI_SIGN_MODE (--meari-sign-mode): must be",
+				"REDIS_URL (--redis-url): must be a redis:// or rediss:// URL",
+			}},
+		{name: "flag wins over env", env: map[string]string{"WORKER_CONCURRENCY": "5"}, args: []string{"--concurrency", "-3"},
+			want: []string{"WORKER_CONCURRENCY (--concurrency): must be at least 1, got -3"}},
+		{name: "secret and its file", env: map[string]string{"MEARI_PARTNER_SECRET": "s3cr3t-value", "MEARI_PARTNER_SECRET_FILE": "/nonexistent"},
+			want: []string{"MEARI_PARTNER_SECRET (--meari-partner-secret): set either it or MEARI_PARTNER_SECRET_FILE"}},
+		{name: "unreadable secret file", env: map[string]string{"PANDAPON_ACCESS_SECRET_FILE": "/nonexistent/secret"},
+			want: []string{"PANDAPON_ACCESS_SECRET_FILE (--pandapon-access-secret-file): cannot read the file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), tt.args, envFunc(tt.env), &stdout, &stderr)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			for _, secret := range []string{"hunter2", "s3cr3t-value"} {
+				if strings.Contains(stderr.String(), secret) {
+					t.Errorf("stderr echoes a secret:\n%s", stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestRedisUnreachable(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{
+		"REDIS_URL":         "redis://:hunter2@127.0.0.1:1/0",
+		"PANDAPON_BASE_URL": "http://127.0.0.1:1", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
+	}
+	if code := run(t.Context(), nil, envFunc(env), &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "127.0.0.1:1") || strings.Contains(stderr.String(), "hunter2") {
+		t.Fatalf("stderr should name the address without the password:\n%s", stderr.String())
+	}
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"--demo", "--log-level", "warn"}, envFunc(nil), &stdout, &stderr) }()
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
+		select {
+		case code := <-done:
+			t.Fatalf("demo exited early with %d:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("demo never settled:\n%s", stdout.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	out := stdout.String()
+	want := map[string]string{
+		"DEMO-OK ":             "completed",
+		"DEMO-1005-TWICE":      "completed",
+		"DEMO-4001":            "dead-lettered",
+		"DEMO-4002":            "dead-lettered",
+		"DEMO-1005-ALWAYS":     "dead-lettered",
+		"2542285634920880794 ": "completed",
+		"2542285634920880795":  "completed",
+		"2542285634920880797":  "completed",
+		"2542285634920880798":  "dead-lettered",
+	}
+	for order, state := range want {
+		line := ""
+		for l := range strings.Lines(out) {
+			if strings.Contains(l, order) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, state) {
+			t.Errorf("demo row for %s = %q, want state %s", strings.TrimSpace(order), strings.TrimSpace(line), state)
+		}
+	}
+	if !strings.Contains(out, "Nothing is durable") || !strings.Contains(out, "retries exhausted") {
+		t.Errorf("demo output lacks the non-durable warning or the exhausted row:\n%s", out)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("demo exit %d after Ctrl-C", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not stop after its context ended")
+	}
+}
+
+// TestSIGTERMInFlight runs the real binary, sends it SIGTERM with calls in
+// flight, restarts it, and checks every order ends cancelled.
+func TestSIGTERMInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the worker binary")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "worker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	redis := redistest.New(t)
+	rdb := redis.Client(t)
+	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+
+	const n = 12
+	enq := tasks.NewEnqueuer(rdb)
+	var ids []string
+	for i := range n {
+		order := fmt.Sprintf("25422856349208%05d", i)
+		// The first call of each order outlasts the shutdown timeout.
+		sb.Script("pandapon", order, sandbox.Slow(20*time.Second, sandbox.OK()), sandbox.OK())
+		id, _ := tasks.ParseOrderID(order)
+		task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := enq.Enqueue(t.Context(), task, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.TaskID)
+	}
+	env := append(os.Environ(),
+		"REDIS_URL="+redis.URL,
+		"PANDAPON_BASE_URL="+srv.URL, "PANDAPON_ACCESS_KEY=ak", "PANDAPON_ACCESS_SECRET=as-secret", "PANDAPON_USER_ID=u1",
+		"WORKER_CONCURRENCY=4", "SHUTDOWN_TIMEOUT=1s", "UPSTREAM_TIMEOUT=30s", "LOG_FORMAT=json",
+	)
+	start := func() (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(bin)
+		cmd.Env = env
+		var logs syncBuffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &logs
+	}
+
+	first, logs := start()
+	t.Cleanup(func() { _ = first.Process.Kill() })
+	// Wait until four calls are in flight.
+	deadline := time.Now().Add(20 * time.Second)
+	for sb.TotalCalls() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker never called the upstream; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- first.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("worker exit after SIGTERM: %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("worker did not exit after SIGTERM; logs:\n%s", logs.String())
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	info, err := insp.GetQueueInfo(tasks.QueuePandaPon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Completed != 0 || info.Active != 0 || info.Pending != n {
+		t.Fatalf("after SIGTERM: %d pending, %d active, %d completed; want all %d back in pending", info.Pending, info.Active, info.Completed, n)
+	}
+
+	second, logs2 := start()
+	t.Cleanup(func() { _ = second.Process.Kill() })
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		info, err = insp.GetQueueInfo(tasks.QueuePandaPon)
+		if err == nil && info.Completed == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: %+v; logs:\n%s", info, logs2.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, id := range ids {
+		order := strings.TrimPrefix(id, "pandapon:")
+		if !sb.Cancelled("pandapon", order) {
+			t.Errorf("order %s not cancelled at the upstream", order)
+		}
+	}
+	if c, err := dlq.New(rdb, "").Count(t.Context(), ""); err != nil || c != 0 {
+		t.Errorf("DLQ count %d (err %v), want 0", c, err)
+	}
+	_ = second.Process.Signal(syscall.SIGTERM)
+	if err := second.Wait(); err != nil {
+		t.Errorf("second worker exit: %v", err)
+	}
+}

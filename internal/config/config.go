@@ -1,0 +1,336 @@
+// Package config reads the worker's configuration: each setting from an
+// environment variable and a matching flag (the flag wins), validated at once
+// with one line per problem, naming variable and flag. Secrets are never
+// echoed.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap/zapcore"
+)
+
+// Defaults.
+const (
+	RedisURLDefault        = "redis://127.0.0.1:6379/0"
+	ConcurrencyDefault     = 10
+	ShutdownTimeoutDefault = 25 * time.Second
+	UpstreamTimeoutDefault = 10 * time.Second
+	LogLevelDefault        = "info"
+	LogFormatDefault       = "json"
+)
+
+// Meari is the Meari provider's settings. It is enabled when any is set.
+type Meari struct {
+	Enabled         bool
+	BaseURL         string
+	PartnerKey      string
+	PartnerSecret   string
+	SourceApp       int64
+	SignMode        meari.SignMode
+	TimestampFormat meari.TimestampFormat
+	MaxAttempts     int // 0: retry.MaxAttemptsDefault
+}
+
+// PandaPon is the PandaPon provider's settings. It is enabled when any is
+// set.
+type PandaPon struct {
+	Enabled      bool
+	BaseURL      string
+	AccessKey    string
+	AccessSecret string
+	UserID       string
+	MaxAttempts  int // 0: retry.MaxAttemptsDefault
+}
+
+// Config is the worker's whole configuration.
+type Config struct {
+	RedisURL        string
+	Redis           *redis.Options
+	Meari           Meari
+	PandaPon        PandaPon
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	UpstreamTimeout time.Duration
+	MaxAge          time.Duration // 0: retry.MaxAgeDefault
+	LogLevel        zapcore.Level
+	LogFormat       string // "json" or "console"
+	Demo            bool
+}
+
+// setting is one configuration value: its variable, its flag, and where the
+// raw text ends up.
+type setting struct {
+	env, flag, def, help string
+	secret               bool
+	raw                  string
+	set                  bool // given by flag or environment, not defaulted
+}
+
+func (s *setting) name() string { return fmt.Sprintf("%s (--%s)", s.env, s.flag) }
+
+// UsageError is a command-line error: unknown flag, bad flag syntax.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ErrHelp is returned by Load for -h or --help, after the usage is written.
+var ErrHelp = flag.ErrHelp
+
+// Load reads the configuration from args (without the program name),
+// getenv and files (for the _FILE secrets). It writes flag help to out on
+// --help. Every invalid value is reported, each on its own line.
+func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), out io.Writer) (Config, error) {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	ss := []*setting{
+		{env: "REDIS_URL", flag: "redis-url", def: RedisURLDefault, help: "Redis URL (redis://[:password@]host:port/db)"},
+		{env: "MEARI_BASE_URL", flag: "meari-base-url", help: "Meari API base URL, e.g. https://api.example.com"},
+		{env: "MEARI_PARTNER_KEY", flag: "meari-partner-key", help: "Meari partner key"},
+		{env: "MEARI_PARTNER_SECRET", flag: "meari-partner-secret", secret: true, help: "Meari partner secret (prefer MEARI_PARTNER_SECRET_FILE)"},
+		{env: "MEARI_PARTNER_SECRET_FILE", flag: "meari-partner-secret-file", help: "file holding the Meari partner secret"},
+		{env: "MEARI_SOURCE_APP", flag: "meari-source-app", help: "Meari customer number (sourceApp)"},
+		{env: "MEARI_SIGN_MODE", flag: "meari-sign-mode", def: string(meari.SignModeDefault), help: "Meari stringToSign mode: sorted or documented"},
+		{env: "MEARI_TIMESTAMP_FORMAT", flag: "meari-timestamp-format", def: "millis", help: "Meari timestamp format: millis or rfc3339"},
+		{env: "MEARI_MAX_ATTEMPTS", flag: "meari-max-attempts", def: "0", help: "Meari attempts before dead-lettering (0: default)"},
+		{env: "PANDAPON_BASE_URL", flag: "pandapon-base-url", help: "PandaPon API base URL"},
+		{env: "PANDAPON_ACCESS_KEY", flag: "pandapon-access-key", help: "PandaPon access key"},
+		{env: "PANDAPON_ACCESS_SECRET", flag: "pandapon-access-secret", secret: true, help: "PandaPon access secret (prefer PANDAPON_ACCESS_SECRET_FILE)"},
+		{env: "PANDAPON_ACCESS_SECRET_FILE", flag: "pandapon-access-secret-file", help: "file holding the PandaPon access secret"},
+		{env: "PANDAPON_USER_ID", flag: "pandapon-user-id", help: "PandaPon user id"},
+		{env: "PANDAPON_MAX_ATTEMPTS", flag: "pandapon-max-attempts", def: "0", help: "PandaPon attempts before dead-lettering (0: default)"},
+		{env: "WORKER_CONCURRENCY", flag: "concurrency", def: strconv.Itoa(ConcurrencyDefault), help: "tasks processed at once"},
+		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: ShutdownTimeoutDefault.String(), help: "how long in-flight calls may finish on SIGTERM"},
+		{env: "UPSTREAM_TIMEOUT", flag: "upstream-timeout", def: UpstreamTimeoutDefault.String(), help: "bound on one upstream call, body included"},
+		{env: "RETRY_MAX_AGE", flag: "retry-max-age", def: "0", help: "dead-letter a cancellation still failing this long after it was requested (0: default)"},
+		{env: "LOG_LEVEL", flag: "log-level", def: LogLevelDefault, help: "debug, info, warn or error"},
+		{env: "LOG_FORMAT", flag: "log-format", def: LogFormatDefault, help: "json or console"},
+	}
+	byEnv := map[string]*setting{}
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, s := range ss {
+		byEnv[s.env] = s
+		def := s.def
+		if s.secret {
+			def = ""
+		}
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, def), func(v string) error {
+			s.raw, s.set = v, true
+			return nil
+		})
+	}
+	demo := fs.Bool("demo", false, "run the zero-dependency demo: in-process Redis and a sandbox upstream (not durable)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nEach flag can also be set by the environment variable named in its help; the flag wins.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, ErrHelp
+		}
+		return Config{}, &UsageError{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, &UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	for _, s := range ss {
+		if !s.set {
+			if v := getenv(s.env); v != "" {
+				s.raw, s.set = v, true
+			} else {
+				s.raw = s.def
+			}
+		}
+	}
+
+	c := Config{Demo: *demo}
+	var errs []error
+	bad := func(s *setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
+	}
+	integer := func(env string, min int64) int64 {
+		s := byEnv[env]
+		n, err := strconv.ParseInt(strings.TrimSpace(s.raw), 10, 64)
+		switch {
+		case err != nil:
+			bad(s, "must be an integer, got %q", s.raw)
+		case n < min:
+			bad(s, "must be at least %d, got %d", min, n)
+		}
+		return n
+	}
+	duration := func(env string) time.Duration {
+		s := byEnv[env]
+		d, err := time.ParseDuration(strings.TrimSpace(s.raw))
+		switch {
+		case err != nil:
+			bad(s, "must be a duration such as 30s or 2m, got %q", s.raw)
+		case d < 0:
+			bad(s, "must not be negative, got %s", d)
+		}
+		return d
+	}
+	secret := func(env string) string {
+		s, f := byEnv[env], byEnv[env+"_FILE"]
+		switch {
+		case s.set && f.set:
+			bad(s, "set either it or %s, not both", f.name())
+			return ""
+		case f.set:
+			b, err := readFile(f.raw)
+			if err != nil {
+				bad(f, "cannot read the file: %v", errors.Unwrap(err))
+				return ""
+			}
+			v := strings.TrimRight(string(b), "\r\n")
+			if v == "" {
+				bad(f, "the file is empty")
+			}
+			return v
+		}
+		return s.raw
+	}
+	baseURL := func(env string) string {
+		s := byEnv[env]
+		if s.raw == "" {
+			return ""
+		}
+		u, err := url.Parse(s.raw)
+		switch {
+		case err != nil:
+			bad(s, "must be an http(s) URL, got %q", s.raw)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad(s, "must start with http:// or https://, got %q", u.Redacted())
+		case u.Host == "":
+			bad(s, "must name a host, got %q", u.Redacted())
+		case u.User != nil:
+			bad(s, "must not hold credentials")
+		case u.RawQuery != "" || u.Fragment != "":
+			bad(s, "must not have a query or fragment, got %q", u.Redacted())
+		}
+		return strings.TrimRight(s.raw, "/")
+	}
+
+	// Redis.
+	c.RedisURL = byEnv["REDIS_URL"].raw
+	if !c.Demo {
+		opt, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			shown := c.RedisURL
+			if u, uerr := url.Parse(c.RedisURL); uerr == nil {
+				shown = u.Redacted()
+			} else {
+				shown = "(unparseable)"
+			}
+			bad(byEnv["REDIS_URL"], "must be a redis:// or rediss:// URL, got %q", shown)
+		}
+		c.Redis = opt
+	}
+
+	// Meari.
+	m := &c.Meari
+	m.BaseURL = baseURL("MEARI_BASE_URL")
+	m.PartnerKey = byEnv["MEARI_PARTNER_KEY"].raw
+	m.PartnerSecret = secret("MEARI_PARTNER_SECRET")
+	if s := byEnv["MEARI_SOURCE_APP"]; s.set {
+		m.SourceApp = integer("MEARI_SOURCE_APP", 1)
+	}
+	if mode, err := meari.ParseSignMode(byEnv["MEARI_SIGN_MODE"].raw); err != nil {
+		bad(byEnv["MEARI_SIGN_MODE"], "%v", err)
+	} else {
+		m.SignMode = mode
+	}
+	if tf, err := meari.ParseTimestampFormat(byEnv["MEARI_TIMESTAMP_FORMAT"].raw); err != nil {
+		bad(byEnv["MEARI_TIMESTAMP_FORMAT"], "%v", err)
+	} else {
+		m.TimestampFormat = tf
+	}
+	m.MaxAttempts = int(integer("MEARI_MAX_ATTEMPTS", 0))
+	errs = append(errs, enable(&m.Enabled, "Meari",
+		byEnv["MEARI_BASE_URL"], byEnv["MEARI_PARTNER_KEY"], orSecret(byEnv["MEARI_PARTNER_SECRET"], byEnv["MEARI_PARTNER_SECRET_FILE"]), byEnv["MEARI_SOURCE_APP"])...)
+
+	// PandaPon.
+	p := &c.PandaPon
+	p.BaseURL = baseURL("PANDAPON_BASE_URL")
+	p.AccessKey = byEnv["PANDAPON_ACCESS_KEY"].raw
+	p.AccessSecret = secret("PANDAPON_ACCESS_SECRET")
+	p.UserID = byEnv["PANDAPON_USER_ID"].raw
+	p.MaxAttempts = int(integer("PANDAPON_MAX_ATTEMPTS", 0))
+	errs = append(errs, enable(&p.Enabled, "PandaPon",
+		byEnv["PANDAPON_BASE_URL"], byEnv["PANDAPON_ACCESS_KEY"], orSecret(byEnv["PANDAPON_ACCESS_SECRET"], byEnv["PANDAPON_ACCESS_SECRET_FILE"]), byEnv["PANDAPON_USER_ID"])...)
+
+	for _, s := range []*setting{byEnv["MEARI_MAX_ATTEMPTS"], byEnv["PANDAPON_MAX_ATTEMPTS"]} {
+		if n, err := strconv.Atoi(s.raw); err == nil && n > 500 {
+			bad(s, "must be at most 500, got %d", n)
+		}
+	}
+
+	// Worker.
+	c.Concurrency = int(integer("WORKER_CONCURRENCY", 1))
+	if c.Concurrency > 1000 {
+		bad(byEnv["WORKER_CONCURRENCY"], "must be at most 1000, got %d", c.Concurrency)
+	}
+	c.ShutdownTimeout = duration("SHUTDOWN_TIMEOUT")
+	c.UpstreamTimeout = duration("UPSTREAM_TIMEOUT")
+	if c.UpstreamTimeout == 0 {
+		bad(byEnv["UPSTREAM_TIMEOUT"], "must be positive")
+	}
+	c.MaxAge = duration("RETRY_MAX_AGE")
+	if lvl, err := zapcore.ParseLevel(byEnv["LOG_LEVEL"].raw); err != nil {
+		bad(byEnv["LOG_LEVEL"], "must be debug, info, warn or error, got %q", byEnv["LOG_LEVEL"].raw)
+	} else {
+		c.LogLevel = lvl
+	}
+	switch f := byEnv["LOG_FORMAT"].raw; f {
+	case "json", "console":
+		c.LogFormat = f
+	default:
+		bad(byEnv["LOG_FORMAT"], "must be json or console, got %q", f)
+	}
+	if !c.Demo && !c.Meari.Enabled && !c.PandaPon.Enabled && len(errs) == 0 {
+		errs = append(errs, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// orSecret returns whichever of a secret and its _FILE twin was given.
+func orSecret(s, file *setting) *setting {
+	if file.set && !s.set {
+		return file
+	}
+	return s
+}
+
+// enable marks a provider enabled when any of its required settings is
+// given, and reports each missing one when only some are: a half-configured
+// provider is an error, an unconfigured one is disabled.
+func enable(enabled *bool, provider string, required ...*setting) []error {
+	var missing []*setting
+	for _, s := range required {
+		if !s.set || s.raw == "" {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == len(required) {
+		return nil
+	}
+	*enabled = true
+	var errs []error
+	for _, s := range missing {
+		errs = append(errs, fmt.Errorf("%s: required when %s is configured (some %s settings are set)", s.name(), provider, provider))
+	}
+	return errs
+}

@@ -1,0 +1,220 @@
+// Package demo runs the worker with no dependencies: an in-process Redis
+// (miniredis), the sandbox upstream for both providers, short retry delays,
+// and a set of sample orders that show every outcome. Nothing in it is
+// durable.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/status"
+	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// SettleTimeout bounds how long Run waits for the sample orders to settle
+// before it prints the table anyway.
+const SettleTimeout = 60 * time.Second
+
+// Demo credentials: the sandbox checks every signature against them.
+const (
+	meariPartnerKey    = "demo-partner-key"
+	meariPartnerSecret = "demo-partner-secret"
+	meariSourceApp     = 72
+	pandaponAccessKey  = "demo-access-key"
+	pandaponSecret     = "demo-access-secret"
+	pandaponUserID     = "2100007341207"
+)
+
+// policy is the demo's retry policy: the production curve, compressed so
+// that everything settles within seconds.
+var policy = retry.Policy{
+	InitialInterval: 300 * time.Millisecond,
+	MaxInterval:     2 * time.Second,
+	MaxAttempts:     4,
+	AuthInterval:    2 * time.Second,
+	MaxAge:          10 * time.Minute,
+}
+
+// sample is one demo order: what the sandbox will answer, and what a user
+// should expect to see.
+type sample struct {
+	provider string
+	order    string // Meari order number or PandaPon order ID
+	steps    []sandbox.Step
+	expect   string
+}
+
+func samples() []sample {
+	return []sample{
+		{tasks.ProviderMeari, "DEMO-OK", []sandbox.Step{sandbox.OK()}, "cancelled at once"},
+		{tasks.ProviderMeari, "DEMO-1005-TWICE", append(sandbox.Times(2, sandbox.MeariCode("1005")), sandbox.OK()), "1005 twice, then cancelled"},
+		{tasks.ProviderMeari, "DEMO-4001", []sandbox.Step{sandbox.MeariCode("4001")}, "4001: dead-lettered"},
+		{tasks.ProviderMeari, "DEMO-4002", []sandbox.Step{sandbox.MeariCode("4002")}, "4002: dead-lettered"},
+		{tasks.ProviderMeari, "DEMO-1005-ALWAYS", []sandbox.Step{sandbox.MeariCode("1005")}, "1005 every time: retries exhausted"},
+		{tasks.ProviderPandaPon, "2542285634920880794", []sandbox.Step{sandbox.OK()}, "19-digit order ID, cancelled"},
+		{tasks.ProviderPandaPon, "2542285634920880795", []sandbox.Step{sandbox.HTTPStatus(503), sandbox.OK()}, "HTTP 503, retried, cancelled"},
+		{tasks.ProviderPandaPon, "2542285634920880796", []sandbox.Step{sandbox.RetryAfter(429, time.Second), sandbox.OK()}, "429 Retry-After 1s, cancelled"},
+		{tasks.ProviderPandaPon, "2542285634920880797", []sandbox.Step{sandbox.Reset(), sandbox.OK()}, "connection reset, retried, cancelled"},
+		{tasks.ProviderPandaPon, "2542285634920880798", []sandbox.Step{sandbox.PandaPonCode(200, new(false))}, "upstream refused: dead-lettered"},
+	}
+}
+
+// Run starts everything, enqueues the samples, prints a table of outcomes
+// once they have settled, and keeps serving until ctx is done.
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer) error {
+	mr, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("start in-process Redis: %w", err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	sb, srv, base, err := sandbox.Start(sandbox.Config{
+		Meari:    sandbox.MeariAccount{PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret, SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: string(cfg.Meari.TimestampFormat)},
+		PandaPon: sandbox.PandaPonAccount{AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID},
+	})
+	if err != nil {
+		return fmt.Errorf("start the sandbox upstream: %w", err)
+	}
+	defer srv.Close()
+
+	cfg.Meari = config.Meari{Enabled: true, BaseURL: base, PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret,
+		SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: cfg.Meari.TimestampFormat}
+	if cfg.Meari.SignMode == "" {
+		cfg.Meari.SignMode = meari.SignModeDefault
+	}
+	cfg.PandaPon = config.PandaPon{Enabled: true, BaseURL: base, AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID}
+	cfg.ShutdownTimeout = 2 * time.Second
+
+	w, err := worker.New(worker.Options{
+		Config: cfg, Redis: rdb, Logger: log,
+		Policies:                 map[string]retry.Policy{tasks.ProviderMeari: policy, tasks.ProviderPandaPon: policy},
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "DEMO MODE: in-process Redis at %s and a sandbox upstream at %s.\n", mr.Addr(), base)
+	fmt.Fprintf(out, "Nothing is durable: every task and dead-letter entry is gone when this process ends.\n\n")
+
+	enq := tasks.NewEnqueuer(rdb)
+	ss := samples()
+	ids := make([]string, len(ss))
+	for i, s := range ss {
+		sb.Script(s.provider, s.order, s.steps...)
+		t, err := build(s)
+		if err != nil {
+			return err
+		}
+		res, err := enq.Enqueue(ctx, t, false)
+		if err != nil {
+			return err
+		}
+		ids[i] = res.TaskID
+	}
+	fmt.Fprintf(out, "Enqueued %d sample orders; retries are shortened to settle in seconds.\n\n", len(ss))
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Shutdown()
+
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	store := dlq.New(rdb, "")
+	sts, err := settle(ctx, insp, store, ss, ids)
+	if err != nil {
+		return err
+	}
+	printTable(out, ss, sts, sb)
+	fmt.Fprintf(out, "\nThe worker keeps running (try: enqueue --redis-url redis://%s/0 dlq list). Press Ctrl-C to stop.\n", mr.Addr())
+	<-ctx.Done()
+	return nil
+}
+
+func build(s sample) (*asynq.Task, error) {
+	if s.provider == tasks.ProviderMeari {
+		return tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: meariSourceApp, UserAccount: "demo@example.com", OrderType: 1, OrderNum: s.order})
+	}
+	id, err := tasks.ParseOrderID(s.order)
+	if err != nil {
+		return nil, fmt.Errorf("sample order %s: %w", s.order, err)
+	}
+	return tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: id, CancelReason: "demo"})
+}
+
+func settled(st status.Status) bool {
+	return st.State == status.StateCompleted || st.State == status.StateDeadLettered
+}
+
+// settle polls the samples' status until all are completed or
+// dead-lettered, or SettleTimeout passes. Polling: nothing in Redis signals.
+func settle(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, ss []sample, ids []string) ([]status.Status, error) {
+	deadline := time.Now().Add(SettleTimeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sts := make([]status.Status, len(ss))
+		done := true
+		for i, s := range ss {
+			st, err := status.Lookup(ctx, insp, store, ids[i], tasks.QueueFor(s.provider))
+			if err != nil {
+				return nil, err
+			}
+			sts[i] = st
+			done = done && settled(st)
+		}
+		if done || time.Now().After(deadline) {
+			return sts, nil
+		}
+		select {
+		case <-ctx.Done():
+			return sts, nil
+		case <-tick.C:
+		}
+	}
+}
+
+func printTable(out io.Writer, ss []sample, sts []status.Status, sb *sandbox.Sandbox) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROVIDER\tORDER\tSCRIPTED\tCALLS\tOUTCOME\tDETAIL")
+	for i, s := range ss {
+		st := sts[i]
+		detail := ""
+		if st.DLQ != nil {
+			detail = st.DLQ.Reason
+			if st.DLQ.UpstreamCode != "" {
+				detail += " (" + st.DLQ.UpstreamCode + ")"
+			}
+		} else if st.LastError != "" && !settled(st) {
+			detail = firstLine(st.LastError)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.provider, s.order, s.expect, len(sb.Calls(s.provider, s.order)), st.State, detail)
+	}
+	tw.Flush()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return s
+}

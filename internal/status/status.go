@@ -1,0 +1,168 @@
+// Package status tells where one order's cancellation stands: waiting,
+// running, retrying, done, or dead-lettered, from asynq and the DLQ store.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// State is where a task stands.
+type State string
+
+// States reported by Lookup.
+const (
+	StatePending      State = "pending"       // waiting for a worker
+	StateScheduled    State = "scheduled"     // waiting for its time
+	StateActive       State = "active"        // being processed
+	StateRetry        State = "retry"         // failed, waiting for its next attempt
+	StateCompleted    State = "completed"     // cancelled; kept for its retention
+	StateDeadLettered State = "dead-lettered" // given up on: see Status.DLQ
+	StateArchived     State = "archived"      // archived by asynq or by hand, not in the DLQ
+	StateNotFound     State = "not found"     // unknown, or finished and past its retention
+)
+
+// Status describes one task. Pointer fields are nil when they do not apply.
+type Status struct {
+	Provider string `json:"provider"`
+	Order    string `json:"order"`
+	TaskID   string `json:"task_id"`
+	Queue    string `json:"queue"`
+	State    State  `json:"state"`
+	// NextAttemptAt is when a scheduled or retrying task runs next.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// LastError is the last failure's error text: the DLQ entry's message
+	// when dead-lettered or when asynq has none, else asynq's last error.
+	LastError    string     `json:"last_error,omitempty"`
+	LastFailedAt *time.Time `json:"last_failed_at,omitempty"`
+	// Retried is how many times asynq retried the task.
+	Retried     int        `json:"retried"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// DLQ is the task's dead-letter entry, with its reason, if it has one.
+	DLQ *dlq.Entry `json:"dlq,omitempty"`
+}
+
+// Lookup returns the status of task taskID in queue; queue "" means the
+// queue of the provider named by the ID's prefix. A task with a DLQ entry
+// is dead-lettered when asynq has it archived or no longer has it; when
+// asynq has it waiting, running or completed (after a requeue), that state
+// is reported, with the entry still in DLQ. store may be nil.
+func Lookup(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, taskID, queue string) (Status, error) {
+	if taskID == "" {
+		return Status{}, errors.New("status: task_id: is required")
+	}
+	provider, order := fromID(taskID)
+	if queue == "" {
+		queue = tasks.QueueFor(provider)
+	}
+	st := Status{Provider: provider, Order: order, TaskID: taskID, Queue: queue, State: StateNotFound}
+
+	if store != nil {
+		e, err := store.Get(ctx, taskID)
+		switch {
+		case errors.Is(err, dlq.ErrNotFound):
+		case err != nil:
+			return Status{}, fmt.Errorf("status %s: %w", taskID, err)
+		default:
+			st.DLQ = &e
+			if e.Provider != "" {
+				st.Provider = e.Provider
+			}
+			if e.Order != "" {
+				st.Order = e.Order
+			}
+			if st.Queue == "" {
+				st.Queue = e.Queue
+			}
+			st.State = StateDeadLettered
+			st.LastError = e.Message
+			st.LastFailedAt = timePtr(e.LastFailedAt)
+		}
+	}
+	if st.Queue == "" {
+		return st, nil
+	}
+
+	info, err := insp.GetTaskInfo(st.Queue, taskID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return st, nil
+	case err != nil:
+		return Status{}, fmt.Errorf("status %s: %w", taskID, err)
+	}
+	st.Retried = info.Retried
+	if p, o := fromTask(info); p != "" {
+		st.Provider, st.Order = p, o
+	}
+	switch info.State {
+	case asynq.TaskStateArchived:
+		if st.DLQ == nil {
+			st.State = StateArchived
+		}
+	case asynq.TaskStatePending:
+		st.State = StatePending
+	case asynq.TaskStateScheduled:
+		st.State = StateScheduled
+		st.NextAttemptAt = timePtr(info.NextProcessAt)
+	case asynq.TaskStateRetry:
+		st.State = StateRetry
+		st.NextAttemptAt = timePtr(info.NextProcessAt)
+	case asynq.TaskStateActive:
+		st.State = StateActive
+	case asynq.TaskStateCompleted:
+		st.State = StateCompleted
+		st.CompletedAt = timePtr(info.CompletedAt)
+	default:
+		st.State = State(info.State.String())
+	}
+	if st.State != StateDeadLettered && info.LastErr != "" {
+		st.LastError = info.LastErr
+		st.LastFailedAt = timePtr(info.LastFailedAt)
+	}
+	return st, nil
+}
+
+// fromID returns the provider and order named by a task ID:
+// "meari:<source_app>:<order_type>:<order_num>" or "pandapon:<order_id>".
+func fromID(id string) (provider, order string) {
+	provider, rest, _ := strings.Cut(id, ":")
+	switch provider {
+	case tasks.ProviderMeari:
+		_, order, _ = strings.Cut(rest, ":") // drop source_app
+		return provider, order
+	case tasks.ProviderPandaPon:
+		return provider, rest
+	}
+	return "", ""
+}
+
+// fromTask returns the provider and order of a task's payload, or "" if
+// the payload does not decode.
+func fromTask(info *asynq.TaskInfo) (provider, order string) {
+	switch info.Type {
+	case tasks.TypeMeariCancel:
+		if m, err := tasks.ParseMeariCancel(info.Payload); err == nil {
+			return tasks.ProviderMeari, m.OrderRef()
+		}
+	case tasks.TypePandaPonCancel:
+		if p, err := tasks.ParsePandaPonCancel(info.Payload); err == nil {
+			return tasks.ProviderPandaPon, p.OrderRef()
+		}
+	}
+	return "", ""
+}
+
+// timePtr returns &t, or nil for the zero time.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,298 @@
+// Package worker turns cancellation tasks into upstream calls: it decodes
+// the payload, calls the provider, and maps the typed outcome to asynq (done,
+// retry later, or dead-letter), in one place.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/pandapon"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+type meariCanceler interface {
+	Cancel(ctx context.Context, o meari.Order) error
+}
+
+type pandaponCanceler interface {
+	Cancel(ctx context.Context, o pandapon.Order) error
+}
+
+// Observer is told of every attempt and every dead-lettering, for metrics.
+// Implementations must be safe for concurrent use.
+type Observer interface {
+	// Attempt reports one upstream call: class is "success", "transient",
+	// "permanent" or "auth"; code is the upstream code ("" on success).
+	Attempt(provider, class, code string, latency time.Duration)
+	// DeadLettered reports a DLQ entry written for reason; outcomeUnknown
+	// says an earlier attempt may already have cancelled the order.
+	DeadLettered(provider, reason string, outcomeUnknown bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Attempt(string, string, string, time.Duration) {}
+func (nopObserver) DeadLettered(string, string, bool)             {}
+
+// HandlerConfig wires a Handler. Logger, Redis and DLQ are required; a nil
+// provider client means that provider is not served.
+type HandlerConfig struct {
+	Logger   *zap.Logger
+	Redis    redis.UniversalClient
+	DLQ      *dlq.Store
+	Meari    meariCanceler
+	PandaPon pandaponCanceler
+	// MeariSourceApp is the customer number Meari is configured for; a task
+	// for another one cannot be signed and is dead-lettered.
+	MeariSourceApp int64
+	// Policies holds the retry policy by provider name; a missing one is the
+	// default policy.
+	Policies map[string]retry.Policy
+	// Observer receives metrics events; nil means none.
+	Observer Observer
+	// Retention is how long attempt records are kept; zero means
+	// tasks.RetentionDefault.
+	Retention time.Duration
+	// NowFunc returns the time; nil means time.Now.
+	NowFunc func() time.Time
+}
+
+// Handler processes both cancellation task types. It is safe for concurrent
+// use.
+type Handler struct {
+	log      *zap.Logger
+	dlq      *dlq.Store
+	meari    meariCanceler
+	pandapon pandaponCanceler
+	source   int64
+	policies map[string]retry.Policy
+	obs      Observer
+	attempts attempts
+	nowFunc  func() time.Time
+}
+
+var _ asynq.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler for cfg.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	var errs []error
+	if cfg.Logger == nil {
+		errs = append(errs, errors.New("worker: Logger is required"))
+	}
+	if cfg.Redis == nil {
+		errs = append(errs, errors.New("worker: Redis is required"))
+	}
+	if cfg.DLQ == nil {
+		errs = append(errs, errors.New("worker: DLQ is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		log:      cfg.Logger,
+		dlq:      cfg.DLQ,
+		meari:    cfg.Meari,
+		pandapon: cfg.PandaPon,
+		source:   cfg.MeariSourceApp,
+		policies: cfg.Policies,
+		obs:      cfg.Observer,
+		attempts: attempts{rdb: cfg.Redis, ttl: cfg.Retention},
+		nowFunc:  cfg.NowFunc,
+	}
+	if h.obs == nil {
+		h.obs = nopObserver{}
+	}
+	if h.attempts.ttl <= 0 {
+		h.attempts.ttl = tasks.RetentionDefault
+	}
+	// The record must outlive the longest a task can keep retrying.
+	h.attempts.ttl += retry.MaxAgeDefault
+	if h.nowFunc == nil {
+		h.nowFunc = time.Now
+	}
+	return h, nil
+}
+
+// Policy returns the retry policy of provider.
+func (h *Handler) Policy(provider string) retry.Policy {
+	return h.policies[provider].WithDefaults()
+}
+
+// job is one decoded task: who to call, and how to name it.
+type job struct {
+	provider    string
+	order       string
+	requestedAt time.Time
+	call        func(ctx context.Context) error
+}
+
+// ProcessTask calls the provider once and maps the outcome to asynq:
+// nil (done), an error (asynq retries it after retry.Delay), or an error
+// wrapping asynq.SkipRetry after the DLQ entry is written.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	taskID, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	provider := tasks.ProviderOf(t.Type())
+	log := h.log.With(zap.String("provider", provider), zap.String("task_id", taskID))
+
+	j, err := h.decode(t)
+	if err != nil {
+		// Retrying the same bytes on the same worker cannot help.
+		reason := dlq.ReasonBadPayload
+		if errors.Is(err, errNotServable) {
+			reason = dlq.ReasonMisconfigured
+		}
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, record{Attempt: 1}, reason, err)
+	}
+	log = log.With(zap.String("order", j.order))
+
+	// Bookkeeping must survive the task's context ending at shutdown.
+	bg := context.WithoutCancel(ctx)
+	rec, err := h.attempts.begin(bg, taskID)
+	if err != nil {
+		return fmt.Errorf("cancel %s %s: %w", provider, j.order, err)
+	}
+	log = log.With(zap.Int("attempt", rec.Attempt))
+
+	start := h.nowFunc()
+	callErr := j.call(ctx)
+	latency := h.nowFunc().Sub(start)
+	log = log.With(zap.Int64("latency_ms", latency.Milliseconds()))
+
+	if callErr == nil {
+		h.obs.Attempt(provider, "success", "", latency)
+		log.Info("order cancelled")
+		if err := h.attempts.succeeded(bg, taskID); err != nil {
+			log.Warn("could not clear the attempt record", zap.Error(err))
+		}
+		return nil
+	}
+
+	var pe *providers.Error
+	if !errors.As(callErr, &pe) {
+		pe = &providers.Error{Provider: provider, Class: providers.Transient, Code: "internal", Message: callErr.Error(), Err: callErr}
+	}
+	h.obs.Attempt(provider, pe.Class.String(), pe.Code, latency)
+	log = log.With(zap.String("class", pe.Class.String()), zap.String("upstream_code", pe.Code))
+	now := h.nowFunc()
+	if err := h.attempts.failed(bg, taskID, now, pe.Unknown); err != nil {
+		log.Warn("could not update the attempt record", zap.Error(err))
+	}
+	if rec.FirstFailedAt.IsZero() {
+		rec.FirstFailedAt = now
+	}
+	wrapped := fmt.Errorf("cancel %s %s: %w", provider, j.order, callErr)
+	if ctx.Err() != nil {
+		// Shutdown or the task deadline: asynq puts the task back; do not
+		// decide its fate on a call we cut short.
+		log.Warn("attempt interrupted", zap.Error(callErr))
+		return wrapped
+	}
+
+	policy := h.Policy(provider)
+	switch pe.Class {
+	case providers.Permanent:
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonPermanent, wrapped)
+	case providers.Auth:
+		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
+		return wrapped
+	}
+	switch {
+	case policy.Exhausted(retried + 1):
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonRetriesExhausted, wrapped)
+	case policy.TooOld(j.requestedAt, now):
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonMaxAge, wrapped)
+	}
+	log.Warn("attempt failed; will retry", zap.Error(callErr))
+	return wrapped
+}
+
+// deadLetter writes the DLQ entry and only then tells asynq to stop: if the
+// worker dies in between, asynq runs the task again and the entry is
+// written again (same ID, replaced), never lost.
+func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task, taskID, provider, order string, rec record, reason string, cause error) error {
+	now := h.nowFunc().UTC()
+	e := dlq.Entry{
+		ID:             taskID,
+		Provider:       provider,
+		Order:          order,
+		TaskType:       t.Type(),
+		Queue:          tasks.QueueFor(provider),
+		Payload:        append([]byte(nil), t.Payload()...),
+		Reason:         reason,
+		Message:        providers.Truncate(cause.Error(), 1024),
+		OutcomeUnknown: rec.OutcomeUnknown,
+		Attempts:       rec.Attempt,
+		FirstFailedAt:  rec.FirstFailedAt.UTC(),
+		LastFailedAt:   now,
+	}
+	if e.FirstFailedAt.IsZero() {
+		e.FirstFailedAt = now
+	}
+	var pe *providers.Error
+	if errors.As(cause, &pe) {
+		e.UpstreamCode = pe.Code
+	}
+	if _, err := h.dlq.Put(context.WithoutCancel(ctx), e); err != nil {
+		// Not recorded: let asynq retry rather than archive without a record.
+		log.Error("could not write the dead-letter entry; the task will be retried", zap.Error(err))
+		return fmt.Errorf("dead-letter %s: %w", taskID, err)
+	}
+	h.obs.DeadLettered(provider, reason, e.OutcomeUnknown)
+	fields := []zap.Field{zap.String("reason", reason), zap.Error(cause)}
+	if e.OutcomeUnknown {
+		fields = append(fields, zap.Bool("outcome_unknown", true))
+		log.Error("dead-lettered; an earlier attempt's outcome was unknown, the order may already be cancelled", fields...)
+	} else {
+		log.Error("dead-lettered", fields...)
+	}
+	return fmt.Errorf("%w: %w", cause, asynq.SkipRetry)
+}
+
+// errNotServable marks a valid task this worker cannot send.
+var errNotServable = errors.New("not servable by this worker")
+
+// decode returns the task's job; on an errNotServable error the job still
+// names the order.
+func (h *Handler) decode(t *asynq.Task) (job, error) {
+	switch t.Type() {
+	case tasks.TypeMeariCancel:
+		m, err := tasks.ParseMeariCancel(t.Payload())
+		if err != nil {
+			return job{}, err
+		}
+		j := job{provider: tasks.ProviderMeari, order: m.OrderRef(), requestedAt: m.RequestedAt}
+		switch {
+		case h.meari == nil:
+			return j, fmt.Errorf("%w: meari is not configured", errNotServable)
+		case m.SourceApp != h.source:
+			return j, fmt.Errorf("%w: source_app: this worker signs for Meari customer %d, the task is for %d", errNotServable, h.source, m.SourceApp)
+		}
+		o := meari.Order{SourceApp: m.SourceApp, UserAccount: m.UserAccount, OrderType: m.OrderType, OrderNum: m.OrderNum}
+		j.call = func(ctx context.Context) error { return h.meari.Cancel(ctx, o) }
+		return j, nil
+	case tasks.TypePandaPonCancel:
+		p, err := tasks.ParsePandaPonCancel(t.Payload())
+		if err != nil {
+			return job{}, err
+		}
+		j := job{provider: tasks.ProviderPandaPon, order: p.OrderRef(), requestedAt: p.RequestedAt}
+		if h.pandapon == nil {
+			return j, fmt.Errorf("%w: pandapon is not configured", errNotServable)
+		}
+		o := pandapon.Order{OrderID: int64(p.OrderID), CancelReason: p.CancelReason, Remark: p.Remark}
+		j.call = func(ctx context.Context) error { return h.pandapon.Cancel(ctx, o) }
+		return j, nil
+	}
+	return job{}, fmt.Errorf("unknown task type %q", t.Type())
+}

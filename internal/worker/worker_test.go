@@ -1,0 +1,428 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+const (
+	testSourceApp = 72
+	bigOrderID    = "2542285634920880794"
+)
+
+// rig is a running worker against a real Redis and the sandbox upstream.
+type rig struct {
+	rdb   *redis.Client
+	sb    *sandbox.Sandbox
+	enq   *tasks.Enqueuer
+	store *dlq.Store
+	insp  *asynq.Inspector
+	logs  *observer.ObservedLogs
+	w     *Worker
+	cfg   config.Config
+	opts  Options
+}
+
+type rigOption func(*rig)
+
+func withPolicy(p retry.Policy) rigOption {
+	return func(r *rig) {
+		r.opts.Policies = map[string]retry.Policy{tasks.ProviderMeari: p, tasks.ProviderPandaPon: p}
+	}
+}
+
+func withConcurrency(n int) rigOption { return func(r *rig) { r.opts.Config.Concurrency = n } }
+
+func withUpstreamTimeout(d time.Duration) rigOption {
+	return func(r *rig) { r.opts.Config.UpstreamTimeout = d }
+}
+
+// fastPolicy keeps the production shape with millisecond delays.
+var fastPolicy = retry.Policy{
+	InitialInterval: 20 * time.Millisecond,
+	MaxInterval:     100 * time.Millisecond,
+	MaxAttempts:     5,
+	AuthInterval:    50 * time.Millisecond,
+	MaxAge:          time.Hour,
+}
+
+func newRig(t *testing.T, opts ...rigOption) *rig {
+	t.Helper()
+	rdb := redistest.New(t).Client(t)
+	sb := sandbox.New(sandbox.Config{
+		Meari:    sandbox.MeariAccount{PartnerKey: "pk-test", PartnerSecret: "ps-test-secret", SourceApp: testSourceApp, SignMode: meari.SignSorted},
+		PandaPon: sandbox.PandaPonAccount{AccessKey: "ak-test", AccessSecret: "as-test-secret", UserID: "2100007341207"},
+	})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	core, logs := observer.New(zapcore.DebugLevel)
+	r := &rig{rdb: rdb, sb: sb, logs: logs}
+	r.opts = Options{
+		Config: config.Config{
+			Meari: config.Meari{Enabled: true, BaseURL: srv.URL, PartnerKey: "pk-test", PartnerSecret: "ps-test-secret",
+				SourceApp: testSourceApp, SignMode: meari.SignSorted, TimestampFormat: meari.TimestampMillis},
+			PandaPon:        config.PandaPon{Enabled: true, BaseURL: srv.URL, AccessKey: "ak-test", AccessSecret: "as-test-secret", UserID: "2100007341207"},
+			Concurrency:     8,
+			ShutdownTimeout: 2 * time.Second,
+			UpstreamTimeout: 2 * time.Second,
+			LogLevel:        zapcore.InfoLevel,
+		},
+		Redis:                    rdb,
+		Logger:                   zap.New(core),
+		DelayedTaskCheckInterval: 20 * time.Millisecond,
+	}
+	withPolicy(fastPolicy)(r)
+	for _, o := range opts {
+		o(r)
+	}
+	w, err := New(r.opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(w.Shutdown)
+	r.w = w
+	r.enq = tasks.NewEnqueuer(rdb)
+	r.store = dlq.New(rdb, "")
+	r.insp = asynq.NewInspectorFromRedisClient(rdb)
+	return r
+}
+
+func (r *rig) enqueueMeari(t *testing.T, orderNum string) tasks.Result {
+	t.Helper()
+	task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: testSourceApp, UserAccount: "test@123.com", OrderType: 1, OrderNum: orderNum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.enq.Enqueue(t.Context(), task, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (r *rig) enqueuePandaPon(t *testing.T, orderID string) tasks.Result {
+	t.Helper()
+	id, err := tasks.ParseOrderID(orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: id, CancelReason: "不想要了"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.enq.Enqueue(t.Context(), task, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// waitState polls asynq until the task reaches state: nothing in Redis
+// signals a state change, so polling with a deadline is the way.
+func (r *rig) waitState(t *testing.T, res tasks.Result, want asynq.TaskState) *asynq.TaskInfo {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		info, err := r.insp.GetTaskInfo(res.Queue, res.TaskID)
+		if err == nil && info.State == want {
+			return info
+		}
+		if err == nil {
+			last = fmt.Sprintf("%s (retried %d, last error %q)", info.State, info.Retried, info.LastErr)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("task %s never reached %s; last seen: %s", res.TaskID, want, last)
+	return nil
+}
+
+func waitCalls(t *testing.T, sb *sandbox.Sandbox, provider, order string, n int) []sandbox.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	calls, err := sb.WaitCalls(ctx, provider, order, n)
+	if err != nil {
+		t.Fatalf("%s %s: waited for %d upstream calls, saw %d: %v", provider, order, n, len(sb.Calls(provider, order)), err)
+	}
+	return calls
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	no := false
+	tests := []struct {
+		name      string
+		provider  string
+		order     string
+		steps     []sandbox.Step
+		wantCalls int
+		wantState asynq.TaskState
+		wantDLQ   string // reason, "" for none
+		wantCode  string
+	}{
+		{name: "meari success", provider: "meari", order: "OK-1", steps: []sandbox.Step{sandbox.OK()}, wantCalls: 1, wantState: asynq.TaskStateCompleted},
+		{name: "meari 1005 twice then success", provider: "meari", order: "T-1005", steps: append(sandbox.Times(2, sandbox.MeariCode("1005")), sandbox.OK()), wantCalls: 3, wantState: asynq.TaskStateCompleted},
+		{name: "meari 4001 dead-lettered", provider: "meari", order: "P-4001", steps: []sandbox.Step{sandbox.MeariCode("4001")}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "4001"},
+		{name: "meari 4002 dead-lettered", provider: "meari", order: "P-4002", steps: []sandbox.Step{sandbox.MeariCode("4002")}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "4002"},
+		{name: "meari 1003 dead-lettered", provider: "meari", order: "P-1003", steps: []sandbox.Step{sandbox.MeariCode("1003")}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "1003"},
+		{name: "meari HTTP 503 retried", provider: "meari", order: "T-503", steps: []sandbox.Step{sandbox.HTTPStatus(503), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+		{name: "meari connection reset retried", provider: "meari", order: "T-RESET", steps: []sandbox.Step{sandbox.Reset(), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+		{name: "meari unknown code retried until exhausted", provider: "meari", order: "T-9999", steps: []sandbox.Step{sandbox.MeariCode("9999")}, wantCalls: 5, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonRetriesExhausted, wantCode: "9999"},
+		{name: "pandapon success, 19-digit id", provider: "pandapon", order: bigOrderID, steps: []sandbox.Step{sandbox.OK()}, wantCalls: 1, wantState: asynq.TaskStateCompleted},
+		{name: "pandapon 503 then success", provider: "pandapon", order: "2542285634920880001", steps: []sandbox.Step{sandbox.HTTPStatus(503), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+		{name: "pandapon reset then success", provider: "pandapon", order: "2542285634920880002", steps: []sandbox.Step{sandbox.Reset(), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+		{name: "pandapon refused", provider: "pandapon", order: "2542285634920880003", steps: []sandbox.Step{sandbox.PandaPonCode(200, &no)}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "200"},
+		{name: "pandapon body 429 retried", provider: "pandapon", order: "2542285634920880004", steps: []sandbox.Step{sandbox.PandaPonCode(429, nil), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+		{name: "pandapon other code dead-lettered", provider: "pandapon", order: "2542285634920880005", steps: []sandbox.Step{sandbox.PandaPonCode(404, nil)}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "404"},
+		{name: "pandapon bad body retried", provider: "pandapon", order: "2542285634920880006", steps: []sandbox.Step{sandbox.BadBody("<html>oops</html>"), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
+	}
+	r := newRig(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r.sb.Script(tt.provider, tt.order, tt.steps...)
+			var res tasks.Result
+			if tt.provider == "meari" {
+				res = r.enqueueMeari(t, tt.order)
+			} else {
+				res = r.enqueuePandaPon(t, tt.order)
+			}
+			info := r.waitState(t, res, tt.wantState)
+			calls := r.sb.Calls(tt.provider, tt.order)
+			if len(calls) != tt.wantCalls {
+				t.Errorf("upstream calls = %d, want %d", len(calls), tt.wantCalls)
+			}
+			for _, c := range calls {
+				if c.Reject != "" {
+					t.Errorf("sandbox rejected a call: %s", c.Reject)
+				}
+			}
+			e, err := r.store.Get(t.Context(), res.TaskID)
+			switch {
+			case tt.wantDLQ == "" && !errors.Is(err, dlq.ErrNotFound):
+				t.Errorf("DLQ entry %+v (err %v), want none", e, err)
+			case tt.wantDLQ != "" && err != nil:
+				t.Errorf("DLQ entry: %v, want reason %q", err, tt.wantDLQ)
+			case tt.wantDLQ != "":
+				if e.Reason != tt.wantDLQ || e.UpstreamCode != tt.wantCode || e.Attempts != tt.wantCalls || e.Provider != tt.provider {
+					t.Errorf("DLQ entry reason=%q code=%q attempts=%d provider=%q, want %q %q %d %q",
+						e.Reason, e.UpstreamCode, e.Attempts, e.Provider, tt.wantDLQ, tt.wantCode, tt.wantCalls, tt.provider)
+				}
+				if !bytes.Equal(e.Payload, info.Payload) {
+					t.Errorf("DLQ payload %s, want the task's %s", e.Payload, info.Payload)
+				}
+				if e.OutcomeUnknown {
+					t.Errorf("DLQ entry marked outcome unknown without an unknown attempt")
+				}
+			}
+		})
+	}
+}
+
+func TestPandaPonOrderIDByteExact(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	res := r.enqueuePandaPon(t, bigOrderID)
+	calls := waitCalls(t, r.sb, "pandapon", bigOrderID, 1)
+	r.waitState(t, res, asynq.TaskStateCompleted)
+	if !bytes.Contains(calls[0].Body, []byte(`"orderId":`+bigOrderID+`,`)) {
+		t.Fatalf("upstream body %s does not carry orderId %s byte for byte", calls[0].Body, bigOrderID)
+	}
+	if res.TaskID != "pandapon:"+bigOrderID {
+		t.Fatalf("task ID %s", res.TaskID)
+	}
+}
+
+func TestAuthRetriedNeverDeadLettered(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withPolicy(retry.Policy{InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxAttempts: 2, AuthInterval: 30 * time.Millisecond, MaxAge: time.Hour}))
+	// More auth failures than the budget of 2 attempts: they must not count.
+	r.sb.Script("meari", "AUTH-1", append(sandbox.Times(4, sandbox.MeariCode("1023")), sandbox.OK())...)
+	no := 401
+	r.sb.Script("pandapon", "2542285634920880010", append(sandbox.Times(3, sandbox.PandaPonCode(no, nil)), sandbox.OK())...)
+	m := r.enqueueMeari(t, "AUTH-1")
+	p := r.enqueuePandaPon(t, "2542285634920880010")
+	for _, res := range []tasks.Result{m, p} {
+		info := r.waitState(t, res, asynq.TaskStateCompleted)
+		if info.Retried != 0 {
+			t.Errorf("%s: asynq counted %d failures; auth failures must not count", res.TaskID, info.Retried)
+		}
+		if _, err := r.store.Get(t.Context(), res.TaskID); !errors.Is(err, dlq.ErrNotFound) {
+			t.Errorf("%s: dead-lettered for auth failures (err %v)", res.TaskID, err)
+		}
+	}
+	if got := len(r.sb.Calls("meari", "AUTH-1")); got != 5 {
+		t.Errorf("meari calls = %d, want 5", got)
+	}
+	authErrors := r.logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("class", "auth")).Len()
+	if authErrors != 7 {
+		t.Errorf("error-level auth lines = %d, want 7 (one per rejected attempt)", authErrors)
+	}
+}
+
+func TestSameOrderTwiceOneCancel(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sb.Script("meari", "DUP-1", sandbox.Slow(100*time.Millisecond, sandbox.OK()))
+	first := r.enqueueMeari(t, "DUP-1")
+	second := r.enqueueMeari(t, "DUP-1")
+	if first.AlreadyQueued || !second.AlreadyQueued || first.TaskID != second.TaskID {
+		t.Fatalf("first %+v, second %+v: want one task, second already queued", first, second)
+	}
+	r.waitState(t, first, asynq.TaskStateCompleted)
+	// Within the retention window a finished order is still "already queued".
+	if third := r.enqueueMeari(t, "DUP-1"); !third.AlreadyQueued {
+		t.Fatalf("after completion: %+v, want already queued", third)
+	}
+	if got := len(r.sb.Calls("meari", "DUP-1")); got != 1 {
+		t.Fatalf("upstream cancels = %d, want 1", got)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sb.Script("pandapon", "2542285634920880020", sandbox.RetryAfter(429, time.Second), sandbox.OK())
+	res := r.enqueuePandaPon(t, "2542285634920880020")
+	calls := waitCalls(t, r.sb, "pandapon", "2542285634920880020", 2)
+	r.waitState(t, res, asynq.TaskStateCompleted)
+	// The fast policy alone would retry within 100ms.
+	if gap := calls[1].At.Sub(calls[0].At); gap < time.Second {
+		t.Fatalf("retried after %s, want at least the 1s Retry-After", gap)
+	}
+}
+
+func TestUnknownOutcomeThenPermanent(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	// A reset after the request was sent: it may have cancelled the order, and
+	// the retry is then answered "not found".
+	r.sb.Script("meari", "AMB-1", sandbox.Reset(), sandbox.MeariCode("4001"))
+	res := r.enqueueMeari(t, "AMB-1")
+	r.waitState(t, res, asynq.TaskStateArchived)
+	e, err := r.store.Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent || e.Attempts != 2 {
+		t.Fatalf("entry %+v: want outcome_unknown, permanent, 2 attempts", e)
+	}
+}
+
+func TestBadPayloadDeadLettered(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	c := asynq.NewClientFromRedisClient(r.rdb)
+	tests := []struct {
+		name, id, typ, queue, payload, reason string
+	}{
+		{name: "not JSON", id: "meari:bad:1", typ: tasks.TypeMeariCancel, queue: tasks.QueueMeari, payload: `{not json`, reason: dlq.ReasonBadPayload},
+		{name: "float order id", id: "pandapon:bad:2", typ: tasks.TypePandaPonCancel, queue: tasks.QueuePandaPon, payload: `{"order_id":2.542285634920880794e18}`, reason: dlq.ReasonBadPayload},
+		{name: "other customer", id: "meari:73:1:X", typ: tasks.TypeMeariCancel, queue: tasks.QueueMeari, payload: `{"source_app":73,"user_account":"a","order_type":1,"order_num":"X"}`, reason: dlq.ReasonMisconfigured},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := c.Enqueue(asynq.NewTask(tt.typ, []byte(tt.payload)), asynq.TaskID(tt.id), asynq.Queue(tt.queue), asynq.MaxRetry(5)); err != nil {
+				t.Fatal(err)
+			}
+			r.waitState(t, tasks.Result{TaskID: tt.id, Queue: tt.queue}, asynq.TaskStateArchived)
+			e, err := r.store.Get(t.Context(), tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(e.Payload)
+			if !json.Valid([]byte(tt.payload)) {
+				// The store keeps bytes that are not JSON as a JSON string.
+				if err := json.Unmarshal(e.Payload, &got); err != nil {
+					t.Fatalf("payload %s: %v", e.Payload, err)
+				}
+			}
+			if e.Reason != tt.reason || got != tt.payload {
+				t.Fatalf("entry reason %q payload %s, want %q and the original bytes", e.Reason, e.Payload, tt.reason)
+			}
+		})
+	}
+	if n := r.sb.TotalCalls(); n != 0 {
+		t.Fatalf("undecodable tasks reached the upstream %d times", n)
+	}
+}
+
+func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sb.Script("meari", "LOG-1", sandbox.MeariCode("1005"), sandbox.MeariCode("4001"))
+	r.sb.Script("pandapon", "2542285634920880030", sandbox.PandaPonCode(401, nil), sandbox.OK())
+	r.waitState(t, r.enqueueMeari(t, "LOG-1"), asynq.TaskStateArchived)
+	r.waitState(t, r.enqueuePandaPon(t, "2542285634920880030"), asynq.TaskStateCompleted)
+	var all strings.Builder
+	for _, e := range r.logs.All() {
+		all.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&all, " %s=%v", k, v)
+		}
+		all.WriteString("\n")
+	}
+	for _, secret := range []string{"ps-test-secret", "as-test-secret"} {
+		if strings.Contains(all.String(), secret) {
+			t.Fatalf("a log line holds a secret")
+		}
+	}
+	for _, sig := range collectSignatures(r.sb) {
+		if strings.Contains(all.String(), sig) {
+			t.Fatalf("a log line holds a request signature")
+		}
+	}
+	// One line per attempt outcome, with the fixed keys.
+	lines := r.logs.FilterField(zap.String("order", "1:LOG-1")).All()
+	if len(lines) != 2 {
+		t.Fatalf("meari LOG-1: %d log lines, want 2 (one per attempt)", len(lines))
+	}
+	for _, k := range []string{"provider", "order", "task_id", "attempt", "class", "upstream_code", "latency_ms"} {
+		if _, ok := lines[1].ContextMap()[k]; !ok {
+			t.Errorf("log line %q lacks key %q", lines[1].Message, k)
+		}
+	}
+}
+
+func collectSignatures(sb *sandbox.Sandbox) []string {
+	var sigs []string
+	for _, c := range sb.Calls("pandapon", "2542285634920880030") {
+		sigs = append(sigs, c.Header.Get("signature"))
+	}
+	for _, c := range sb.Calls("meari", "LOG-1") {
+		if i := bytes.Index(c.Body, []byte(`"signature":"`)); i >= 0 {
+			rest := c.Body[i+len(`"signature":"`):]
+			if j := bytes.IndexByte(rest, '"'); j > 0 {
+				sigs = append(sigs, string(rest[:j]))
+			}
+		}
+	}
+	return sigs
+}
