@@ -256,7 +256,9 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 	} else {
 		log.Error("dead-lettered", fields...)
 	}
-	return fmt.Errorf("%w: %w", cause, asynq.SkipRetry)
+	// asynq keeps this text as the archived task's last error, which the
+	// monitoring UI shows: lead with the DLQ reason.
+	return fmt.Errorf("dead-lettered (%s): %w: %w", reason, cause, asynq.SkipRetry)
 }
 
 // errNotServable marks a valid task this worker cannot send.

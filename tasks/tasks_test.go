@@ -1,0 +1,216 @@
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/hibiken/asynq"
+)
+
+const bigID = "2542285634920880794"
+
+func TestMeariValidate(t *testing.T) {
+	t.Parallel()
+	ok := MeariCancel{SourceApp: 72, UserAccount: "a@b.c", OrderType: 2, OrderNum: "N1"}
+	tests := []struct {
+		name  string
+		edit  func(*MeariCancel)
+		field string
+		want  string
+	}{
+		{name: "source_app zero", edit: func(m *MeariCancel) { m.SourceApp = 0 }, field: "source_app", want: "must be a positive integer"},
+		{name: "user_account empty", edit: func(m *MeariCancel) { m.UserAccount = "" }, field: "user_account", want: "is required"},
+		{name: "user_account too long", edit: func(m *MeariCancel) { m.UserAccount = strings.Repeat("a", 129) }, field: "user_account", want: "at most 128 bytes"},
+		{name: "user_account spaces", edit: func(m *MeariCancel) { m.UserAccount = " a" }, field: "user_account", want: "white space"},
+		{name: "user_account control", edit: func(m *MeariCancel) { m.UserAccount = "a\nb" }, field: "user_account", want: "control characters"},
+		{name: "user_account bad utf8", edit: func(m *MeariCancel) { m.UserAccount = "a\xffb" }, field: "user_account", want: "UTF-8"},
+		{name: "order_type low", edit: func(m *MeariCancel) { m.OrderType = 0 }, field: "order_type", want: "must be 1 (cloud), 2 (ai) or 3 (flow4g), got 0"},
+		{name: "order_type high", edit: func(m *MeariCancel) { m.OrderType = 4 }, field: "order_type", want: "got 4"},
+		{name: "order_num empty", edit: func(m *MeariCancel) { m.OrderNum = "" }, field: "order_num", want: "is required"},
+		{name: "order_num colon", edit: func(m *MeariCancel) { m.OrderNum = "a:b" }, field: "order_num", want: "must not contain ':'"},
+		{name: "order_num too long", edit: func(m *MeariCancel) { m.OrderNum = strings.Repeat("1", 65) }, field: "order_num", want: "at most 64 bytes"},
+	}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid payload: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := ok
+			tt.edit(&m)
+			err := m.Validate()
+			var ve *ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Validate() = %v, want a ValidationError", err)
+			}
+			if len(ve.Fields) != 1 || ve.Fields[0].Field != tt.field || !strings.Contains(ve.Fields[0].Problem, tt.want) {
+				t.Fatalf("Validate() = %v, want one problem on %s containing %q", err, tt.field, tt.want)
+			}
+		})
+	}
+}
+
+func TestPandaPonValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		p     PandaPonCancel
+		field string
+	}{
+		{name: "order_id zero", p: PandaPonCancel{}, field: "order_id"},
+		{name: "order_id negative", p: PandaPonCancel{OrderID: -5}, field: "order_id"},
+		{name: "reason too long", p: PandaPonCancel{OrderID: 1, CancelReason: strings.Repeat("x", 513)}, field: "cancel_reason"},
+		{name: "remark control", p: PandaPonCancel{OrderID: 1, Remark: "a\x00"}, field: "remark"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var ve *ValidationError
+			if err := tt.p.Validate(); !errors.As(err, &ve) || ve.Fields[0].Field != tt.field {
+				t.Fatalf("Validate() = %v, want a problem on %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestOrderIDJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     string // "" for an error
+	}{
+		{name: "bare integer", in: bigID, want: bigID},
+		{name: "string", in: `"` + bigID + `"`, want: bigID},
+		{name: "float", in: bigID + ".0"},
+		{name: "exponent", in: "2.542285634920880794e18"},
+		{name: "negative", in: "-1"},
+		{name: "zero", in: "0"},
+		{name: "overflow", in: "9223372036854775808"},
+		{name: "max int64", in: "9223372036854775807", want: "9223372036854775807"},
+		{name: "letters", in: `"12a"`},
+		{name: "empty string", in: `""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var id OrderID
+			err := json.Unmarshal([]byte(tt.in), &id)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("Unmarshal(%s) = %s, want an error", tt.in, id)
+				}
+				if !strings.Contains(err.Error(), "order_id") {
+					t.Fatalf("error %q does not name order_id", err)
+				}
+				return
+			}
+			if err != nil || id.String() != tt.want {
+				t.Fatalf("Unmarshal(%s) = %s, %v; want %s", tt.in, id, err, tt.want)
+			}
+			b, _ := json.Marshal(id)
+			if string(b) != tt.want {
+				t.Fatalf("Marshal = %s, want the bare integer %s", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, payload string }{
+		{name: "not JSON", payload: `{`},
+		{name: "unknown field", payload: `{"order_id":1,"extra":true}`},
+		{name: "trailing data", payload: `{"order_id":1}{}`},
+		{name: "float id", payload: `{"order_id":1.5}`},
+		{name: "invalid", payload: `{"order_id":0}`},
+	}
+	for _, tt := range tests {
+		if _, err := ParsePandaPonCancel([]byte(tt.payload)); !errors.Is(err, ErrPayload) {
+			t.Errorf("%s: ParsePandaPonCancel = %v, want ErrPayload", tt.name, err)
+		}
+	}
+}
+
+func FuzzParsePandaPonCancel(f *testing.F) {
+	f.Add([]byte(`{"order_id":` + bigID + `,"cancel_reason":"不想要了","requested_at":"2026-01-02T03:04:05Z"}`))
+	f.Add([]byte(`{"order_id":"` + bigID + `"}`))
+	f.Add([]byte(`{"order_id":1e3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePandaPonCancel(b)
+		if err != nil {
+			return
+		}
+		// A decoded payload round-trips exactly.
+		out, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := ParsePandaPonCancel(out)
+		if err != nil || q.OrderID != p.OrderID || q.CancelReason != p.CancelReason || q.Remark != p.Remark || !q.RequestedAt.Equal(p.RequestedAt) {
+			t.Fatalf("round trip: %+v -> %s -> %+v, %v", p, out, q, err)
+		}
+		if !bytes.Contains(out, []byte(`"order_id":`+p.OrderID.String())) {
+			t.Fatalf("order_id not written as a bare integer: %s", out)
+		}
+	})
+}
+
+func FuzzParseMeariCancel(f *testing.F) {
+	f.Add([]byte(`{"source_app":72,"user_account":"a@b.c","order_type":1,"order_num":"X1","requested_at":"2026-01-02T03:04:05Z"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseMeariCancel(b)
+		if err != nil {
+			return
+		}
+		out, _ := json.Marshal(m)
+		if q, err := ParseMeariCancel(out); err != nil || q.TaskID() != m.TaskID() {
+			t.Fatalf("round trip: %+v -> %s -> %+v, %v", m, out, q, err)
+		}
+	})
+}
+
+func TestEnqueueIdempotentAndForce(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	enq := NewEnqueuer(rdb)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	id, _ := ParseOrderID(bigID)
+	build := func() *asynq.Task {
+		task, err := NewPandaPonCancelTask(PandaPonCancel{OrderID: id}, WithRetention(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	first, err := enq.Enqueue(t.Context(), build(), false)
+	if err != nil || first.AlreadyQueued || first.TaskID != "pandapon:"+bigID || first.Queue != QueuePandaPon {
+		t.Fatalf("first = %+v, %v", first, err)
+	}
+	second, err := enq.Enqueue(t.Context(), build(), false)
+	if err != nil || !second.AlreadyQueued {
+		t.Fatalf("second = %+v, %v; want already queued", second, err)
+	}
+	info, err := insp.GetTaskInfo(QueuePandaPon, first.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(info.Payload, []byte(`"order_id":`+bigID)) || info.Retention != time.Hour || info.MaxRetry != MaxRetry {
+		t.Fatalf("stored task: payload %s retention %s max retry %d", info.Payload, info.Retention, info.MaxRetry)
+	}
+	if err := insp.ArchiveTask(QueuePandaPon, first.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	forced, err := enq.Enqueue(t.Context(), build(), true)
+	if err != nil || forced.AlreadyQueued || !forced.Replaced {
+		t.Fatalf("forced = %+v, %v; want a replaced task", forced, err)
+	}
+	info, err = insp.GetTaskInfo(QueuePandaPon, first.TaskID)
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("after force: %v, %v; want pending", info, err)
+	}
+}
