@@ -1,0 +1,38 @@
+# Targets for people; CI runs .ci/run, which calls the README's test command.
+GO ?= go
+BIN := bin
+
+.PHONY: all build test test-short demo lint fmt bench compose-check clean
+
+all: lint test build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/worker ./cmd/enqueue
+
+# The whole suite against a real Redis (redis-server from PATH, or REDIS_URL).
+test:
+	REQUIRE_REDIS=1 $(GO) test -race ./...
+
+# Skips the long tests (12,000 dead letters, the SIGTERM restart, the browser).
+test-short:
+	$(GO) test -short ./...
+
+demo:
+	$(GO) run ./cmd/worker --demo --log-format console --log-level warn
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Validates docker-compose.yml without a Docker engine.
+compose-check:
+	docker-compose --env-file deploy/example.env -f docker-compose.yml config -q
+
+clean:
+	rm -rf $(BIN)
