@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+)
+
+// Environment variables read for flag defaults; the flag wins.
+const (
+	envRedisURL  = "REDIS_URL"
+	envSourceApp = "MEARI_SOURCE_APP"
+)
+
+const (
+	// redisURLDefault is used when neither --redis-url nor REDIS_URL is set.
+	redisURLDefault = "redis://127.0.0.1:6379/0"
+	// timeoutDefault bounds a whole command, Redis ping included.
+	timeoutDefault = 30 * time.Second
+	// pingTimeout bounds the Redis ping done before any work, so an
+	// unreachable Redis fails fast.
+	pingTimeout = 3 * time.Second
+)
+
+// app holds one invocation's flags, output streams and Redis client.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	args           []string // the command line, for jsonRequested
+
+	// Global flags.
+	redisURL *textFlag
+	jsonOut  bool
+	timeout  *textFlag
+
+	// Resolved by checkGlobals.
+	redisOpt     *redis.Options
+	redisShown   string // the URL with its password redacted
+	timeoutValue time.Duration
+	secrets      []string // never printed: redacted from every message
+
+	rdb *redis.Client // set by connect, closed by close
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "enqueue",
+		Short: "Enqueue order cancellations for the cancel worker and inspect them",
+		Long: `enqueue asks the cancel worker to cancel an order, shows where a cancellation
+stands, and manages the dead-letter queue of orders the worker gave up on.
+
+Enqueueing is idempotent per order: the task ID is derived from the order, so
+enqueueing the same order again reports "already queued" (exit 0) for as long
+as the task is kept (7 days after it finishes). --force replaces a finished or
+waiting task.
+
+Environment:
+  REDIS_URL         default for --redis-url (default ` + redisURLDefault + `)
+  MEARI_SOURCE_APP  default for --source-app
+
+Exit codes:
+  0  success, including "already queued"
+  1  failure: Redis unreachable, not found, requeue failed
+  2  usage error: unknown flag, missing or invalid value`,
+		Example: `  enqueue meari --user-account test@123.com --order-type 1 --order-num 01582572KS0209053
+  enqueue pandapon --order-id 2542285634920880794 --reason "customer asked"
+  enqueue status pandapon 2542285634920880794
+  enqueue dlq list --provider meari
+  REDIS_URL=redis://:secret@redis.internal:6379/0 enqueue --json dlq list`,
+		Args:              cobra.NoArgs,
+		RunE:              a.missingCommand,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+
+	a.redisURL = &textFlag{typ: "url"}
+	a.timeout = &textFlag{typ: "duration", value: timeoutDefault.String()}
+	pf := root.PersistentFlags()
+	pf.Var(a.redisURL, "redis-url", "Redis to use, e.g. redis://:password@host:6379/0 (env REDIS_URL, default "+redisURLDefault+")")
+	pf.BoolVar(&a.jsonOut, "json", false, "write machine-readable output: one JSON object or array on stdout")
+	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included")
+
+	root.AddCommand(a.meariCommand(), a.pandaponCommand(), a.statusCommand(), a.dlqCommand())
+	return root
+}
+
+// missingCommand is the RunE of commands that only group subcommands.
+func (a *app) missingCommand(cmd *cobra.Command, _ []string) error {
+	names := make([]string, 0, len(cmd.Commands()))
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return &usageError{msg: "a command is required: one of " + strings.Join(names, ", ")}
+}
+
+// checkGlobals validates the global flags and resolves their defaults.
+func (a *app) checkGlobals(p *problems) {
+	raw, name := a.redisURL.value, "--redis-url"
+	if !a.redisURL.set {
+		raw, name = a.getenv(envRedisURL), envRedisURL+" (--redis-url)"
+		if raw == "" {
+			raw, name = redisURLDefault, "--redis-url"
+		}
+	}
+	a.resolveRedisURL(p, name, raw)
+
+	d, err := time.ParseDuration(a.timeout.value)
+	switch {
+	case err != nil:
+		p.add("--timeout", "must be a duration such as 10s or 1m, got %q", truncate(a.timeout.value, 40))
+	case d <= 0:
+		p.add("--timeout", "must be positive, got %s", d)
+	default:
+		a.timeoutValue = d
+	}
+}
+
+// resolveRedisURL parses raw into a.redisOpt. Neither the problems nor the
+// shown URL ever contain the password.
+func (a *app) resolveRedisURL(p *problems, name, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the whole URL, password included: keep only
+		// the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		p.add(name, "is not a valid URL: %v", err)
+		return
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		a.secrets = append(a.secrets, pw)
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		p.add(name, "%s", strings.TrimPrefix(err.Error(), "redis: "))
+		return
+	}
+	if opt.Password != "" {
+		a.secrets = append(a.secrets, opt.Password)
+	}
+	a.redisOpt = opt
+	a.redisShown = u.Redacted()
+}
+
+// connect returns the Redis client, pinging it first with a short timeout.
+func (a *app) connect(ctx context.Context) (*redis.Client, error) {
+	if a.rdb != nil {
+		return a.rdb, nil
+	}
+	// The ping has a client of its own, without go-redis's retries, so that
+	// an unreachable Redis fails at once; the work keeps the retries.
+	popt := *a.redisOpt
+	popt.MaxRetries, popt.DialerRetries, popt.PoolSize = -1, 1, 1
+	pinger := redis.NewClient(&popt)
+	defer func() { _ = pinger.Close() }() // nothing is left to flush
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := pinger.Ping(pctx).Err(); err != nil {
+		return nil, fmt.Errorf("redis at %s is unreachable: %w", a.redisShown, err)
+	}
+	a.rdb = redis.NewClient(a.redisOpt)
+	return a.rdb, nil
+}
+
+func (a *app) close() {
+	if a.rdb != nil {
+		_ = a.rdb.Close() // nothing is left to flush
+	}
+}
+
+// runE returns a cobra RunE. It validates the global flags and, with check,
+// the command's own flags and arguments, and reports every problem at once
+// as a usage error. Otherwise it connects to Redis and runs do within
+// --timeout. Errors from do are failures (exit 1) unless they are usage
+// errors.
+func (a *app) runE(check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		var p problems
+		a.checkGlobals(&p)
+		check(&p, args)
+		if err := p.err(); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), a.timeoutValue)
+		defer cancel()
+		rdb, err := a.connect(ctx)
+		if err != nil {
+			return &failure{err: err}
+		}
+		err = do(ctx, rdb)
+		var ue *usageError
+		var f *failure
+		switch {
+		case err == nil, errors.As(err, &ue), errors.As(err, &f):
+			return err
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+			return &failure{err: fmt.Errorf("%w (--timeout %s)", err, a.timeoutValue)}
+		}
+		return &failure{err: err}
+	}
+}
+
+// finish reports err, if any, and returns the exit code.
+func (a *app) finish(cmd *cobra.Command, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	code := exitUsage
+	if !a.jsonOut {
+		// The flag parser stops at the first bad flag, maybe before --json.
+		a.jsonOut = jsonRequested(a.args)
+	}
+	var f *failure
+	if errors.As(err, &f) {
+		code = exitFailure
+		if f.reported {
+			return code
+		}
+	}
+	path := "enqueue"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	var probs []problem
+	var ue *usageError
+	if errors.As(err, &ue) {
+		probs = ue.problems
+	}
+	for i := range probs {
+		probs[i].Problem = a.redact(probs[i].Problem)
+	}
+	msg := a.redact(err.Error())
+	if a.jsonOut {
+		out := errorOutput{Error: msg, ExitCode: code, Problems: probs}
+		if werr := writeJSON(a.stdout, out); werr != nil {
+			fmt.Fprintf(a.stderr, "%s: write output: %v\n", path, werr)
+		}
+	}
+	if len(probs) > 0 {
+		for _, p := range probs {
+			fmt.Fprintf(a.stderr, "%s: %s\n", path, p)
+		}
+	} else {
+		fmt.Fprintf(a.stderr, "%s: %s\n", path, msg)
+	}
+	if code == exitUsage {
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", path)
+	}
+	return code
+}
+
+// jsonRequested reports whether args ask for --json before any "--".
+func jsonRequested(args []string) bool {
+	for _, s := range args {
+		switch {
+		case s == "--":
+			return false
+		case s == "--json":
+			return true
+		case strings.HasPrefix(s, "--json="):
+			on, err := strconv.ParseBool(strings.TrimPrefix(s, "--json="))
+			return err == nil && on
+		}
+	}
+	return false
+}
+
+// redact replaces every secret in s.
+func (a *app) redact(s string) string {
+	for _, sec := range a.secrets {
+		s = strings.ReplaceAll(s, sec, "xxxxx")
+	}
+	return s
+}
+
+// errorOutput is the --json form of an error.
+type errorOutput struct {
+	Error    string    `json:"error"`
+	ExitCode int       `json:"exit_code"`
+	Problems []problem `json:"problems,omitempty"`
+}
+
+// out writes v as JSON with --json, and otherwise calls human.
+func (a *app) out(v any, human func(w io.Writer) error) error {
+	if a.jsonOut {
+		return writeJSON(a.stdout, v)
+	}
+	return human(a.stdout)
+}
+
+// writeJSON writes v as indented JSON and a newline, without escaping HTML.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
