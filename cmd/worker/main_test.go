@@ -246,6 +246,11 @@ func TestSIGTERMInFlight(t *testing.T) {
 		t.Fatalf("after SIGTERM: %d pending, %d active, %d completed; want all %d back in pending", info.Pending, info.Active, info.Completed, n)
 	}
 
+	// The upstream recovers: whatever each order's script had left, it now
+	// answers at once.
+	for _, id := range ids {
+		sb.Script("pandapon", strings.TrimPrefix(id, "pandapon:"), sandbox.OK())
+	}
 	second, logs2 := start()
 	t.Cleanup(func() { _ = second.Process.Kill() })
 	deadline = time.Now().Add(60 * time.Second)
