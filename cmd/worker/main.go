@@ -15,8 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/admin"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/demo"
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -65,7 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 
-	w, err := worker.New(worker.Options{Config: cfg, Redis: rdb, Logger: log})
+	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 1
+	}
+	w, err := worker.New(worker.Options{Config: cfg, Redis: rdb, Logger: log, Observer: m})
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
@@ -76,11 +84,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Concurrency), zap.Any("queues", w.Queues()))
+	adm, err := startAdmin(cfg, rdb, m, w, log)
+	if err != nil {
+		log.Error("cannot start the admin server; stopping", zap.Error(err))
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		w.Shutdown()
+		return 1
+	}
 	<-ctx.Done()
 	log.Info("shutting down: no new tasks; waiting for in-flight calls", zap.Duration("timeout", cfg.ShutdownTimeout))
 	w.Shutdown()
+	if adm != nil {
+		// Kept up during the drain, so that metrics and health still answer.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := adm.Shutdown(sctx); err != nil {
+			log.Warn("admin server shutdown", zap.Error(err))
+		}
+		cancel()
+	}
 	log.Info("stopped")
 	return 0
+}
+
+// startAdmin starts the admin server, unless ADMIN_ADDR is off (nil
+// server).
+func startAdmin(cfg config.Config, rdb *redis.Client, m *metrics.Metrics, w *worker.Worker, log *zap.Logger) (*admin.Server, error) {
+	if cfg.Admin.Addr == "" {
+		log.Info("admin server off (ADMIN_ADDR=off): no monitoring UI, metrics or health endpoints")
+		return nil, nil
+	}
+	adm, err := admin.New(admin.Options{
+		Config:  cfg.Admin,
+		Redis:   cfg.Redis,
+		DLQ:     dlq.New(rdb, ""),
+		Metrics: m.Handler(),
+		Checks:  []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := adm.Start(); err != nil {
+		_ = adm.Shutdown(context.Background())
+		return nil, err
+	}
+	return adm, nil
 }
 
 // logProviders says which providers are served and which are disabled.

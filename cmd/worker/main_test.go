@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +76,14 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{"MEARI_PARTNER_SECRET (--meari-partner-secret): set either it or MEARI_PARTNER_SECRET_FILE"}},
 		{name: "unreadable secret file", env: map[string]string{"PANDAPON_ACCESS_SECRET_FILE": "/nonexistent/secret"},
 			want: []string{"PANDAPON_ACCESS_SECRET_FILE (--pandapon-access-secret-file): cannot read the file"}},
+		{name: "public admin address without credentials", env: map[string]string{
+			"PANDAPON_BASE_URL": "http://127.0.0.1:1", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
+			"ADMIN_ADDR": "0.0.0.0:8080"},
+			want: []string{"ADMIN_ADDR (--admin-addr): \"0.0.0.0:8080\" is not a loopback address", "ADMIN_USER (--admin-user)", "ADMIN_PASSWORD (--admin-password)"}},
+		{name: "public admin flag without credentials, in the demo too", args: []string{"--demo", "--admin-addr", ":9090"},
+			want: []string{"ADMIN_ADDR (--admin-addr): \":9090\" is not a loopback address", "ADMIN_USER", "ADMIN_PASSWORD"}},
+		{name: "admin read-only not a bool", env: map[string]string{"ADMIN_READONLY": "sure", "ADMIN_USER": "ops", "ADMIN_PASSWORD": "hunter2"},
+			want: []string{`ADMIN_READONLY (--admin-readonly): must be true or false, got "sure"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +128,9 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--demo", "--log-level", "warn"}, envFunc(nil), &stdout, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"--demo", "--log-level", "warn"}, envFunc(map[string]string{"ADMIN_ADDR": "127.0.0.1:0"}), &stdout, &stderr)
+	}()
 	deadline := time.After(90 * time.Second)
 	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
 		select {
@@ -151,6 +166,20 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out, "Nothing is durable") || !strings.Contains(out, "retries exhausted") {
 		t.Errorf("demo output lacks the non-durable warning or the exhausted row:\n%s", out)
+	}
+	ui := regexp.MustCompile(`Monitoring UI: +(http://127\.0\.0\.1:[0-9]+)/monitoring/\n`).FindStringSubmatch(out)
+	if ui == nil {
+		t.Fatalf("demo banner lacks the monitoring UI's address:\n%s", out)
+	}
+	for path, want := range map[string]string{
+		"/monitoring/":    "cancelworker-dlq-link",
+		"/monitoring/dlq": "DEMO-4001",
+		"/metrics":        `cancelworker_dead_lettered_total{provider="meari",reason="permanent"} 2`,
+		"/readyz":         "ready",
+	} {
+		if code, body := httpGet(t, ui[1]+path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("demo GET %s: %d, want 200 holding %q", path, code, want)
+		}
 	}
 	cancel()
 	select {
@@ -201,7 +230,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 	env := append(os.Environ(),
 		"REDIS_URL="+redis.URL,
 		"PANDAPON_BASE_URL="+srv.URL, "PANDAPON_ACCESS_KEY=ak", "PANDAPON_ACCESS_SECRET=as-secret", "PANDAPON_USER_ID=u1",
-		"WORKER_CONCURRENCY=4", "SHUTDOWN_TIMEOUT=1s", "UPSTREAM_TIMEOUT=30s", "LOG_FORMAT=json",
+		"WORKER_CONCURRENCY=4", "SHUTDOWN_TIMEOUT=1s", "UPSTREAM_TIMEOUT=30s", "LOG_FORMAT=json", "ADMIN_ADDR=127.0.0.1:0",
 	)
 	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(bin)
@@ -276,5 +305,142 @@ func TestSIGTERMInFlight(t *testing.T) {
 	_ = second.Process.Signal(syscall.SIGTERM)
 	if err := second.Wait(); err != nil {
 		t.Errorf("second worker exit: %v", err)
+	}
+}
+
+// httpGet fetches url and returns the status and body.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestAdminServer runs the worker as main does and checks the admin server
+// it starts: the log line with its address, readiness, the UI, metrics that
+// count a real cancellation, and its end at shutdown.
+func TestAdminServer(t *testing.T) {
+	t.Parallel()
+	redis := redistest.New(t)
+	rdb := redis.Client(t)
+	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	env := map[string]string{
+		"REDIS_URL":         redis.URL,
+		"PANDAPON_BASE_URL": srv.URL, "PANDAPON_ACCESS_KEY": "ak", "PANDAPON_ACCESS_SECRET": "as-secret", "PANDAPON_USER_ID": "u1",
+		"ADMIN_ADDR": "127.0.0.1:0", "ADMIN_READONLY": "true", "LOG_FORMAT": "json",
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+
+	// The log line "admin server listening" names the bound address.
+	var base string
+	deadline := time.After(20 * time.Second)
+	for base == "" {
+		for l := range strings.Lines(stderr.String()) {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "admin server listening" {
+				base = "http://" + line.Addr
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("worker exited with %d:\n%s", code, stderr.String())
+		case <-deadline:
+			t.Fatalf("no \"admin server listening\" log line:\n%s", stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	sb.Script("pandapon", "2542285634920880794", sandbox.OK())
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 2542285634920880794})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tasks.NewEnqueuer(rdb).Enqueue(t.Context(), task, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sb.Called("pandapon", "2542285634920880794"):
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream never called")
+	}
+	// The counter is bumped right after the call returns: poll it.
+	const counted = `cancelworker_attempts_total{class="success",code="",provider="pandapon"} 1`
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body := httpGet(t, base+"/metrics")
+		if strings.Contains(body, counted) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %s:\n%.3000s", counted, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for path, want := range map[string]string{
+		"/readyz":      "ready",
+		"/healthz":     "ok",
+		"/monitoring/": `FLAG_READ_ONLY="true"`,
+		"/metrics":     `cancelworker_dlq_entries{provider="pandapon"} 0`,
+	} {
+		if code, body := httpGet(t, base+path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d, want 200 holding %q", path, code, want)
+		}
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after shutdown:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the admin server still answers after the worker stopped: %d", resp.StatusCode)
+	}
+}
+
+// TestAdminAddressInUse checks that the worker stops with exit 1, naming
+// ADMIN_ADDR, when it cannot bind the admin server.
+func TestAdminAddressInUse(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	redis := redistest.New(t)
+	env := map[string]string{
+		"REDIS_URL":         redis.URL,
+		"PANDAPON_BASE_URL": "http://127.0.0.1:1", "PANDAPON_ACCESS_KEY": "ak", "PANDAPON_ACCESS_SECRET": "as-secret", "PANDAPON_USER_ID": "u1",
+		"ADMIN_ADDR": busy.Addr().String(),
+	}
+	var stdout, stderr syncBuffer
+	if code := run(t.Context(), nil, envFunc(env), &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ADMIN_ADDR") || !strings.Contains(stderr.String(), "address already in use") {
+		t.Errorf("stderr should name ADMIN_ADDR and the cause:\n%s", stderr.String())
 	}
 }

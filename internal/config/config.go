@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -28,7 +29,11 @@ const (
 	UpstreamTimeoutDefault = 10 * time.Second
 	LogLevelDefault        = "info"
 	LogFormatDefault       = "json"
+	AdminAddrDefault       = "127.0.0.1:8080"
 )
+
+// AdminOff is the ADMIN_ADDR value that turns the admin server off.
+const AdminOff = "off"
 
 // Meari is the Meari provider's settings. It is enabled when any is set.
 type Meari struct {
@@ -53,6 +58,46 @@ type PandaPon struct {
 	MaxAttempts  int // 0: retry.MaxAttemptsDefault
 }
 
+// Admin is the admin HTTP server's settings: the monitoring UI, metrics
+// and health endpoints.
+type Admin struct {
+	// Addr is the listen address, host:port; port 0 picks a free one. ""
+	// means the server is off (ADMIN_ADDR=off).
+	Addr string
+	// User and Password are the HTTP basic auth credentials of the UI and
+	// metrics. Both or neither are set; they are required when Addr is not
+	// a loopback address.
+	User     string
+	Password string
+	// ReadOnly makes the monitoring UI view-only.
+	ReadOnly bool
+}
+
+// AuthRequired reports whether the UI and metrics ask for credentials:
+// whenever they are configured, and always off loopback (Load refuses a
+// non-loopback address without them).
+func (a Admin) AuthRequired() bool {
+	return a.User != "" || a.Password != "" || !IsLoopback(a.Addr)
+}
+
+// IsLoopback reports whether the listen address addr (host:port) only
+// accepts connections from this machine: a loopback IP or "localhost". An
+// empty host, a wildcard or any other name is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Config is the worker's whole configuration.
 type Config struct {
 	RedisURL        string
@@ -65,6 +110,7 @@ type Config struct {
 	MaxAge          time.Duration // 0: retry.MaxAgeDefault
 	LogLevel        zapcore.Level
 	LogFormat       string // "json" or "console"
+	Admin           Admin
 	Demo            bool
 }
 
@@ -117,6 +163,11 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		{env: "RETRY_MAX_AGE", flag: "retry-max-age", def: "0", help: "dead-letter a cancellation still failing this long after it was requested (0: default)"},
 		{env: "LOG_LEVEL", flag: "log-level", def: LogLevelDefault, help: "debug, info, warn or error"},
 		{env: "LOG_FORMAT", flag: "log-format", def: LogFormatDefault, help: "json or console"},
+		{env: "ADMIN_ADDR", flag: "admin-addr", def: AdminAddrDefault, help: "admin HTTP server address (monitoring UI, metrics, health), host:port, or off"},
+		{env: "ADMIN_USER", flag: "admin-user", help: "admin basic auth user; required when ADMIN_ADDR is not loopback"},
+		{env: "ADMIN_PASSWORD", flag: "admin-password", secret: true, help: "admin basic auth password (prefer ADMIN_PASSWORD_FILE)"},
+		{env: "ADMIN_PASSWORD_FILE", flag: "admin-password-file", help: "file holding the admin basic auth password"},
+		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI read-only: true or false"},
 	}
 	byEnv := map[string]*setting{}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -300,10 +351,54 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	default:
 		bad(byEnv["LOG_FORMAT"], "must be json or console, got %q", f)
 	}
+	errs = append(errs, loadAdmin(&c.Admin, byEnv, secret("ADMIN_PASSWORD"))...)
 	if !c.Demo && !c.Meari.Enabled && !c.PandaPon.Enabled && len(errs) == 0 {
 		errs = append(errs, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadAdmin fills a from the ADMIN_* settings and reports every problem.
+// password is ADMIN_PASSWORD or the content of ADMIN_PASSWORD_FILE.
+func loadAdmin(a *Admin, byEnv map[string]*setting, password string) []error {
+	var errs []error
+	bad := func(s *setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
+	}
+	addr, user, pass := byEnv["ADMIN_ADDR"], byEnv["ADMIN_USER"], orSecret(byEnv["ADMIN_PASSWORD"], byEnv["ADMIN_PASSWORD_FILE"])
+	if ro, err := strconv.ParseBool(strings.TrimSpace(byEnv["ADMIN_READONLY"].raw)); err != nil {
+		bad(byEnv["ADMIN_READONLY"], "must be true or false, got %q", byEnv["ADMIN_READONLY"].raw)
+	} else {
+		a.ReadOnly = ro
+	}
+	a.User, a.Password = user.raw, password
+	switch {
+	case strings.ContainsAny(a.User, ":\r\n"):
+		bad(user, "must not contain ':' or line breaks")
+	case a.User != "" && a.Password == "" && !pass.set:
+		bad(pass, "required when %s is set", user.name())
+	case a.User == "" && pass.set:
+		bad(user, "required when %s is set", pass.name())
+	}
+	raw := strings.TrimSpace(addr.raw)
+	if strings.EqualFold(raw, AdminOff) {
+		return errs
+	}
+	host, port, err := net.SplitHostPort(raw)
+	if err != nil {
+		bad(addr, "must be host:port (such as 127.0.0.1:8080) or %s, got %q", AdminOff, addr.raw)
+		return errs
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad(addr, "port must be a number from 0 to 65535, got %q", port)
+		return errs
+	}
+	a.Addr = net.JoinHostPort(host, port)
+	if !IsLoopback(a.Addr) && a.User == "" && !pass.set {
+		bad(addr, "%q is not a loopback address, so the monitoring UI and metrics need basic auth: set %s and %s (or %s)",
+			a.Addr, user.name(), byEnv["ADMIN_PASSWORD"].name(), byEnv["ADMIN_PASSWORD_FILE"].env)
+	}
+	return errs
 }
 
 // orSecret returns whichever of a secret and its _FILE twin was given.

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/cancelworker/cancelworker/internal/admin"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/status"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -75,14 +77,17 @@ func samples() []sample {
 }
 
 // Run starts everything, enqueues the samples, prints a table of outcomes
-// once they have settled, and keeps serving until ctx is done.
+// once they have settled, and keeps serving until ctx is done. The admin
+// server (monitoring UI, metrics, health) listens on cfg.Admin.Addr, or on
+// a free port of its host when that one is in use.
 func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer) error {
 	mr, err := miniredis.Run()
 	if err != nil {
 		return fmt.Errorf("start in-process Redis: %w", err)
 	}
 	defer mr.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	redisOpt := &redis.Options{Addr: mr.Addr()}
+	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
 
 	sb, srv, base, err := sandbox.Start(sandbox.Config{
@@ -102,17 +107,46 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	cfg.PandaPon = config.PandaPon{Enabled: true, BaseURL: base, AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID}
 	cfg.ShutdownTimeout = 2 * time.Second
 
+	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log})
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(worker.Options{
-		Config: cfg, Redis: rdb, Logger: log,
+		Config: cfg, Redis: rdb, Logger: log, Observer: m,
 		Policies:                 map[string]retry.Policy{tasks.ProviderMeari: policy, tasks.ProviderPandaPon: policy},
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		return err
 	}
+	var adm *admin.Server
+	if cfg.Admin.Addr != "" {
+		adm, err = admin.New(admin.Options{
+			Config: cfg.Admin, Redis: redisOpt, DLQ: dlq.New(rdb, ""), Metrics: m.Handler(),
+			Checks: []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+			Logger: log, FallbackToFreePort: true,
+		})
+		if err != nil {
+			return err
+		}
+		if err := adm.Start(); err != nil {
+			_ = adm.Shutdown(context.Background())
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = adm.Shutdown(sctx)
+		}()
+	}
 
 	fmt.Fprintf(out, "DEMO MODE: in-process Redis at %s and a sandbox upstream at %s.\n", mr.Addr(), base)
 	fmt.Fprintf(out, "Nothing is durable: every task and dead-letter entry is gone when this process ends.\n\n")
+	if adm != nil {
+		fmt.Fprintf(out, "Monitoring UI:     %s%s\n", adm.URL(), admin.MonitoringPath)
+		fmt.Fprintf(out, "Dead-letter queue: %s%s\n", adm.URL(), admin.DLQPath)
+		fmt.Fprintf(out, "Metrics:           %s%s\n\n", adm.URL(), admin.MetricsPath)
+	}
 
 	enq := tasks.NewEnqueuer(rdb)
 	ss := samples()

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/config"
@@ -42,7 +43,15 @@ type Worker struct {
 	mux     *asynq.ServeMux
 	handler *Handler
 	queues  map[string]int
+	state   atomic.Int32 // stateNew, stateRunning or stateStopped
 }
+
+// Worker states, for Running.
+const (
+	stateNew int32 = iota
+	stateRunning
+	stateStopped
+)
 
 // New builds a Worker for the enabled providers of o.Config.
 func New(o Options) (*Worker, error) {
@@ -126,12 +135,34 @@ func New(o Options) (*Worker, error) {
 func (w *Worker) Queues() map[string]int { return w.queues }
 
 // Start starts fetching and processing tasks.
-func (w *Worker) Start() error { return w.srv.Start(w.mux) }
+func (w *Worker) Start() error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return err
+	}
+	w.state.CompareAndSwap(stateNew, stateRunning)
+	return nil
+}
 
 // Shutdown stops fetching, waits up to the configured shutdown timeout for
 // in-flight calls, and puts back any still running: they are retried by
 // the next worker, nothing is lost.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	w.state.Store(stateStopped)
+	w.srv.Shutdown()
+}
+
+// Running returns nil while the worker is started and not shut down, and
+// otherwise an error saying which. It does not touch Redis. It is safe for
+// concurrent use.
+func (w *Worker) Running() error {
+	switch w.state.Load() {
+	case stateNew:
+		return errors.New("the asynq server is not started")
+	case stateStopped:
+		return errors.New("the asynq server is shutting down")
+	}
+	return nil
+}
 
 // Ping reports whether the asynq server can reach Redis.
 func (w *Worker) Ping() error { return w.srv.Ping() }

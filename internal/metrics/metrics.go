@@ -1,0 +1,239 @@
+// Package metrics exposes the worker's Prometheus metrics on a registry of
+// its own: upstream attempts and dead-letterings (it implements
+// worker.Observer), upstream latency, the dead-letter queue's size, the asynq
+// queues' sizes and latency, and process and Go metrics.
+//
+// Labels are bounded: providers, classes, reasons and upstream codes outside
+// the known sets are reported as "other", and no order or task ID is ever a
+// label.
+package metrics
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Namespace prefixes the worker's own metric names.
+const Namespace = "cancelworker"
+
+// CollectTimeoutDefault bounds each read of Redis made during a scrape.
+const CollectTimeoutDefault = 3 * time.Second
+
+// Other is the label value that stands for any value outside a known set.
+const Other = "other"
+
+// LatencyBuckets are the upstream latency histogram's buckets, in seconds.
+// The upstream timeout defaults to 10s.
+var LatencyBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// Options configures Metrics.
+type Options struct {
+	// Redis is read at scrape time for the dead-letter queue's size and the
+	// asynq queues; nil leaves both out. The caller keeps ownership.
+	Redis redis.UniversalClient
+	// DLQ is the store counted for cancelworker_dlq_entries; nil means the
+	// default store in Redis.
+	DLQ *dlq.Store
+	// Queues lists the asynq queues reported; nil means every provider's
+	// queue, served by this worker or not.
+	Queues []string
+	// CollectTimeout bounds each scrape-time read of Redis; zero means
+	// CollectTimeoutDefault. On timeout or error the metrics concerned are
+	// left out of the scrape and the error is logged.
+	CollectTimeout time.Duration
+	// Logger receives scrape errors; nil means they are dropped.
+	Logger *zap.Logger
+}
+
+// Metrics holds the worker's metrics. It is safe for concurrent use.
+type Metrics struct {
+	reg            *prometheus.Registry
+	attempts       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	deadLettered   *prometheus.CounterVec
+	outcomeUnknown *prometheus.CounterVec
+	handler        http.Handler
+}
+
+var _ worker.Observer = (*Metrics)(nil)
+
+// New returns Metrics with every collector registered.
+func New(o Options) (*Metrics, error) {
+	if o.CollectTimeout <= 0 {
+		o.CollectTimeout = CollectTimeoutDefault
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Queues == nil {
+		for _, p := range tasks.Providers {
+			o.Queues = append(o.Queues, tasks.QueueFor(p))
+		}
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "attempts_total",
+			Help:      `Upstream cancel calls, by provider, outcome class (success, transient, permanent, auth) and upstream code ("" on success; codes outside the known set are "other").`,
+		}, []string{"provider", "class", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "upstream_latency_seconds",
+			Help:      "Duration of upstream cancel calls, whatever their outcome, by provider.",
+			Buckets:   LatencyBuckets,
+		}, []string{"provider"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "dead_lettered_total",
+			Help:      "Tasks written to the dead-letter queue, by provider and reason.",
+		}, []string{"provider", "reason"}),
+		outcomeUnknown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "dead_lettered_outcome_unknown_total",
+			Help:      "Dead-lettered tasks whose earlier attempt may already have cancelled the order, by provider.",
+		}, []string{"provider"}),
+	}
+	// Known series start at zero, so that rate() and alerts see them before
+	// the first event.
+	for _, p := range tasks.Providers {
+		m.attempts.WithLabelValues(p, "success", "")
+		m.latency.WithLabelValues(p)
+		m.outcomeUnknown.WithLabelValues(p)
+		for _, r := range reasons {
+			m.deadLettered.WithLabelValues(p, r)
+		}
+	}
+	cs := []prometheus.Collector{
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	if o.Redis != nil {
+		store := o.DLQ
+		if store == nil {
+			store = dlq.New(o.Redis, "")
+		}
+		cs = append(cs,
+			newDLQCollector(store, tasks.Providers, o.CollectTimeout),
+			newQueueCollector(asynq.NewInspectorFromRedisClient(o.Redis), o.Queues, o.CollectTimeout),
+		)
+	}
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      printLogger{o.Logger},
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      m.reg,
+	})
+	return m, nil
+}
+
+// Registry returns the registry every metric is registered with.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler returns the /metrics handler, in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// Attempt counts one upstream call and observes its latency.
+func (m *Metrics) Attempt(provider, class, code string, latency time.Duration) {
+	p := providerLabel(provider)
+	m.attempts.WithLabelValues(p, classLabel(class), codeLabel(p, code)).Inc()
+	m.latency.WithLabelValues(p).Observe(latency.Seconds())
+}
+
+// DeadLettered counts one dead-letter entry written.
+func (m *Metrics) DeadLettered(provider, reason string, outcomeUnknown bool) {
+	p := providerLabel(provider)
+	m.deadLettered.WithLabelValues(p, reasonLabel(reason)).Inc()
+	if outcomeUnknown {
+		m.outcomeUnknown.WithLabelValues(p).Inc()
+	}
+}
+
+// reasons are the dlq reasons kept as labels.
+var reasons = []string{dlq.ReasonPermanent, dlq.ReasonRetriesExhausted, dlq.ReasonMaxAge, dlq.ReasonBadPayload, dlq.ReasonMisconfigured}
+
+func providerLabel(p string) string {
+	if tasks.QueueFor(p) == "" {
+		return Other
+	}
+	return p
+}
+
+func classLabel(c string) string {
+	switch c {
+	case "success", providers.Transient.String(), providers.Permanent.String(), providers.Auth.String():
+		return c
+	}
+	return Other
+}
+
+func reasonLabel(r string) string {
+	for _, known := range reasons {
+		if r == known {
+			return r
+		}
+	}
+	return Other
+}
+
+// meariCodes are Meari's documented result codes (UPSTREAMS.md §1); any
+// other is reported as "other".
+var meariCodes = map[string]bool{"1001": true, "1003": true, "1005": true, "1023": true, "4001": true, "4002": true}
+
+// transportCodes are the codes the shared HTTP core and the handler give
+// failures that are not an upstream answer.
+var transportCodes = map[string]bool{
+	providers.CodeCanceled: true, providers.CodeTimeout: true, providers.CodeConnectionRefused: true,
+	providers.CodeDNS: true, providers.CodeConnect: true, providers.CodeReset: true,
+	providers.CodeTruncatedBody: true, providers.CodeBodyTooLarge: true, providers.CodeNetwork: true,
+	providers.CodeBadResponse: true, providers.CodeInvalidRequest: true, "internal": true,
+}
+
+// codeLabel bounds the code label: "" (success), the transport codes,
+// "http_<status>" for a status from 100 to 599, Meari's documented codes,
+// PandaPon's codes from 100 to 599 (its codes mirror HTTP statuses), and
+// "other" for anything else.
+func codeLabel(provider, code string) string {
+	switch {
+	case code == "" || transportCodes[code]:
+		return code
+	case strings.HasPrefix(code, "http_") && statusLike(strings.TrimPrefix(code, "http_")):
+		return code
+	case provider == tasks.ProviderMeari && meariCodes[code]:
+		return code
+	case provider == tasks.ProviderPandaPon && statusLike(code):
+		return code
+	}
+	return Other
+}
+
+// statusLike reports whether s is three digits from 100 to 599.
+func statusLike(s string) bool {
+	digit := func(b byte) bool { return b >= '0' && b <= '9' }
+	return len(s) == 3 && s[0] >= '1' && s[0] <= '5' && digit(s[1]) && digit(s[2])
+}
+
+// printLogger hands promhttp's errors to zap.
+type printLogger struct{ log *zap.Logger }
+
+func (l printLogger) Println(v ...any) {
+	l.log.Warn("metrics scrape incomplete", zap.String("error", strings.TrimSpace(fmt.Sprintln(v...))))
+}
