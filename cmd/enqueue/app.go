@@ -17,8 +17,11 @@ import (
 
 // Environment variables read for flag defaults; the flag wins.
 const (
-	envRedisURL  = "REDIS_URL"
-	envSourceApp = "MEARI_SOURCE_APP"
+	envRedisURL        = "REDIS_URL"
+	envSourceApp       = "MEARI_SOURCE_APP"
+	envIntakeAddr      = "INTAKE_ADDR"
+	envIntakeToken     = "INTAKE_TOKEN"
+	envIntakeTokenFile = "INTAKE_TOKEN_FILE"
 )
 
 const (
@@ -33,6 +36,7 @@ const (
 
 // app holds one invocation's flags, output streams and Redis client.
 type app struct {
+	stdin          io.Reader // read by "file -"
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	args           []string // the command line, for jsonRequested
@@ -64,16 +68,22 @@ as the task is kept (7 days after it finishes). --force replaces a finished or
 waiting task.
 
 Environment:
-  REDIS_URL         default for --redis-url (default ` + redisURLDefault + `)
-  MEARI_SOURCE_APP  default for --source-app
+  REDIS_URL          default for --redis-url (default ` + redisURLDefault + `)
+  MEARI_SOURCE_APP   default for --source-app
+  INTAKE_ADDR        serve: default for --addr (default ` + addrDefault + `)
+  INTAKE_TOKEN       serve: default for --token
+  INTAKE_TOKEN_FILE  serve: default for --token-file
 
 Exit codes:
   0  success, including "already queued"
-  1  failure: Redis unreachable, not found, requeue failed
+  1  failure: Redis unreachable, not found, requeue failed, a file line
+     invalid or not enqueued
   2  usage error: unknown flag, missing or invalid value`,
 		Example: `  enqueue meari --user-account test@123.com --order-type 1 --order-num 01582572KS0209053
   enqueue pandapon --order-id 2542285634920880794 --reason "customer asked"
   enqueue status pandapon 2542285634920880794
+  enqueue file cancellations.jsonl
+  INTAKE_TOKEN_FILE=/run/secrets/intake_token enqueue serve --addr 0.0.0.0:8081
   enqueue dlq list --provider meari
   REDIS_URL=redis://:secret@redis.internal:6379/0 enqueue --json dlq list`,
 		Args:              cobra.NoArgs,
@@ -89,9 +99,9 @@ Exit codes:
 	pf := root.PersistentFlags()
 	pf.Var(a.redisURL, "redis-url", "Redis to use, e.g. redis://:password@host:6379/0 (env REDIS_URL, default "+redisURLDefault+")")
 	pf.BoolVar(&a.jsonOut, "json", false, "write machine-readable output: one JSON object or array on stdout")
-	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included")
+	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included (file: only when given; serve: each request)")
 
-	root.AddCommand(a.meariCommand(), a.pandaponCommand(), a.statusCommand(), a.dlqCommand())
+	root.AddCommand(a.meariCommand(), a.pandaponCommand(), a.fileCommand(), a.serveCommand(), a.statusCommand(), a.dlqCommand())
 	return root
 }
 
@@ -189,6 +199,16 @@ func (a *app) close() {
 // --timeout. Errors from do are failures (exit 1) unless they are usage
 // errors.
 func (a *app) runE(check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+	return a.runEBounded(true, check, do)
+}
+
+// runEStream is runE for commands whose length depends on their input,
+// such as a file read from a pipe: --timeout bounds them only when given.
+func (a *app) runEStream(check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+	return a.runEBounded(false, check, do)
+}
+
+func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		var p problems
 		a.checkGlobals(&p)
@@ -196,7 +216,10 @@ func (a *app) runE(check func(p *problems, args []string), do func(ctx context.C
 		if err := p.err(); err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), a.timeoutValue)
+		ctx, cancel := cmd.Context(), context.CancelFunc(func() {})
+		if bounded || a.timeout.set {
+			ctx, cancel = context.WithTimeout(ctx, a.timeoutValue)
+		}
 		defer cancel()
 		rdb, err := a.connect(ctx)
 		if err != nil {

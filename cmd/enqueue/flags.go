@@ -188,3 +188,17 @@ func truncate(s string, n int) string {
 	}
 	return s[:cut] + "…"
 }
+
+// sourceAppDefault resolves --source-app, which defaults to
+// MEARI_SOURCE_APP, when it only provides a default: unset is 0 with no
+// problem.
+func (a *app) sourceAppDefault(p *problems, f *textFlag) int64 {
+	if !f.set && a.getenv(envSourceApp) == "" {
+		return 0
+	}
+	n, name := a.sourceApp(p, f)
+	if n <= 0 && !p.has(name) {
+		p.add(name, "must be a positive integer, got %d", n)
+	}
+	return n
+}

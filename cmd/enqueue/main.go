@@ -4,10 +4,13 @@
 //	enqueue meari --user-account test@123.com --order-type 1 --order-num 01582572KS0209053
 //	enqueue pandapon --order-id 2542285634920880794
 //	enqueue status pandapon 2542285634920880794
+//	enqueue file cancellations.jsonl
+//	enqueue serve --addr 127.0.0.1:8081
 //	enqueue dlq list
 //
 // Exit codes: 0 success (including "already queued"), 1 failure (Redis
-// unreachable, not found, requeue failed), 2 usage error.
+// unreachable, not found, requeue failed, a file line invalid or not
+// enqueued), 2 usage error.
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -38,17 +42,23 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes the command line args (without the program name), writing
-// results to stdout and diagnostics to stderr, and returns the exit code.
-// Defaults come from the process environment.
+// run executes the command line args (without the program name), reading
+// stdin for "file -", writing results to stdout and diagnostics to stderr,
+// and returns the exit code. Defaults come from the process environment.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runEnv(ctx, args, stdout, stderr, os.Getenv)
+	return runIO(ctx, args, os.Stdin, stdout, stderr, os.Getenv)
 }
 
-// runEnv is run with the environment read through getenv, so tests can set
-// variables without touching the process environment.
+// runEnv is run with an empty stdin and the environment read through
+// getenv, so tests can set variables without touching the process
+// environment.
 func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, args: args}
+	return runIO(ctx, args, strings.NewReader(""), stdout, stderr, getenv)
+}
+
+// runIO is run with every stream and the environment given.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, args: args}
 	defer a.close()
 	root := a.rootCommand()
 	if args == nil {

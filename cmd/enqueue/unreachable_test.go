@@ -17,6 +17,7 @@ func TestRedisUnreachable(t *testing.T) {
 		{name: "meari", args: meariArgs()},
 		{name: "pandapon", args: []string{"pandapon", "--order-id", "2542285634920880794"}},
 		{name: "status", args: []string{"status", "pandapon", "2542285634920880794"}},
+		{name: "file", args: []string{"file", "-"}},
 		{name: "dlq list", args: []string{"dlq", "list"}},
 		{name: "dlq show", args: []string{"dlq", "show", "pandapon:1"}},
 		{name: "dlq requeue", args: []string{"dlq", "requeue", "--all"}},

@@ -82,7 +82,7 @@ func TestUsageErrors(t *testing.T) {
 			`--timeout: must be a duration such as 10s or 1m, got "soon"`,
 			`--order-id: must be a positive integer of decimal digits, got "x"`,
 		}},
-		{name: "no command", args: []string{}, wantText: "a command is required: one of dlq, meari, pandapon, status"},
+		{name: "no command", args: []string{}, wantText: "a command is required: one of dlq, file, meari, pandapon, serve, status"},
 		{name: "unknown command", args: []string{"cancel"}, wantText: `unknown command "cancel" for "enqueue"`},
 
 		// status
@@ -102,6 +102,36 @@ func TestUsageErrors(t *testing.T) {
 			"--source-app: only applies to meari",
 			"--order-type: only applies to meari",
 		}},
+
+		// file
+		{name: "file, no path", args: []string{"file"}, want: []string{`<path>: is required: a JSON Lines file, or "-" for stdin`}},
+		{name: "file, two paths", args: []string{"file", "a", "b"}, want: []string{"<path>: give exactly one file, got 2 arguments"}},
+		{name: "file, no such file", args: []string{"file", "/nonexistent/cancellations.jsonl"}, want: []string{"<path>: no such file: /nonexistent/cancellations.jsonl"}},
+		{name: "file, a directory", args: []string{"file", "."}, want: []string{"<path>: is a directory: ."}},
+		{name: "file, everything at once", args: []string{"file", "-", "--concurrency", "0", "--source-app", "x"}, want: []string{
+			`--source-app: must be an integer, got "x"`,
+			"--concurrency: must be from 1 to 256, got 0",
+		}},
+		{name: "file, concurrency not a number", args: []string{"file", "-", "--concurrency", "many"}, want: []string{`--concurrency: must be an integer, got "many"`}},
+		{name: "file, source app from the environment", args: []string{"file", "-"}, env: map[string]string{envSourceApp: "0"}, want: []string{"MEARI_SOURCE_APP (--source-app): must be a positive integer, got 0"}},
+
+		// serve
+		{name: "serve, not loopback without a token", args: []string{"serve", "--addr", "0.0.0.0:8081"}, want: []string{
+			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on 0.0.0.0:8081, which is not a loopback address",
+		}},
+		{name: "serve, every interface without a token", args: []string{"serve"}, env: map[string]string{envIntakeAddr: ":8081"}, want: []string{
+			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on :8081, which is not a loopback address",
+		}},
+		{name: "serve, a host name without a token", args: []string{"serve", "--addr", "intake.internal:8081"}, want: []string{
+			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on intake.internal:8081",
+		}},
+		{name: "serve, bad address", args: []string{"serve", "--addr", "8081"}, want: []string{`--addr: must be host:port, e.g. 127.0.0.1:8081, got "8081"`}},
+		{name: "serve, bad port from the environment", args: []string{"serve"}, env: map[string]string{envIntakeAddr: "127.0.0.1:http"}, want: []string{`INTAKE_ADDR (--addr): must have a port from 0 to 65535, got "http"`}},
+		{name: "serve, token file missing", args: []string{"serve", "--token-file", "/nonexistent/token"}, want: []string{"--token-file: cannot be read: open /nonexistent/token: no such file or directory"}},
+		{name: "serve, token and token file", args: []string{"serve", "--token-file", "/nonexistent/token"}, env: map[string]string{envIntakeToken: "0123456789abcdef0123"}, want: []string{
+			"INTAKE_TOKEN (--token): cannot be combined with --token-file: set one",
+		}},
+		{name: "serve, empty token", args: []string{"serve", "--token="}, want: []string{"--token: must not be empty"}},
 
 		// dlq
 		{name: "dlq, no command", args: []string{"dlq"}, wantText: "a command is required: one of list, purge, requeue, show"},

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cancelworker/cancelworker/internal/intake"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// runStdin runs args against the harness's Redis with stdin as the input.
+func (h *harness) runStdin(stdin io.Reader, args ...string) result {
+	h.t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"--redis-url", h.srv.URL}, args...)
+	code := runIO(h.t.Context(), args, stdin, &stdout, &stderr, func(k string) string { return h.env[k] })
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// writeFile writes content to a new file in t's temporary directory.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cancellations.jsonl")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// mixedFile has valid lines, duplicates within the file, an order queued
+// before (1111111111111111111), and invalid lines, the last line without
+// a newline.
+var mixedFile = strings.Join([]string{
+	/* 1 */ `{"provider":"meari","userAccount":"u@x.com","orderType":1,"orderNum":"A1"}`,
+	/* 2 */ ``,
+	/* 3 */ `{"provider":"pandapon","orderId":2542285634920880794,"cancelReason":"customer asked"}`,
+	/* 4 */ `{"provider":"pandapon","orderId":"2542285634920880794"}`,
+	/* 5 */ `{"provider":"pandapon","orderId":1111111111111111111}`,
+	/* 6 */ `{"provider":"meari","userAccount":"u@x.com","orderType":7,"orderNum":"A2"}`,
+	/* 7 */ `{"provider":"meari",`,
+	/* 8 */ "\t{\"provider\":\"meari\",\"userAccount\":\"u@x.com\",\"orderType\":3,\"orderNum\":\"B2\",\"sourceApp\":73}\r",
+	/* 9 */ `{"provider":"pandapon","orderId":2.5e18,"remark":5}`,
+	/* 10 */ `{"provider":"pandapon","orderId":4,"remark":"` + strings.Repeat("x", maxLineBytes) + `"}`,
+	/* 11 */ `{"provider":"meari","userAccount":"u@x.com","orderType":1,"orderNum":"A1"}`,
+	/* 12 */ `   `,
+	/* 13 */ `{"provider":"pandapon","orderId":3}`,
+}, "\n")
+
+// mixedErrors are the line errors of mixedFile, in order.
+var mixedErrors = []lineError{
+	{Line: 6, Kind: "invalid", Field: "orderType", Problem: "must be 1 (cloud), 2 (ai) or 3 (flow4g), got 7"},
+	{Line: 7, Kind: "invalid", Field: "", Problem: "is not valid JSON: unexpected end of input"},
+	{Line: 9, Kind: "invalid", Field: "orderId", Problem: `must be a positive integer of decimal digits, got "2.5e18"`},
+	{Line: 9, Kind: "invalid", Field: "remark", Problem: "must be a string, got a number"},
+	{Line: 10, Kind: "invalid", Field: "", Problem: "is longer than 65536 bytes"},
+}
+
+func TestEnqueueFileMixed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		stdin bool
+		json  bool
+		extra []string
+	}{
+		{name: "path"},
+		{name: "stdin", stdin: true},
+		{name: "path, --json", json: true},
+		{name: "stdin, --json, one at a time", stdin: true, json: true, extra: []string{"--concurrency", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.mustRun(exitOK, "pandapon", "--order-id", "1111111111111111111")
+
+			args := []string{"file"}
+			if tt.json {
+				args = append([]string{"--json"}, args...)
+			}
+			var r result
+			if tt.stdin {
+				r = h.runStdin(strings.NewReader(mixedFile), append(append(args, "-"), tt.extra...)...)
+			} else {
+				r = h.run(append(append(args, writeFile(t, mixedFile)), tt.extra...)...)
+			}
+			if r.code != exitFailure {
+				t.Fatalf("want exit %d (invalid lines), got %s", exitFailure, r)
+			}
+
+			if tt.json {
+				var sum fileSummary
+				decodeJSON(t, r.stdout, &sum)
+				want := fileSummary{Lines: 11, Enqueued: 4, AlreadyQueued: 3, Invalid: 4, Errors: mixedErrors}
+				if sum.Lines != want.Lines || sum.Enqueued != want.Enqueued || sum.AlreadyQueued != want.AlreadyQueued ||
+					sum.Invalid != want.Invalid || sum.Failed != 0 || sum.Stopped != "" || !slices.Equal(sum.Errors, want.Errors) {
+					t.Errorf("--json summary:\nwant %+v\ngot  %+v", want, sum)
+				}
+				if strings.Contains(r.stderr, "line ") {
+					t.Errorf("--json: want the line errors in the JSON only, got stderr %q", r.stderr)
+				}
+			} else {
+				if want := "enqueued 4, already queued 3, invalid 4\n"; r.stdout != want {
+					t.Errorf("stdout: want %q, got %q", want, r.stdout)
+				}
+				var want string
+				for _, e := range mixedErrors {
+					want += "enqueue file: " + e.String() + "\n"
+				}
+				if r.stderr != want {
+					t.Errorf("stderr:\nwant %q\ngot  %q", want, r.stderr)
+				}
+			}
+
+			// The valid lines are enqueued, the first of each order.
+			for _, tc := range []struct{ queue, id, payload string }{
+				{tasks.QueueMeari, "meari:72:1:A1", `"order_num":"A1"`},
+				{tasks.QueueMeari, "meari:73:3:B2", `"source_app":73`},
+				{tasks.QueuePandaPon, "pandapon:2542285634920880794", `"order_id":2542285634920880794,"cancel_reason":"customer asked"`},
+				{tasks.QueuePandaPon, "pandapon:3", `"order_id":3,`},
+				{tasks.QueuePandaPon, "pandapon:1111111111111111111", `"order_id":1111111111111111111,`},
+			} {
+				info := h.taskInfo(tc.queue, tc.id)
+				if info.State != asynq.TaskStatePending || !strings.Contains(string(info.Payload), tc.payload) {
+					t.Errorf("task %s: want pending with %s, got %s %s", tc.id, tc.payload, info.State, info.Payload)
+				}
+			}
+			if n := h.queueSize(tasks.QueueMeari); n != 2 {
+				t.Errorf("meari queue: want 2 tasks, got %d", n)
+			}
+			if n := h.queueSize(tasks.QueuePandaPon); n != 3 {
+				t.Errorf("pandapon queue: want 3 tasks, got %d", n)
+			}
+		})
+	}
+}
+
+func TestEnqueueFileValid(t *testing.T) {
+	t.Parallel()
+	const n = 2500
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"provider":"pandapon","orderId":%d}`+"\n", 1000000000000000000+i)
+	}
+	h := newHarness(t)
+	path := writeFile(t, b.String())
+
+	r := h.mustRun(exitOK, "file", path)
+	if want := "enqueued 2500, already queued 0, invalid 0\n"; r.stdout != want {
+		t.Errorf("stdout: want %q, got %q", want, r.stdout)
+	}
+	// Not a terminal: plain progress lines every 1000 lines (and maybe
+	// every 2 seconds).
+	for _, want := range []string{
+		"enqueue file: 1000 lines: enqueued ",
+		"enqueue file: 2000 lines: enqueued ",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr: want a progress line %q, got %q", want, r.stderr)
+		}
+	}
+	if n := h.queueSize(tasks.QueuePandaPon); n != 2500 {
+		t.Errorf("want 2500 tasks, got %d", n)
+	}
+
+	r = h.mustRun(exitOK, "file", path)
+	if want := "enqueued 0, already queued 2500, invalid 0\n"; r.stdout != want {
+		t.Errorf("again: want %q, got %q", want, r.stdout)
+	}
+
+	r = h.mustRun(exitOK, "--json", "file", path, "--force")
+	var sum fileSummary
+	decodeJSON(t, r.stdout, &sum)
+	if sum.Enqueued != n || sum.Replaced != n || sum.AlreadyQueued != 0 || sum.Lines != n || len(sum.Errors) != 0 {
+		t.Errorf("--force: want %d enqueued, all replaced, got %+v", n, sum)
+	}
+	if n := h.queueSize(tasks.QueuePandaPon); n != 2500 {
+		t.Errorf("after --force: want 2500 tasks, got %d", n)
+	}
+}
+
+func TestEnqueueFileEmpty(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.runStdin(strings.NewReader("\n\n  \n"), "--json", "file", "-")
+	if r.code != exitOK {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	if want := "{\n  \"lines\": 0,\n  \"enqueued\": 0,\n  \"already_queued\": 0,\n  \"invalid\": 0,\n  \"failed\": 0,\n  \"errors\": []\n}\n"; r.stdout != want {
+		t.Errorf("stdout: want %q, got %q", want, r.stdout)
+	}
+}
+
+// failingEnqueuer enqueues PandaPon orders below from through next and
+// fails the others with err, as a Redis that went down at order from
+// would.
+type failingEnqueuer struct {
+	next intake.Enqueuer
+	from tasks.OrderID
+	err  error
+}
+
+func (f *failingEnqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (tasks.Result, error) {
+	p, err := tasks.ParsePandaPonCancel(t.Payload())
+	if err != nil {
+		return tasks.Result{}, err
+	}
+	if p.OrderID >= f.from {
+		return tasks.Result{}, f.err
+	}
+	return f.next.Enqueue(ctx, t, force)
+}
+
+func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
+	t.Parallel()
+	const n = 500
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `{"provider":"pandapon","orderId":%d}`+"\n", i)
+	}
+	h := newHarness(t)
+	down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	enq := &failingEnqueuer{next: tasks.NewEnqueuer(h.srv.Client(t)), from: 100, err: down}
+	var stderr bytes.Buffer
+	a := &app{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
+	sum := a.enqueueFile(t.Context(), enq, strings.NewReader(b.String()), -1, fileOptions{workers: 4})
+
+	if !strings.HasPrefix(sum.Stopped, "stopped after line ") || !strings.Contains(sum.Stopped, down.Error()) {
+		t.Errorf("stopped: want the Redis failure named, got %q", sum.Stopped)
+	}
+	if sum.Lines >= n || sum.Lines < 100 {
+		t.Errorf("want reading to stop soon after line 100, read %d lines", sum.Lines)
+	}
+	if sum.Enqueued != 99 || sum.Failed != sum.Lines-99 || sum.Invalid != 0 {
+		t.Errorf("want lines 1 to 99 enqueued and the rest read failed, got %+v", sum)
+	}
+	if len(sum.Errors) == 0 || sum.Errors[0] != (lineError{Line: 100, Kind: "failed", Problem: "not enqueued: " + down.Error()}) {
+		t.Errorf("first error: want line 100 failed, got %+v", sum.Errors)
+	}
+	for i, e := range sum.Errors {
+		if e.Line != 100+i {
+			t.Errorf("errors out of line order: %+v", sum.Errors)
+			break
+		}
+	}
+	if !strings.Contains(stderr.String(), "enqueue file: line 100: not enqueued: "+down.Error()+"\n") ||
+		!strings.Contains(stderr.String(), "enqueue file: stopped after line ") {
+		t.Errorf("stderr: want line 100 and the stop reported, got %q", stderr.String())
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		max     int
+		want    []string // "!" for a line too long
+		wantOff int64
+	}{
+		{name: "newlines", in: "a\nbb\n", max: 4, want: []string{"a", "bb"}, wantOff: 5},
+		{name: "no final newline", in: "a\nbb", max: 4, want: []string{"a", "bb"}, wantOff: 4},
+		{name: "CRLF", in: "a\r\nbb\r\n", max: 4, want: []string{"a", "bb"}, wantOff: 7},
+		{name: "byte order mark on the first line", in: "\uFEFFa\n\uFEFFb\n", max: 8, want: []string{"a", "\uFEFFb"}, wantOff: 10},
+		{name: "exactly max", in: "abcd\nabcd\r\n", max: 4, want: []string{"abcd", "abcd"}, wantOff: 11},
+		{name: "max plus one, in the buffer", in: "abcde\nx\n", max: 4, want: []string{"!", "x"}, wantOff: 8},
+		{name: "far past max", in: strings.Repeat("y", 50) + "\nx\n" + strings.Repeat("z", 30), max: 4, want: []string{"!", "x", "!"}, wantOff: 83},
+		{name: "empty", in: "", max: 4, want: nil},
+		{name: "blank lines kept", in: "\n\n", max: 4, want: []string{"", ""}, wantOff: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			lr := newLineReader(strings.NewReader(tt.in), tt.max)
+			var got []string
+			for {
+				line, tooLong, err := lr.next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tooLong {
+					got = append(got, "!")
+				} else {
+					got = append(got, string(line))
+				}
+				if lr.n != len(got) {
+					t.Errorf("line number: want %d, got %d", len(got), lr.n)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("lines: want %q, got %q", tt.want, got)
+			}
+			if lr.offset != tt.wantOff {
+				t.Errorf("offset: want %d, got %d", tt.wantOff, lr.offset)
+			}
+		})
+	}
+}
+
+func TestBarProgress(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int64{-1, 1000} {
+		var buf bytes.Buffer
+		p := newBarProgress(&buf, size)
+		sum := &fileSummary{Lines: 10, Enqueued: 9, Invalid: 1}
+		p.update(sum, 500)
+		p.print(func(w io.Writer) { fmt.Fprintln(w, "enqueue file: line 3: oops") })
+		p.tick(sum)
+		p.done(sum)
+		if !strings.Contains(buf.String(), "10 lines: enqueued 9, already queued 0, invalid 1") || !strings.Contains(buf.String(), "line 3: oops\n") {
+			t.Errorf("size %d: want the counts and the message drawn, got %q", size, buf.String())
+		}
+	}
+}

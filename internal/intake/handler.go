@@ -1,0 +1,515 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/status"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Limits and defaults of a Handler.
+const (
+	// MaxBodyDefault is the largest request body accepted, in bytes.
+	MaxBodyDefault = 1 << 20
+	// MaxItemsDefault is the most items accepted in one request.
+	MaxItemsDefault = 1000
+	// TimeoutDefault bounds the Redis work of one request.
+	TimeoutDefault = 30 * time.Second
+	// readyTimeout bounds the Redis PING of /readyz.
+	readyTimeout = 2 * time.Second
+)
+
+// Options configure a Handler. The zero value is usable: no auth, the
+// default limits, no logging.
+type Options struct {
+	// Token is the bearer token that /v1 requests must present. Empty
+	// turns authentication off; the caller decides when that is allowed.
+	Token string
+	// Defaults fills the fields an item leaves out.
+	Defaults Defaults
+	// Workers is how many Enqueue calls one request keeps in flight.
+	// Zero means WorkersDefault.
+	Workers int
+	// Timeout bounds the Redis work of one request. Zero means
+	// TimeoutDefault.
+	Timeout time.Duration
+	// MaxBody is the largest body accepted, in bytes. Zero means
+	// MaxBodyDefault.
+	MaxBody int64
+	// MaxItems is the most items accepted in one request. Zero means
+	// MaxItemsDefault.
+	MaxItems int
+	// Logger gets one line per request; nil means none. Tokens and
+	// headers are never logged.
+	Logger *zap.Logger
+}
+
+// Route is one method and path pattern the Handler serves.
+type Route struct {
+	Method  string
+	Pattern string // as http.ServeMux and api/openapi.yaml spell it
+	Auth    bool   // requires the bearer token, when one is set
+}
+
+// Routes returns the routes the Handler serves, for documentation checks.
+func Routes() []Route {
+	return []Route{
+		{Method: http.MethodPost, Pattern: "/v1/cancellations", Auth: true},
+		{Method: http.MethodGet, Pattern: "/v1/cancellations/{provider}/{order}", Auth: true},
+		{Method: http.MethodGet, Pattern: "/healthz"},
+		{Method: http.MethodGet, Pattern: "/readyz"},
+	}
+}
+
+// Handler serves the HTTP intake: POST /v1/cancellations enqueues one item
+// or an array of them, GET /v1/cancellations/{provider}/{order} tells where
+// an order's cancellation stands, /healthz says the process is up and
+// /readyz that Redis answers. Every answer, errors included, is JSON.
+//
+// A batch is validated as a whole first: if any item is invalid, nothing
+// is enqueued and the answer is 400 with every problem, so the client can
+// fix and resend the whole batch. Enqueueing is idempotent per order, so
+// resending a batch that was partly enqueued (a 503) is safe as well.
+//
+// It is safe for concurrent use. It does not own the Redis client.
+type Handler struct {
+	opts     Options
+	auth     bool
+	tokenSum [sha256.Size]byte
+	mux      *http.ServeMux
+	rdb      redis.UniversalClient
+	enq      *tasks.Enqueuer
+	insp     *asynq.Inspector
+	store    *dlq.Store
+	log      *zap.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler that works on Redis through rdb; the
+// caller keeps ownership of rdb and closes it after the server stops.
+func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
+	if o.Workers < 1 {
+		o.Workers = WorkersDefault
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = TimeoutDefault
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = MaxBodyDefault
+	}
+	if o.MaxItems <= 0 {
+		o.MaxItems = MaxItemsDefault
+	}
+	h := &Handler{
+		opts:  o,
+		auth:  o.Token != "",
+		mux:   http.NewServeMux(),
+		rdb:   rdb,
+		enq:   tasks.NewEnqueuer(rdb),
+		insp:  asynq.NewInspectorFromRedisClient(rdb),
+		store: dlq.New(rdb, ""),
+		log:   o.Logger,
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	h.tokenSum = sha256.Sum256([]byte(o.Token))
+	serve := map[string]http.HandlerFunc{
+		"/v1/cancellations":                    h.postCancellations,
+		"/v1/cancellations/{provider}/{order}": h.getStatus,
+		"/healthz":                             h.healthz,
+		"/readyz":                              h.readyz,
+	}
+	for _, rt := range Routes() {
+		fn := serve[rt.Pattern]
+		if rt.Auth {
+			fn = h.authenticated(fn)
+		}
+		h.mux.HandleFunc(rt.Method+" "+rt.Pattern, fn)
+		allow := rt.Method
+		if rt.Method == http.MethodGet {
+			allow += ", " + http.MethodHead
+		}
+		h.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "", "method not allowed: use "+allow)
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "", "no such path: see api/openapi.yaml")
+	})
+	return h
+}
+
+// ServeHTTP serves r and logs one line for it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	h.mux.ServeHTTP(sw, r)
+	h.log.Info("request",
+		zap.String("method", r.Method),
+		zap.String("path", r.URL.Path),
+		zap.Int("status", sw.status),
+		zap.Int64("latency_ms", time.Since(start).Milliseconds()),
+	)
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// authenticated wraps next with the bearer-token check, when a token is
+// set. The token is compared in constant time, its length included (both
+// sides are hashed first).
+func (h *Handler) authenticated(next http.HandlerFunc) http.HandlerFunc {
+	if !h.auth {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cancelworker intake"`)
+			writeError(w, http.StatusUnauthorized, "", "a bearer token is required: send Authorization: Bearer <token>")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cancelworker intake", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "", "the bearer token is not valid")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// ErrorItem is one problem in an error answer.
+type ErrorItem struct {
+	// Index is the item's position in the request's array (0 for a single
+	// item); absent when the problem is not one item's.
+	Index *int `json:"index,omitempty"`
+	// Field is the item's or the query's field name; "" for the request
+	// or the item as a whole.
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+// ErrorBody is the body of every error answer. Results lists the items
+// that were enqueued before a failure (503).
+type ErrorBody struct {
+	Errors  []ErrorItem  `json:"errors"`
+	Results []ItemResult `json:"results,omitempty"`
+}
+
+// ItemResult is what became of one item of an accepted request.
+type ItemResult struct {
+	Index    int    `json:"index"`
+	Provider string `json:"provider"`
+	Order    string `json:"order"`
+	TaskID   string `json:"task_id"`
+	Queue    string `json:"queue"`
+	// AlreadyQueued is true when a task for the same order existed and
+	// nothing new was enqueued.
+	AlreadyQueued bool `json:"already_queued"`
+}
+
+// AcceptedBody is the body of a 202 answer, one result per item, in the
+// request's order.
+type AcceptedBody struct {
+	Results []ItemResult `json:"results"`
+}
+
+func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "", "Content-Type must be application/json")
+		return
+	}
+	if r.ContentLength > h.opts.MaxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("the body must be at most %d bytes, got %d", h.opts.MaxBody, r.ContentLength))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("the body must be at most %d bytes", h.opts.MaxBody))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "", "the body could not be read")
+		return
+	}
+	raws, n, fe := splitBody(body, h.opts.MaxItems)
+	switch {
+	case n > h.opts.MaxItems:
+		writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("at most %d items per request, got %d", h.opts.MaxItems, n))
+		return
+	case fe != nil:
+		writeError(w, http.StatusBadRequest, fe.Field, fe.Problem)
+		return
+	}
+
+	// Validate every item before enqueueing any.
+	cs := make([]Cancellation, len(raws))
+	var bad []ErrorItem
+	for i, raw := range raws {
+		c, fes := Decode(raw, h.opts.Defaults)
+		for _, fe := range fes {
+			bad = append(bad, ErrorItem{Index: &i, Field: fe.Field, Problem: fe.Problem})
+		}
+		cs[i] = c
+	}
+	if len(bad) > 0 {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Errors: bad})
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	pool := NewPool(h.enq, h.opts.Workers, false)
+	tickets := make([]*Ticket, len(cs))
+	for i, c := range cs {
+		tickets[i] = pool.Submit(ctx, c)
+	}
+	results := make([]ItemResult, 0, len(cs))
+	var failed []ErrorItem
+	for i, tk := range tickets {
+		out := tk.Wait()
+		if out.Err != nil {
+			failed = append(failed, ErrorItem{Index: &i, Problem: "not enqueued: " + out.Err.Error()})
+			continue
+		}
+		results = append(results, ItemResult{
+			Index: i, Provider: cs[i].Provider, Order: cs[i].Order,
+			TaskID: out.Result.TaskID, Queue: out.Result.Queue, AlreadyQueued: out.Result.AlreadyQueued,
+		})
+	}
+	if len(failed) > 0 {
+		h.log.Error("enqueue failed", zap.Int("failed", len(failed)), zap.Int("items", len(cs)), zap.Error(pool.Err()))
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Errors: failed, Results: results})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, AcceptedBody{Results: results})
+}
+
+// splitBody returns the items of body, one JSON object or an array of
+// them, and n, how many there are. Past maxItems it keeps counting but
+// stops collecting. A body that is not JSON, or an empty array, gives a
+// FieldError; an item that is not an object is left to Decode.
+func splitBody(body []byte, maxItems int) (items []json.RawMessage, n int, fe *FieldError) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, 0, &FieldError{Problem: "the body is empty: send one item or an array of items"}
+	}
+	if body[0] != '[' {
+		return []json.RawMessage{body}, 1, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		e := notJSON(err)
+		return nil, 0, &e
+	}
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			e := notJSON(err)
+			e.Problem = "the body " + e.Problem
+			return nil, 0, &e
+		}
+		if n++; n <= maxItems {
+			items = append(items, raw)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		e := notJSON(err)
+		e.Problem = "the body " + e.Problem
+		return nil, 0, &e
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, 0, &FieldError{Problem: "the body is not valid JSON: trailing data after the array"}
+	}
+	if n == 0 {
+		return nil, 0, &FieldError{Problem: "the array is empty: send at least one item"}
+	}
+	return items, n, nil
+}
+
+func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
+	provider, order := r.PathValue("provider"), r.PathValue("order")
+	q := r.URL.Query()
+	var errs fieldErrors
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k != FieldOrderType && k != FieldSourceApp {
+			errs.add(shownKey(k), "unknown query parameter: only orderType and sourceApp (meari) are taken")
+		}
+	}
+	var ids []string
+	scan := false
+	switch provider {
+	case tasks.ProviderMeari:
+		ids, scan = h.meariIDs(&errs, order, q)
+	case tasks.ProviderPandaPon:
+		for _, k := range []string{FieldOrderType, FieldSourceApp} {
+			if q.Has(k) {
+				errs.add(k, "only applies to meari")
+			}
+		}
+		id, err := tasks.ParseOrderID(order)
+		if err != nil {
+			errs.add("order", "%s", err.Error())
+			break
+		}
+		ids = []string{tasks.PandaPonCancel{OrderID: id}.TaskID()}
+	default:
+		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, http.StatusBadRequest, errs)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	found := make([]status.Status, 0, len(ids))
+	for _, id := range ids {
+		st, err := status.Lookup(ctx, h.insp, h.store, id, tasks.QueueFor(provider))
+		if err != nil {
+			h.log.Error("status lookup failed", zap.String("provider", provider), zap.String("order", order), zap.Error(err))
+			writeError(w, http.StatusServiceUnavailable, "", "status lookup failed: "+err.Error())
+			return
+		}
+		if st.State != status.StateNotFound {
+			found = append(found, st)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		writeError(w, http.StatusNotFound, "", fmt.Sprintf("not found: no task and no dead-letter entry for %s order %s", provider, truncate(order, shownMax)))
+	case scan:
+		writeJSON(w, http.StatusOK, found)
+	default:
+		writeJSON(w, http.StatusOK, found[0])
+	}
+}
+
+// meariIDs returns the task IDs of a Meari status query: one with
+// orderType, else one per order type (scan).
+func (h *Handler) meariIDs(errs *fieldErrors, order string, q url.Values) (ids []string, scan bool) {
+	m := tasks.MeariCancel{SourceApp: h.opts.Defaults.SourceApp, UserAccount: "-", OrderNum: order, OrderType: 1}
+	if v, ok := q[FieldSourceApp]; ok {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil {
+			errs.add(FieldSourceApp, "must be a positive integer, got %s", strconv.Quote(truncate(v[0], shownMax)))
+		}
+		m.SourceApp = n
+	} else if m.SourceApp == 0 {
+		errs.add(FieldSourceApp, "is required: no default source app is configured")
+	}
+	types := []int{1, 2, 3}
+	if v, ok := q[FieldOrderType]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > 3 {
+			errs.add(FieldOrderType, "must be %s, got %s", orderTypes, strconv.Quote(truncate(v[0], shownMax)))
+		}
+		types, m.OrderType = []int{n}, n
+	}
+	if err := m.Validate(); err != nil {
+		var ve *tasks.ValidationError
+		if errors.As(err, &ve) {
+			for _, f := range ve.Fields {
+				name := fieldOf[f.Field]
+				if f.Field == "order_num" {
+					name = "order"
+				}
+				errs.add(name, "%s", f.Problem)
+			}
+		}
+	}
+	for _, t := range types {
+		m.OrderType = t
+		ids = append(ids, m.TaskID())
+	}
+	return ids, len(types) > 1
+}
+
+// healthBody is the body of /healthz and /readyz.
+type healthBody struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok"})
+}
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := h.rdb.Ping(ctx).Err(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Reason: "redis ping failed: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, healthBody{Status: "ready"})
+}
+
+// writeError writes an ErrorBody with one problem.
+func writeError(w http.ResponseWriter, code int, field, problem string) {
+	writeJSON(w, code, ErrorBody{Errors: []ErrorItem{{Field: field, Problem: problem}}})
+}
+
+// writeFieldErrors writes an ErrorBody with the problems of fes.
+func writeFieldErrors(w http.ResponseWriter, code int, fes []FieldError) {
+	items := make([]ErrorItem, len(fes))
+	for i, fe := range fes {
+		items[i] = ErrorItem{Field: fe.Field, Problem: fe.Problem}
+	}
+	writeJSON(w, code, ErrorBody{Errors: items})
+}
+
+// writeJSON writes v as the JSON body of a code answer.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only plain structs are written: this is a wiring bug.
+		code, b = http.StatusInternalServerError, []byte(`{"errors":[{"field":"","problem":"could not encode the answer"}]}`)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n')) // the client may be gone; nothing to do then
+}

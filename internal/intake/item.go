@@ -1,0 +1,418 @@
+// Package intake takes order cancellations from outside Go programs. It
+// decodes the JSON item format shared by `enqueue file` (one item per line)
+// and the HTTP intake (one item or an array of them), enqueues many items
+// with several Redis round trips in flight at once (Pool), and serves the
+// HTTP API described in api/openapi.yaml (Handler).
+//
+// An item is one of
+//
+//	{"provider":"meari","userAccount":"a@b.c","orderType":1,"orderNum":"N1","sourceApp":72}
+//	{"provider":"pandapon","orderId":2542285634920880794,"cancelReason":"...","remark":"..."}
+//
+// sourceApp is optional (Defaults.SourceApp), as are cancelReason and
+// remark. orderId is a JSON integer or a string of decimal digits, and is
+// kept exact: it never passes through a float64.
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// Field names of an item, as its JSON spells them.
+const (
+	FieldProvider     = "provider"
+	FieldSourceApp    = "sourceApp"
+	FieldUserAccount  = "userAccount"
+	FieldOrderType    = "orderType"
+	FieldOrderNum     = "orderNum"
+	FieldOrderID      = "orderId"
+	FieldCancelReason = "cancelReason"
+	FieldRemark       = "remark"
+)
+
+// fieldOf maps the tasks package's payload field names to the item's.
+var fieldOf = map[string]string{
+	"source_app":    FieldSourceApp,
+	"user_account":  FieldUserAccount,
+	"order_type":    FieldOrderType,
+	"order_num":     FieldOrderNum,
+	"order_id":      FieldOrderID,
+	"cancel_reason": FieldCancelReason,
+	"remark":        FieldRemark,
+}
+
+// knownFields is said in the problem of an unknown field.
+const knownFields = "an item takes provider and either sourceApp, userAccount, orderType, orderNum (meari) or orderId, cancelReason, remark (pandapon)"
+
+// orderTypes is what a valid orderType is, in words.
+const orderTypes = "1 (cloud), 2 (ai) or 3 (flow4g)"
+
+// shownMax is the most bytes of a bad value quoted in a problem.
+const shownMax = 40
+
+// FieldError is one problem with one field of an item.
+type FieldError struct {
+	// Field is the item's JSON name for the field, e.g. "orderType", or ""
+	// when the problem is with the item as a whole (not JSON, not an
+	// object).
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+// Error returns "field: problem", or the problem alone for the whole item.
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Problem
+	}
+	return e.Field + ": " + e.Problem
+}
+
+// fieldErrors collects the problems of one item, at most one per field.
+type fieldErrors []FieldError
+
+func (fe *fieldErrors) add(field, format string, args ...any) {
+	if fe.has(field) {
+		return
+	}
+	*fe = append(*fe, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (fe fieldErrors) has(field string) bool {
+	for _, e := range fe {
+		if e.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// Defaults fills fields an item may leave out.
+type Defaults struct {
+	// SourceApp is the Meari customer number used when a meari item has no
+	// sourceApp. Zero means none: such items are invalid.
+	SourceApp int64
+}
+
+// Cancellation is a decoded, valid item and the task it enqueues.
+type Cancellation struct {
+	// Provider is tasks.ProviderMeari or tasks.ProviderPandaPon.
+	Provider string
+	// Order names the order as operators do (tasks' OrderRef), e.g.
+	// "1:01582572KS0209053" or "2542285634920880794".
+	Order string
+	// TaskID is the task ID derived from the order.
+	TaskID string
+	// Task is ready for (*tasks.Enqueuer).Enqueue.
+	Task *asynq.Task
+}
+
+// rawItem holds an item's fields, undecoded; nil means absent.
+type rawItem struct {
+	provider, sourceApp, userAccount, orderType, orderNum json.RawMessage
+	orderID, cancelReason, remark                         json.RawMessage
+}
+
+// field returns where the value of key goes, or nil for an unknown key.
+// Keys match exactly, case included.
+func (r *rawItem) field(key string) *json.RawMessage {
+	switch key {
+	case FieldProvider:
+		return &r.provider
+	case FieldSourceApp:
+		return &r.sourceApp
+	case FieldUserAccount:
+		return &r.userAccount
+	case FieldOrderType:
+		return &r.orderType
+	case FieldOrderNum:
+		return &r.orderNum
+	case FieldOrderID:
+		return &r.orderID
+	case FieldCancelReason:
+		return &r.cancelReason
+	case FieldRemark:
+		return &r.remark
+	}
+	return nil
+}
+
+// Decode decodes one item from raw, which holds exactly one JSON object,
+// and builds its task. It reports every invalid field at once, each under
+// its JSON name; the Cancellation is valid only when no FieldError is
+// returned.
+//
+// Keys are matched exactly (encoding/json's DisallowUnknownFields would
+// match them regardless of case and stop at the first unknown one), a key
+// given twice is an error, and null is taken as absent.
+func Decode(raw []byte, d Defaults) (Cancellation, []FieldError) {
+	var in rawItem
+	errs, ok := scanObject(raw, &in)
+	if !ok {
+		return Cancellation{}, errs
+	}
+	provider, ok := decodeString(&errs, FieldProvider, in.provider)
+	switch {
+	case !ok:
+		return Cancellation{}, errs
+	case in.provider == nil:
+		errs.add(FieldProvider, "is required: %s", strings.Join(tasks.Providers, " or "))
+		return Cancellation{}, errs
+	case provider == tasks.ProviderMeari:
+		return decodeMeari(&in, d, errs)
+	case provider == tasks.ProviderPandaPon:
+		return decodePandaPon(&in, errs)
+	}
+	errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
+	return Cancellation{}, errs
+}
+
+func decodeMeari(in *rawItem, d Defaults, errs fieldErrors) (Cancellation, []FieldError) {
+	onlyFor(&errs, tasks.ProviderPandaPon, map[string]json.RawMessage{
+		FieldOrderID: in.orderID, FieldCancelReason: in.cancelReason, FieldRemark: in.remark,
+	})
+	m := tasks.MeariCancel{SourceApp: d.SourceApp}
+	if in.sourceApp != nil {
+		m.SourceApp, _ = decodeInt(&errs, FieldSourceApp, in.sourceApp, "must be a positive integer, got %s")
+	} else if d.SourceApp == 0 {
+		errs.add(FieldSourceApp, "is required: no default source app is configured")
+	}
+	m.UserAccount, _ = decodeString(&errs, FieldUserAccount, in.userAccount)
+	if in.orderType == nil {
+		errs.add(FieldOrderType, "is required: %s", orderTypes)
+	} else if n, ok := decodeInt(&errs, FieldOrderType, in.orderType, "must be "+orderTypes+", got %s"); ok {
+		if n < 1 || n > 3 {
+			errs.add(FieldOrderType, "must be %s, got %d", orderTypes, n)
+		}
+		m.OrderType = int(n) // 1 to 3, or reported above
+	}
+	m.OrderNum, _ = decodeString(&errs, FieldOrderNum, in.orderNum)
+	t, err := tasks.NewMeariCancelTask(m)
+	if fes := merge(errs, err); len(fes) > 0 {
+		return Cancellation{}, fes
+	}
+	return Cancellation{Provider: tasks.ProviderMeari, Order: m.OrderRef(), TaskID: m.TaskID(), Task: t}, nil
+}
+
+func decodePandaPon(in *rawItem, errs fieldErrors) (Cancellation, []FieldError) {
+	onlyFor(&errs, tasks.ProviderMeari, map[string]json.RawMessage{
+		FieldSourceApp: in.sourceApp, FieldUserAccount: in.userAccount, FieldOrderType: in.orderType, FieldOrderNum: in.orderNum,
+	})
+	var p tasks.PandaPonCancel
+	p.OrderID, _ = decodeOrderID(&errs, in.orderID)
+	p.CancelReason, _ = decodeString(&errs, FieldCancelReason, in.cancelReason)
+	p.Remark, _ = decodeString(&errs, FieldRemark, in.remark)
+	t, err := tasks.NewPandaPonCancelTask(p)
+	if fes := merge(errs, err); len(fes) > 0 {
+		return Cancellation{}, fes
+	}
+	return Cancellation{Provider: tasks.ProviderPandaPon, Order: p.OrderRef(), TaskID: p.TaskID(), Task: t}, nil
+}
+
+// merge adds the problems of the task's validation, err, to those found
+// while decoding, each field reported once, the decoding problem first.
+func merge(errs fieldErrors, err error) []FieldError {
+	var ve *tasks.ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &ve):
+		for _, f := range ve.Fields {
+			name, ok := fieldOf[f.Field]
+			if !ok {
+				name = f.Field
+			}
+			errs.add(name, "%s", f.Problem)
+		}
+	default:
+		errs.add("", "%v", err)
+	}
+	return errs
+}
+
+// onlyFor reports each present field in fields as belonging to provider.
+func onlyFor(errs *fieldErrors, provider string, fields map[string]json.RawMessage) {
+	// In the order of the item format, so the problems come out stably.
+	for _, name := range []string{FieldSourceApp, FieldUserAccount, FieldOrderType, FieldOrderNum, FieldOrderID, FieldCancelReason, FieldRemark} {
+		if v, ok := fields[name]; ok && v != nil {
+			errs.add(name, "only applies to %s", provider)
+		}
+	}
+}
+
+// scanObject reads raw's single JSON object into in. It reports every
+// unknown or repeated key, and returns false, with the one problem, for
+// a syntax error, a value that is not an object, or trailing data.
+func scanObject(raw []byte, in *rawItem) (fieldErrors, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return fieldErrors{notJSON(err)}, false
+	}
+	if tok != json.Delim('{') {
+		return fieldErrors{{Problem: "must be a JSON object, got " + kindOfToken(tok)}}, false
+	}
+	var errs fieldErrors
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fieldErrors{notJSON(err)}, false
+		}
+		key, _ := tok.(string) // inside an object, Token gives keys as strings
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return fieldErrors{notJSON(err)}, false
+		}
+		dst := in.field(key)
+		switch {
+		case dst == nil:
+			errs = append(errs, FieldError{Field: shownKey(key), Problem: "unknown field: " + knownFields})
+		case *dst != nil:
+			errs.add(key, "is given more than once")
+		case !bytes.Equal(v, []byte("null")):
+			*dst = v
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return fieldErrors{notJSON(err)}, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fieldErrors{{Problem: "is not valid JSON: trailing data after the object"}}, false
+	}
+	return errs, true
+}
+
+// notJSON describes a syntax error in the item.
+func notJSON(err error) FieldError {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return FieldError{Problem: "is not valid JSON: unexpected end of input"}
+	}
+	return FieldError{Problem: "is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+// shownKey makes an unknown key safe to show: valid UTF-8, no control
+// characters, truncated.
+func shownKey(k string) string {
+	k = strings.ToValidUTF8(k, "\uFFFD")
+	k = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, k)
+	return truncate(k, shownMax)
+}
+
+// kindOfToken names the JSON kind of a top-level token.
+func kindOfToken(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "an object"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "null"
+}
+
+// kindOf names the JSON kind of a raw value.
+func kindOf(raw json.RawMessage) string {
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// shown returns a scalar raw value as its JSON text, truncated, or the
+// kind of an object or array.
+func shown(raw json.RawMessage) string {
+	if raw[0] == '{' || raw[0] == '[' {
+		return kindOf(raw)
+	}
+	return truncate(string(raw), shownMax)
+}
+
+// decodeString decodes a JSON string; absent is "". It reports a value of
+// another kind and returns false.
+func decodeString(errs *fieldErrors, field string, raw json.RawMessage) (string, bool) {
+	if raw == nil {
+		return "", true
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		errs.add(field, "must be a string, got %s", kindOf(raw))
+		return "", false
+	}
+	return s, true
+}
+
+// decodeInt decodes a JSON integer. Anything else, fractions and
+// exponents included, is reported with format, whose one verb is the value
+// as given.
+func decodeInt(errs *fieldErrors, field string, raw json.RawMessage, format string) (int64, bool) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		errs.add(field, format, shown(raw))
+		return 0, false
+	}
+	return n, true
+}
+
+// decodeOrderID decodes orderId through tasks.OrderID: a JSON integer or a
+// string of digits, exactly.
+func decodeOrderID(errs *fieldErrors, raw json.RawMessage) (tasks.OrderID, bool) {
+	if raw == nil {
+		errs.add(FieldOrderID, "is required: the 1688 order ID, a JSON integer or a string of decimal digits")
+		return 0, false
+	}
+	if raw[0] != '"' && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		errs.add(FieldOrderID, "must be a JSON integer or a string of decimal digits, got %s", kindOf(raw))
+		return 0, false
+	}
+	var id tasks.OrderID
+	if err := id.UnmarshalJSON(raw); err != nil {
+		// OrderID's errors lead with the payload's name for the field.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		errs.add(FieldOrderID, "%s", err.Error())
+		return 0, false
+	}
+	return id, true
+}
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

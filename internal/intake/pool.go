@@ -1,0 +1,118 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// WorkersDefault is how many Enqueue calls a Pool keeps in flight when
+// asked for zero or fewer. asynq enqueues one task per Lua script and has no
+// batch enqueue, so throughput comes from overlapping the round trips.
+const WorkersDefault = 32
+
+// Enqueuer enqueues one task; *tasks.Enqueuer is one.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, t *asynq.Task, force bool) (tasks.Result, error)
+}
+
+var _ Enqueuer = (*tasks.Enqueuer)(nil)
+
+// Outcome is what became of one submitted task.
+type Outcome struct {
+	Result tasks.Result
+	// Err is the enqueue's failure: Redis unreachable, the context done,
+	// or, with force, tasks.ErrActive.
+	Err error
+}
+
+// Ticket is the claim on one submitted task's Outcome.
+type Ticket struct {
+	done chan struct{}
+	out  Outcome
+}
+
+// Wait blocks until the task's enqueue has finished and returns its
+// outcome. It may be called any number of times, from any goroutine.
+func (t *Ticket) Wait() Outcome {
+	<-t.done
+	return t.out
+}
+
+// Pool enqueues tasks with up to a fixed number of Enqueue calls in flight
+// over one Redis client, so that their round trips overlap. Callers keep
+// the Tickets in submission order and Wait on them in that order to report
+// outcomes in order. Tasks with the same task ID are enqueued one after
+// the other, in submission order, so the first one submitted is the one
+// enqueued and the later ones are "already queued", as they would be one
+// at a time. A Pool is safe for concurrent use.
+type Pool struct {
+	enq   Enqueuer
+	force bool
+	slots chan struct{}
+
+	mu       sync.Mutex
+	latest   map[string]*Ticket // task ID → the last ticket submitted for it, until it finishes
+	firstErr error
+}
+
+// NewPool returns a Pool that enqueues through enq with up to workers calls
+// in flight (WorkersDefault if workers < 1), force applying to every task.
+func NewPool(enq Enqueuer, workers int, force bool) *Pool {
+	if workers < 1 {
+		workers = WorkersDefault
+	}
+	return &Pool{enq: enq, force: force, slots: make(chan struct{}, workers), latest: make(map[string]*Ticket)}
+}
+
+// Submit starts enqueueing c's task and returns its Ticket. It blocks while
+// the pool is full. If ctx is done first, the ticket's outcome is ctx's
+// error and nothing is enqueued.
+func (p *Pool) Submit(ctx context.Context, c Cancellation) *Ticket {
+	tk := &Ticket{done: make(chan struct{})}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		tk.out.Err = ctx.Err()
+		close(tk.done)
+		return tk
+	}
+	p.mu.Lock()
+	prev := p.latest[c.TaskID]
+	p.latest[c.TaskID] = tk
+	p.mu.Unlock()
+	go p.run(ctx, c, tk, prev)
+	return tk
+}
+
+func (p *Pool) run(ctx context.Context, c Cancellation, tk, prev *Ticket) {
+	defer func() { <-p.slots }()
+	if prev != nil {
+		// The same order is ahead of this one: let it settle first. Its
+		// slot was taken before this one's, so it can always finish.
+		prev.Wait()
+	}
+	res, err := p.enq.Enqueue(ctx, c.Task, p.force)
+	tk.out = Outcome{Result: res, Err: err}
+	p.mu.Lock()
+	if p.latest[c.TaskID] == tk {
+		delete(p.latest, c.TaskID)
+	}
+	if err != nil && p.firstErr == nil && !errors.Is(err, tasks.ErrActive) {
+		p.firstErr = err
+	}
+	p.mu.Unlock()
+	close(tk.done)
+}
+
+// Err returns the first failure that was not about one order alone (Redis
+// unreachable, the context done), or nil. A caller streaming many tasks
+// stops submitting once it is set: the next ones would fail the same way.
+func (p *Pool) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstErr
+}
