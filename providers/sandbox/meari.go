@@ -139,25 +139,6 @@ func (s *Sandbox) checkMeari(r *http.Request, body []byte, now time.Time) verdic
 	return v
 }
 
-func (s *Sandbox) serveMeari(w http.ResponseWriter, r *http.Request) {
-	body, status, err := readBody(w, r)
-	c := s.newCall(tasks.ProviderMeari, r, body)
-	if err != nil {
-		s.rejectHTTP(w, r, c, status, err)
-		return
-	}
-	v := s.checkMeari(r, body, c.At)
-	c.Order, c.SignatureOK = v.order, v.signatureOK
-	key := orderKey{c.Provider, c.Order}
-	if v.reject != "" {
-		c.Reject, c.Outcome = v.reject, v.answer.String()
-		s.reject(c)
-		s.serve(w, r, key, v.answer)
-		return
-	}
-	s.serve(w, r, key, s.accept(c))
-}
-
 // meariAnswer is the Meari response body.
 type meariAnswer struct {
 	ResultCode string `json:"resultCode"`

@@ -136,25 +136,6 @@ func validNonce(s string) bool {
 	return true
 }
 
-func (s *Sandbox) servePandaPon(w http.ResponseWriter, r *http.Request) {
-	body, status, err := readBody(w, r)
-	c := s.newCall(tasks.ProviderPandaPon, r, body)
-	if err != nil {
-		s.rejectHTTP(w, r, c, status, err)
-		return
-	}
-	v := s.checkPandaPon(r, body, c.At)
-	c.Order, c.SignatureOK = v.order, v.signatureOK
-	key := orderKey{c.Provider, c.Order}
-	if v.reject != "" {
-		c.Reject, c.Outcome = v.reject, v.answer.String()
-		s.reject(c)
-		s.serve(w, r, key, v.answer)
-		return
-	}
-	s.serve(w, r, key, s.accept(c))
-}
-
 // pandaPonError is the step answering a body error code with msg.
 func pandaPonError(code int, msg string) Step {
 	st := PandaPonCode(code, nil)

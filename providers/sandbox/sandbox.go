@@ -184,8 +184,8 @@ func New(cfg Config) *Sandbox {
 	}
 	// Method-qualified patterns: the mux answers 405 (with Allow) for a
 	// known path and a wrong method, and 404 for an unknown path.
-	s.mux.HandleFunc("POST "+meariPath, s.serveMeari)
-	s.mux.HandleFunc("POST "+pandaPonPath, s.servePandaPon)
+	s.mux.HandleFunc("POST "+meariPath, s.provider(tasks.ProviderMeari, s.checkMeari))
+	s.mux.HandleFunc("POST "+pandaPonPath, s.provider(tasks.ProviderPandaPon, s.checkPandaPon))
 	return s
 }
 
@@ -372,4 +372,28 @@ func (s *Sandbox) newCall(provider string, r *http.Request, body []byte) Call {
 
 func knownProvider(p string) bool {
 	return p == tasks.ProviderMeari || p == tasks.ProviderPandaPon
+}
+
+// provider returns the handler of one provider's cancel endpoint: read the
+// body, verify it with check, then answer the rejection or the order's next
+// scripted step.
+func (s *Sandbox) provider(name string, check func(r *http.Request, body []byte, now time.Time) verdict) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, status, err := readBody(w, r)
+		c := s.newCall(name, r, body)
+		if err != nil {
+			s.rejectHTTP(w, r, c, status, err)
+			return
+		}
+		v := check(r, body, c.At)
+		c.Order, c.SignatureOK = v.order, v.signatureOK
+		key := orderKey{c.Provider, c.Order}
+		if v.reject != "" {
+			c.Reject, c.Outcome = v.reject, v.answer.String()
+			s.reject(c)
+			s.serve(w, r, key, v.answer)
+			return
+		}
+		s.serve(w, r, key, s.accept(c))
+	}
 }
