@@ -8,6 +8,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
@@ -84,7 +85,7 @@ func New(o Options) (*Worker, error) {
 		cl, err := meari.New(meari.Config{
 			BaseURL: c.Meari.BaseURL, PartnerKey: c.Meari.PartnerKey, PartnerSecret: c.Meari.PartnerSecret,
 			SourceApp: c.Meari.SourceApp, SignMode: c.Meari.SignMode, TimestampFormat: c.Meari.TimestampFormat,
-			Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc,
+			Transport: providers.Transport{Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("meari: %w", err)
@@ -97,7 +98,7 @@ func New(o Options) (*Worker, error) {
 	if c.PandaPon.Enabled {
 		cl, err := pandapon.New(pandapon.Config{
 			BaseURL: c.PandaPon.BaseURL, AccessKey: c.PandaPon.AccessKey, AccessSecret: c.PandaPon.AccessSecret,
-			UserID: c.PandaPon.UserID, Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc,
+			UserID: c.PandaPon.UserID, Transport: providers.Transport{Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pandapon: %w", err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -80,20 +79,10 @@ type Config struct {
 	// TimestampFormat selects the timestamp form. Empty means
 	// TimestampFormatDefault.
 	TimestampFormat TimestampFormat
-	// Timeout bounds one upstream call, body read included. Zero means
-	// providers.TimeoutDefault. It does not bound the retries, and is not
-	// used when HTTPClient is set.
-	Timeout time.Duration
-	// HTTPClient, if not nil, sends the requests instead of one built by
-	// providers.NewHTTPClient(Timeout).
-	HTTPClient *http.Client
-	// NowFunc returns the time the timestamp is taken from. Nil means
-	// time.Now. It must be safe for concurrent use.
-	NowFunc func() time.Time
-	// NonceFunc returns a fresh signatureNonce for each call. Nil means
-	// NonceLength random decimal digits from crypto/rand. It must be safe for
-	// concurrent use and never repeat.
-	NonceFunc func() string
+	// Transport sets the timeout, HTTP client, clock and nonce source.
+	// Its NonceFunc defaults to NonceLength random decimal digits from
+	// crypto/rand.
+	providers.Transport
 }
 
 // Client cancels Meari orders. It is safe for concurrent use and reuses one
@@ -135,33 +124,23 @@ func New(cfg Config) (*Client, error) {
 	} else if _, err := ParseTimestampFormat(string(tsFormat)); err != nil {
 		errs = append(errs, fmt.Errorf("TimestampFormat: %w", err))
 	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("Timeout: must not be negative, got %s", cfg.Timeout))
+	if err := cfg.Transport.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("meari config: %w", err)
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = providers.NewHTTPClient(cfg.Timeout)
-	}
 	c := &Client{
-		core:      providers.Core{Provider: Provider, HTTP: hc, NowFunc: cfg.NowFunc},
 		url:       base + CancelPath,
 		key:       cfg.PartnerKey,
 		secret:    cfg.PartnerSecret,
 		sourceApp: cfg.SourceApp,
 		mode:      mode,
 		tsFormat:  tsFormat,
-		now:       cfg.NowFunc,
-		nonce:     cfg.NonceFunc,
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.nonce == nil {
-		c.nonce = func() string { return providers.RandomString(NonceLength, providers.Digits) }
-	}
+	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, func() string {
+		return providers.RandomString(NonceLength, providers.Digits)
+	})
 	return c, nil
 }
 

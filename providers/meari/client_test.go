@@ -99,8 +99,7 @@ func newClient(t *testing.T, baseURL string, mutate func(*meari.Config)) *meari.
 		PartnerKey:    testKey,
 		PartnerSecret: testSecret,
 		SourceApp:     testSourceApp,
-		Timeout:       2 * time.Second,
-		NowFunc:       func() time.Time { return testNow },
+		Transport:     providers.Transport{Timeout: 2 * time.Second, NowFunc: func() time.Time { return testNow }},
 	}
 	if mutate != nil {
 		mutate(&cfg)

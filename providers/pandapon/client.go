@@ -51,20 +51,10 @@ type Config struct {
 	AccessSecret string
 	// UserID is sent in the user-id header; it is not signed.
 	UserID string
-	// Timeout bounds one upstream call, body read included. Zero means
-	// providers.TimeoutDefault. It does not bound the retries, and is not
-	// used when HTTPClient is set.
-	Timeout time.Duration
-	// HTTPClient, if not nil, sends the requests instead of one built by
-	// providers.NewHTTPClient(Timeout).
-	HTTPClient *http.Client
-	// NowFunc returns the time the timestamp is taken from. Nil means
-	// time.Now. It must be safe for concurrent use.
-	NowFunc func() time.Time
-	// NonceFunc returns a fresh nonce-str for each call. Nil means
-	// NonceLength random characters from A-Z, a-z, 0-9 (crypto/rand). It must
-	// be safe for concurrent use and never repeat.
-	NonceFunc func() string
+	// Transport sets the timeout, HTTP client, clock and nonce source.
+	// Its NonceFunc defaults to NonceLength random characters from A-Z,
+	// a-z, 0-9 (crypto/rand).
+	providers.Transport
 }
 
 // Client cancels PandaPon 1688 orders. It is safe for concurrent use and
@@ -90,31 +80,21 @@ func New(cfg Config) (*Client, error) {
 	errs = appendHeaderValue(errs, "AccessKey", cfg.AccessKey)
 	errs = appendHeaderValue(errs, "AccessSecret", cfg.AccessSecret)
 	errs = appendHeaderValue(errs, "UserID", cfg.UserID)
-	if cfg.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("Timeout: must not be negative, got %s", cfg.Timeout))
+	if err := cfg.Transport.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pandapon config: %w", err)
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = providers.NewHTTPClient(cfg.Timeout)
-	}
 	c := &Client{
-		core:   providers.Core{Provider: Provider, HTTP: hc, NowFunc: cfg.NowFunc},
 		url:    base + CancelPath,
 		key:    cfg.AccessKey,
 		secret: cfg.AccessSecret,
 		userID: cfg.UserID,
-		now:    cfg.NowFunc,
-		nonce:  cfg.NonceFunc,
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.nonce == nil {
-		c.nonce = func() string { return providers.RandomString(NonceLength, providers.Alphanumeric) }
-	}
+	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, func() string {
+		return providers.RandomString(NonceLength, providers.Alphanumeric)
+	})
 	return c, nil
 }
 

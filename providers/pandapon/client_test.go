@@ -91,8 +91,7 @@ func newClient(t *testing.T, baseURL string, mutate func(*pandapon.Config)) *pan
 		AccessKey:    testKey,
 		AccessSecret: testSecret,
 		UserID:       testUserID,
-		Timeout:      2 * time.Second,
-		NowFunc:      func() time.Time { return testNow },
+		Transport:    providers.Transport{Timeout: 2 * time.Second, NowFunc: func() time.Time { return testNow }},
 	}
 	if mutate != nil {
 		mutate(&cfg)

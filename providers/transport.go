@@ -1,0 +1,53 @@
+package providers
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Transport is what every provider client shares: how it sends, and the
+// clock and nonce source it signs with. Both clients' Config embed it; the
+// zero value means the defaults.
+type Transport struct {
+	// Timeout bounds one upstream call, body read included. Zero means
+	// TimeoutDefault. It does not bound the retries, and is not used when
+	// HTTPClient is set.
+	Timeout time.Duration
+	// HTTPClient, if not nil, sends the requests instead of one built by
+	// NewHTTPClient(Timeout).
+	HTTPClient *http.Client
+	// NowFunc returns the time the request timestamp is taken from. Nil
+	// means time.Now. It must be safe for concurrent use.
+	NowFunc func() time.Time
+	// NonceFunc returns a fresh nonce for each call. Nil means the
+	// provider's default random nonce. It must be safe for concurrent use
+	// and never repeat.
+	NonceFunc func() string
+}
+
+// Validate reports a bad Timeout, naming the field.
+func (t Transport) Validate() error {
+	if t.Timeout < 0 {
+		return fmt.Errorf("Timeout: must not be negative, got %s", t.Timeout)
+	}
+	return nil
+}
+
+// Build returns the HTTP core for provider and the clock and nonce source to
+// sign with, defaulting each unset field; defaultNonce is the provider's
+// own nonce rule.
+func (t Transport) Build(provider string, defaultNonce func() string) (core Core, now func() time.Time, nonce func() string) {
+	hc := t.HTTPClient
+	if hc == nil {
+		hc = NewHTTPClient(t.Timeout)
+	}
+	now, nonce = t.NowFunc, t.NonceFunc
+	if now == nil {
+		now = time.Now
+	}
+	if nonce == nil {
+		nonce = defaultNonce
+	}
+	return Core{Provider: provider, HTTP: hc, NowFunc: t.NowFunc}, now, nonce
+}
