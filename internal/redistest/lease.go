@@ -104,11 +104,19 @@ func acquire(ctx context.Context, base *redis.Options, cfg leaseConfig) (*lease,
 	ctrlOpt.DB = 0
 	ctrl := redis.NewClient(&ctrlOpt)
 	token := rand.Text()
+	expired := func() error {
+		ctrl.Close()
+		return fmt.Errorf("%w: every empty database from %d to %d stayed leased for %s", errNoDatabase, cfg.first, cfg.last, cfg.wait)
+	}
 	for {
 		var unusable []string // databases that are not empty or do not exist
 		for db := cfg.first; db <= cfg.last; db++ {
 			key := cfg.keyPrefix + strconv.Itoa(db)
 			ok, err := ctrl.SetNX(ctx, key, token, cfg.ttl).Result()
+			if err != nil && ctx.Err() != nil {
+				// The wait ran out during a pass, not between two.
+				return nil, expired()
+			}
 			if err != nil {
 				ctrl.Close()
 				return nil, fmt.Errorf("lease database %d: %w", db, err)
@@ -123,6 +131,9 @@ func acquire(ctx context.Context, base *redis.Options, cfg leaseConfig) (*lease,
 				l := &lease{opt: &opt, ctrl: ctrl, key: key, token: token, stop: make(chan struct{}), done: make(chan struct{})}
 				go l.keepAlive(cfg.ttl)
 				return l, nil
+			}
+			if ctx.Err() != nil {
+				return nil, expired() // the lease expires on its own (ttl)
 			}
 			if rerr := releaseScript.Run(ctx, ctrl, []string{key}, token).Err(); rerr != nil {
 				ctrl.Close()
@@ -140,8 +151,7 @@ func acquire(ctx context.Context, base *redis.Options, cfg leaseConfig) (*lease,
 		}
 		select {
 		case <-ctx.Done():
-			ctrl.Close()
-			return nil, fmt.Errorf("%w: every empty database from %d to %d stayed leased for %s", errNoDatabase, cfg.first, cfg.last, cfg.wait)
+			return nil, expired()
 		case <-time.After(cfg.poll):
 		}
 	}
