@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	defer rdb.Close()
 
 	sb, srv, base, err := sandbox.Start(sandbox.Config{
-		Meari:    sandbox.MeariAccount{PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret, SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: string(cfg.Meari.TimestampFormat)},
+		Meari:    sandbox.MeariAccount{PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret, SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: cfg.Meari.TimestampFormat},
 		PandaPon: sandbox.PandaPonAccount{AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID},
 	})
 	if err != nil {

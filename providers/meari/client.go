@@ -41,6 +41,9 @@ const (
 
 	// TimestampFormatDefault is the format used when none is configured.
 	TimestampFormatDefault = TimestampMillis
+
+	// TimestampLayoutRFC3339 is the time layout of TimestampRFC3339.
+	TimestampLayoutRFC3339 = "2006-01-02T15:04:05Z"
 )
 
 // ParseTimestampFormat returns the format named s, or an error listing the
@@ -57,7 +60,7 @@ func ParseTimestampFormat(s string) (TimestampFormat, error) {
 // TimestampFormatDefault.
 func (f TimestampFormat) Format(t time.Time) string {
 	if f == TimestampRFC3339 {
-		return t.UTC().Format("2006-01-02T15:04:05Z")
+		return t.UTC().Format(TimestampLayoutRFC3339)
 	}
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }

@@ -93,8 +93,8 @@ func mustPost(t *testing.T, srv *httptest.Server, path string, header http.Heade
 
 // meariTimestamp formats at in the account's timestamp format.
 func meariTimestamp(cfg Config, at time.Time) string {
-	if cfg.Meari.TimestampFormat == TimestampRFC3339 {
-		return at.UTC().Format(TimestampLayoutRFC3339)
+	if cfg.Meari.TimestampFormat == meari.TimestampRFC3339 {
+		return at.UTC().Format(meari.TimestampLayoutRFC3339)
 	}
 	return strconv.FormatInt(at.UnixMilli(), 10)
 }

@@ -148,11 +148,11 @@ func writeMeari(w http.ResponseWriter, code string) {
 	writeJSON(w, meariAnswer{ResultCode: code})
 }
 
-// parseMeariTimestamp parses ts in format (TimestampMillis or
-// TimestampRFC3339).
-func parseMeariTimestamp(ts, format string) (time.Time, error) {
-	if format == TimestampRFC3339 {
-		t, err := time.Parse(TimestampLayoutRFC3339, ts)
+// parseMeariTimestamp parses ts in format (meari.TimestampMillis or
+// meari.TimestampRFC3339).
+func parseMeariTimestamp(ts string, format meari.TimestampFormat) (time.Time, error) {
+	if format == meari.TimestampRFC3339 {
+		t, err := time.Parse(meari.TimestampLayoutRFC3339, ts)
 		if err != nil {
 			return time.Time{}, errors.New("must be UTC as YYYY-MM-DDThh:mm:ssZ")
 		}

@@ -16,23 +16,23 @@ func TestMeariAccepts(t *testing.T) {
 	tests := []struct {
 		name   string
 		mode   meari.SignMode
-		format string
+		format meari.TimestampFormat
 		edit   func(*meari.Request) // before signing
 		after  func(*meari.Request) // after signing
 	}{
 		{name: "default config", mode: "", format: ""},
-		{name: "sorted millis", mode: meari.SignSorted, format: TimestampMillis},
-		{name: "sorted rfc3339", mode: meari.SignSorted, format: TimestampRFC3339},
-		{name: "documented millis", mode: meari.SignDocumented, format: TimestampMillis},
-		{name: "documented rfc3339", mode: meari.SignDocumented, format: TimestampRFC3339},
+		{name: "sorted millis", mode: meari.SignSorted, format: meari.TimestampMillis},
+		{name: "sorted rfc3339", mode: meari.SignSorted, format: meari.TimestampRFC3339},
+		{name: "documented millis", mode: meari.SignDocumented, format: meari.TimestampMillis},
+		{name: "documented rfc3339", mode: meari.SignDocumented, format: meari.TimestampRFC3339},
 		{
-			name: "timestamp 599s old", mode: meari.SignSorted, format: TimestampMillis,
+			name: "timestamp 599s old", mode: meari.SignSorted, format: meari.TimestampMillis,
 			edit: func(r *meari.Request) { r.Timestamp = strconv.FormatInt(testNow.Add(-599*time.Second).UnixMilli(), 10) },
 		},
 		{
-			name: "timestamp 599s ahead", mode: meari.SignSorted, format: TimestampRFC3339,
+			name: "timestamp 599s ahead", mode: meari.SignSorted, format: meari.TimestampRFC3339,
 			edit: func(r *meari.Request) {
-				r.Timestamp = testNow.Add(599 * time.Second).UTC().Format(TimestampLayoutRFC3339)
+				r.Timestamp = testNow.Add(599 * time.Second).UTC().Format(meari.TimestampLayoutRFC3339)
 			},
 		},
 		{
@@ -150,12 +150,12 @@ func TestMeariRejects(t *testing.T) {
 			edit:     func(r *meari.Request) { r.Timestamp = strconv.FormatInt(testNow.Add(-31*time.Second).UnixMilli(), 10) },
 			wantCode: "1023", wantReject: "more than 30s"},
 		{name: "rfc3339 timestamp when millis configured",
-			edit:     func(r *meari.Request) { r.Timestamp = testNow.Format(TimestampLayoutRFC3339) },
+			edit:     func(r *meari.Request) { r.Timestamp = testNow.Format(meari.TimestampLayoutRFC3339) },
 			wantCode: "1023", wantReject: "timestamp: must be epoch milliseconds"},
-		{name: "millis timestamp when rfc3339 configured", cfg: func(c *Config) { c.Meari.TimestampFormat = TimestampRFC3339 },
+		{name: "millis timestamp when rfc3339 configured", cfg: func(c *Config) { c.Meari.TimestampFormat = meari.TimestampRFC3339 },
 			edit:     func(r *meari.Request) { r.Timestamp = strconv.FormatInt(testNow.UnixMilli(), 10) },
 			wantCode: "1023", wantReject: "timestamp: must be UTC as YYYY-MM-DDThh:mm:ssZ"},
-		{name: "rfc3339 with offset", cfg: func(c *Config) { c.Meari.TimestampFormat = TimestampRFC3339 },
+		{name: "rfc3339 with offset", cfg: func(c *Config) { c.Meari.TimestampFormat = meari.TimestampRFC3339 },
 			edit:     func(r *meari.Request) { r.Timestamp = testNow.Format("2006-01-02T15:04:05+00:00") },
 			wantCode: "1023", wantReject: "timestamp: must be UTC"},
 		{name: "wrong secret", secret: "not-the-secret",

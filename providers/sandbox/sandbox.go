@@ -28,17 +28,6 @@ import (
 // applied to both providers.
 const MaxSkewDefault = 600 * time.Second
 
-// Meari timestamp formats, the values of MeariAccount.TimestampFormat.
-const (
-	// TimestampMillis is epoch milliseconds, e.g. "1667476374574".
-	TimestampMillis = "millis"
-	// TimestampRFC3339 is UTC to the second, e.g. "2022-11-03T11:52:54Z"
-	// (layout TimestampLayoutRFC3339).
-	TimestampRFC3339 = "rfc3339"
-	// TimestampLayoutRFC3339 is the time layout of TimestampRFC3339.
-	TimestampLayoutRFC3339 = "2006-01-02T15:04:05Z"
-)
-
 // DevelopID is the developId the sandbox puts in every PandaPon answer, as a
 // 19-digit string like the vendor's example.
 const DevelopID = "1110890638347337996"
@@ -61,9 +50,9 @@ type MeariAccount struct {
 	// SignMode is the string-to-sign rule the sandbox checks. Empty means
 	// meari.SignModeDefault.
 	SignMode meari.SignMode
-	// TimestampFormat is TimestampMillis or TimestampRFC3339. Empty means
-	// TimestampMillis.
-	TimestampFormat string
+	// TimestampFormat is the format the client sends timestamps in. Empty
+	// means meari.TimestampFormatDefault.
+	TimestampFormat meari.TimestampFormat
 }
 
 // PandaPonAccount is the PandaPon developer the sandbox accepts requests from.
@@ -94,10 +83,10 @@ func (c Config) validate() error {
 		}
 	}
 	switch c.Meari.TimestampFormat {
-	case "", TimestampMillis, TimestampRFC3339:
+	case "", meari.TimestampMillis, meari.TimestampRFC3339:
 	default:
 		errs = append(errs, fmt.Errorf("sandbox: Meari.TimestampFormat: must be %q or %q, got %q",
-			TimestampMillis, TimestampRFC3339, c.Meari.TimestampFormat))
+			meari.TimestampMillis, meari.TimestampRFC3339, c.Meari.TimestampFormat))
 	}
 	return errors.Join(errs...)
 }
@@ -108,7 +97,7 @@ func (c Config) withDefaults() Config {
 		c.Meari.SignMode = meari.SignModeDefault
 	}
 	if c.Meari.TimestampFormat == "" {
-		c.Meari.TimestampFormat = TimestampMillis
+		c.Meari.TimestampFormat = meari.TimestampFormatDefault
 	}
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
