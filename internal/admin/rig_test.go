@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,7 +112,10 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 		t.Fatalf("admin Start: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := adm.Shutdown(t.Context()); err != nil {
+		// t.Context() is already cancelled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := adm.Shutdown(ctx); err != nil {
 			t.Errorf("admin Shutdown: %v", err)
 		}
 	})
