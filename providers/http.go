@@ -381,6 +381,26 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Code returns s as a result code: a numeric-looking value by its value, so
+// that "200", 200, "0200", 200.0 and " 200 " all read "200"; anything else,
+// a fraction or an exponent included, unchanged. Vendors send codes as
+// strings or numbers, and a number may come with a zero fraction.
+func (s Scalar) Code() string {
+	t := strings.TrimSpace(string(s))
+	whole, frac, dot := strings.Cut(t, ".")
+	if dot && (frac == "" || strings.Trim(frac, "0") != "") {
+		return string(s)
+	}
+	if whole == "" || strings.ContainsFunc(whole[1:], func(r rune) bool { return r < '0' || r > '9' }) {
+		return string(s)
+	}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return string(s)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // ParseBaseURL checks a provider's base URL, an absolute http or https URL
 // with a host and an optional path prefix, and returns it without a trailing
 // slash. It refuses credentials, a query or a fragment, and never echoes

@@ -455,6 +455,36 @@ func TestScalar(t *testing.T) {
 	}
 }
 
+func TestScalarCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "digits", in: "200", want: "200"},
+		{name: "leading zero", in: "0200", want: "200"},
+		{name: "zero fraction", in: "200.0", want: "200"},
+		{name: "zero fractions", in: "200.000", want: "200"},
+		{name: "spaces", in: " 200 ", want: "200"},
+		{name: "plus sign", in: "+200", want: "200"},
+		{name: "negative", in: "-1", want: "-1"},
+		{name: "fraction kept", in: "200.5", want: "200.5"},
+		{name: "bare dot kept", in: "200.", want: "200."},
+		{name: "exponent kept", in: "2e2", want: "2e2"},
+		{name: "text kept", in: "FAIL", want: "FAIL"},
+		{name: "sign alone kept", in: "-", want: "-"},
+		{name: "too big kept", in: "99999999999999999999", want: "99999999999999999999"},
+		{name: "empty", in: "", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := providers.Scalar(tt.in).Code(); got != tt.want {
+				t.Errorf("Scalar(%q).Code() = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseBaseURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

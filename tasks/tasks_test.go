@@ -28,6 +28,11 @@ func TestMeariValidate(t *testing.T) {
 		{name: "user_account too long", edit: func(m *MeariCancel) { m.UserAccount = strings.Repeat("a", 129) }, field: "user_account", want: "at most 128 bytes"},
 		{name: "user_account spaces", edit: func(m *MeariCancel) { m.UserAccount = " a" }, field: "user_account", want: "white space"},
 		{name: "user_account control", edit: func(m *MeariCancel) { m.UserAccount = "a\nb" }, field: "user_account", want: "control characters"},
+		{name: "user_account C1 control", edit: func(m *MeariCancel) { m.UserAccount = "a\u009bb" }, field: "user_account", want: "control characters, got U+009B"},
+		{name: "user_account bidi override", edit: func(m *MeariCancel) { m.UserAccount = "evil\u202Egpj.exe@b.c" }, field: "user_account", want: "bidirectional or line-separator characters, got U+202E"},
+		{name: "user_account bidi isolate", edit: func(m *MeariCancel) { m.UserAccount = "a\u2067b" }, field: "user_account", want: "got U+2067"},
+		{name: "user_account line separator", edit: func(m *MeariCancel) { m.UserAccount = "a\u2028b" }, field: "user_account", want: "got U+2028"},
+		{name: "order_num bidi mark", edit: func(m *MeariCancel) { m.OrderNum = "N\u200F1" }, field: "order_num", want: "got U+200F"},
 		{name: "user_account bad utf8", edit: func(m *MeariCancel) { m.UserAccount = "a\xffb" }, field: "user_account", want: "UTF-8"},
 		{name: "order_type low", edit: func(m *MeariCancel) { m.OrderType = 0 }, field: "order_type", want: "must be 1 (cloud), 2 (ai) or 3 (flow4g), got 0"},
 		{name: "order_type high", edit: func(m *MeariCancel) { m.OrderType = 4 }, field: "order_type", want: "got 4"},
@@ -66,6 +71,8 @@ func TestPandaPonValidate(t *testing.T) {
 		{name: "order_id negative", p: PandaPonCancel{OrderID: -5}, field: "order_id"},
 		{name: "reason too long", p: PandaPonCancel{OrderID: 1, CancelReason: strings.Repeat("x", 513)}, field: "cancel_reason"},
 		{name: "remark control", p: PandaPonCancel{OrderID: 1, Remark: "a\x00"}, field: "remark"},
+		{name: "remark bidi", p: PandaPonCancel{OrderID: 1, Remark: "a\u202Db"}, field: "remark"},
+		{name: "reason bidi", p: PandaPonCancel{OrderID: 1, CancelReason: "\u2066x"}, field: "cancel_reason"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,6 +61,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "pandapon, order ID over 64 bits", args: []string{"pandapon", "--order-id", "99999999999999999999"}, want: []string{`--order-id: must fit in a signed 64-bit integer, got "99999999999999999999"`}},
 		{name: "pandapon, order ID zero", args: []string{"pandapon", "--order-id", "0"}, want: []string{"--order-id: must be a positive integer, got 0"}},
 		{name: "pandapon, order ID negative", args: []string{"pandapon", "--order-id=-5"}, want: []string{`--order-id: must be a positive integer of decimal digits, got "-5"`}},
+		{name: "meari, order number with a bidi override", args: meariArgs("--order-num", "N\u202e1"), want: []string{"--order-num: must not contain bidirectional or line-separator characters, got U+202E"}},
 		{name: "pandapon, reason with a control character", args: []string{"pandapon", "--order-id", "1", "--reason", "a\x01b"}, want: []string{"--reason: must not contain control characters"}},
 		{name: "pandapon, reason too long", args: []string{"pandapon", "--order-id", "1", "--reason", long(513)}, want: []string{"--reason: must be at most 512 bytes, got 513"}},
 		{name: "pandapon, remark padded", args: []string{"pandapon", "--order-id", "1", "--remark", "r\n"}, want: []string{"--remark: must not start or end with white space"}},

@@ -100,6 +100,10 @@ func TestDecodeInvalid(t *testing.T) {
 			"OrderId: " + known,
 			"orderId: is required: the 1688 order ID, a JSON integer or a string of decimal digits",
 		}},
+		{name: "meari, bidi override in userAccount", item: `{"provider":"meari","sourceApp":72,"userAccount":"evil\u202egpj.exe@b.c","orderType":1,"orderNum":"N1"}`,
+			want: []string{"userAccount: must not contain bidirectional or line-separator characters, got U+202E"}},
+		{name: "pandapon, control character in remark", item: `{"provider":"pandapon","orderId":1,"remark":"a\u0007b"}`,
+			want: []string{"remark: must not contain control characters, got U+0007"}},
 		{name: "key given twice", item: `{"provider":"pandapon","orderId":1,"orderId":2}`, want: []string{"orderId: is given more than once"}},
 		{name: "meari, every field invalid at once", item: `{"provider":"meari","sourceApp":-3,"userAccount":" u","orderType":7,"orderNum":"A:1","orderId":5,"foo":1}`,
 			want: []string{

@@ -294,7 +294,7 @@ func decodeReply(b []byte) (string, error) {
 	if r.ResultCode == "" {
 		return "", errors.New("decode reply: resultCode is missing or empty")
 	}
-	return string(r.ResultCode), nil
+	return r.ResultCode.Code(), nil // "01001" and 1001.0 are 1001
 }
 
 // URL returns the cancel endpoint's URL, for logs. It holds no credentials.

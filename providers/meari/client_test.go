@@ -148,6 +148,8 @@ func TestCancelResultCodes(t *testing.T) {
 	}{
 		{name: "1001 success string", body: `{"resultCode":"1001"}`},
 		{name: "1001 success number", body: `{"resultCode":1001}`},
+		{name: "1001.0 success number", body: `{"resultCode":1001.0}`},
+		{name: "4001.0 as string", body: `{"resultCode":"4001.0"}`, wantClass: providers.Permanent, wantCode: "4001"},
 		{name: "1001 with unknown fields", body: `{"resultCode":"1001","resultData":{"x":[1,2]},"msg":"ok"}`},
 		{name: "1005 system exception", body: `{"resultCode":"1005"}`, wantClass: providers.Transient, wantCode: "1005"},
 		{name: "1005 as number", body: `{"resultCode":1005}`, wantClass: providers.Transient, wantCode: "1005"},

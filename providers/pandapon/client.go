@@ -239,10 +239,7 @@ func Classify(code string, data *bool) providers.Class {
 
 // outcome turns a decoded 2xx reply into the Cancel result.
 func (c *Client) outcome(resp *providers.Response, r reply) error {
-	code, data := string(r.Code), r.data()
-	if n, err := strconv.Atoi(code); err == nil {
-		code = strconv.Itoa(n) // "0200" is 200
-	}
+	code, data := r.Code.Code(), r.data() // "0200" and 200.0 are 200
 	class := Classify(code, data)
 	switch {
 	case class == 0:
