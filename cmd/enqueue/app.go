@@ -7,21 +7,28 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
 // Environment variables read for flag defaults; the flag wins.
 const (
-	envRedisURL        = "REDIS_URL"
-	envSourceApp       = "MEARI_SOURCE_APP"
-	envIntakeAddr      = "INTAKE_ADDR"
-	envIntakeToken     = "INTAKE_TOKEN"
-	envIntakeTokenFile = "INTAKE_TOKEN_FILE"
+	envRedisURL          = "REDIS_URL"
+	envRedisPassword     = "REDIS_PASSWORD"
+	envRedisPasswordFile = "REDIS_PASSWORD_FILE"
+	envSourceApp         = "MEARI_SOURCE_APP"
+	envIntakeAddr        = "INTAKE_ADDR"
+	envIntakeToken       = "INTAKE_TOKEN"
+	envIntakeTokenFile   = "INTAKE_TOKEN_FILE"
+	// envIntakeAllowedHosts lists the Host names serve accepts without a
+	// token, besides the loopback names.
+	envIntakeAllowedHosts = "INTAKE_ALLOWED_HOSTS"
 )
 
 const (
@@ -42,9 +49,10 @@ type app struct {
 	args           []string // the command line, for jsonRequested
 
 	// Global flags.
-	redisURL *textFlag
-	jsonOut  bool
-	timeout  *textFlag
+	redisURL          *textFlag
+	redisPasswordFile *textFlag
+	jsonOut           bool
+	timeout           *textFlag
 
 	// Resolved by checkGlobals.
 	redisOpt     *redis.Options
@@ -68,7 +76,10 @@ as the task is kept (7 days after it finishes). --force replaces a finished or
 waiting task.
 
 Environment:
-  REDIS_URL          default for --redis-url (default ` + redisURLDefault + `)
+  REDIS_URL          default for --redis-url (default ` + redisURLDefault + `);
+                     unlike the flag, it may hold a password
+  REDIS_PASSWORD     the Redis password
+  REDIS_PASSWORD_FILE  default for --redis-password-file
   MEARI_SOURCE_APP   default for --source-app
   INTAKE_ADDR        serve: default for --addr (default ` + addrDefault + `)
   INTAKE_TOKEN       serve: default for --token
@@ -85,7 +96,7 @@ Exit codes:
   enqueue file cancellations.jsonl
   INTAKE_TOKEN_FILE=/run/secrets/intake_token enqueue serve --addr 0.0.0.0:8081
   enqueue dlq list --provider meari
-  REDIS_URL=redis://:secret@redis.internal:6379/0 enqueue --json dlq list`,
+  REDIS_PASSWORD_FILE=/run/secrets/redis enqueue --redis-url redis://redis.internal:6379/0 --json dlq list`,
 		Args:              cobra.NoArgs,
 		RunE:              a.missingCommand,
 		SilenceErrors:     true,
@@ -95,9 +106,11 @@ Exit codes:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 
 	a.redisURL = &textFlag{typ: "url"}
+	a.redisPasswordFile = &textFlag{typ: "path"}
 	a.timeout = &textFlag{typ: "duration", value: timeoutDefault.String()}
 	pf := root.PersistentFlags()
-	pf.Var(a.redisURL, "redis-url", "Redis to use, e.g. redis://:password@host:6379/0 (env REDIS_URL, default "+redisURLDefault+")")
+	pf.Var(a.redisURL, "redis-url", "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+redisURLDefault+")")
+	pf.Var(a.redisPasswordFile, "redis-password-file", "a file holding the Redis password (env "+envRedisPasswordFile+"; or set "+envRedisPassword+")")
 	pf.BoolVar(&a.jsonOut, "json", false, "write machine-readable output: one JSON object or array on stdout")
 	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included (file: only when given; serve: each request)")
 
@@ -125,7 +138,10 @@ func (a *app) checkGlobals(p *problems) {
 			raw, name = redisURLDefault, "--redis-url"
 		}
 	}
-	a.resolveRedisURL(p, name, raw)
+	password, ok := a.redisPassword(p)
+	if ok {
+		a.resolveRedisURL(p, name, config.Redis{URL: raw, URLFromFlag: a.redisURL.set, Password: password})
+	}
 
 	d, err := time.ParseDuration(a.timeout.value)
 	switch {
@@ -138,33 +154,51 @@ func (a *app) checkGlobals(p *problems) {
 	}
 }
 
-// resolveRedisURL parses raw into a.redisOpt. Neither the problems nor the
-// shown URL ever contain the password.
-func (a *app) resolveRedisURL(p *problems, name, raw string) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Error repeats the whole URL, password included: keep only
-		// the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+// redisPassword returns the password of REDIS_PASSWORD_FILE
+// (--redis-password-file) or REDIS_PASSWORD, "" for none; ok is false when
+// a problem was added. It never shows the password.
+func (a *app) redisPassword(p *problems) (password string, ok bool) {
+	path, pathName := a.redisPasswordFile.value, "--redis-password-file"
+	if !a.redisPasswordFile.set {
+		path, pathName = a.getenv(envRedisPasswordFile), envRedisPasswordFile+" (--redis-password-file)"
+	}
+	password = a.getenv(envRedisPassword)
+	switch {
+	case path != "" && password != "":
+		p.add(envRedisPassword, "cannot be combined with %s: set one", pathName)
+		return "", false
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			p.add(pathName, "cannot be read: %v", errors.Unwrap(err))
+			return "", false
 		}
-		p.add(name, "is not a valid URL: %v", err)
-		return
+		password = strings.TrimRight(string(b), "\r\n")
+		if password == "" {
+			p.add(pathName, "the file %s is empty", path)
+			return "", false
+		}
 	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		a.secrets = append(a.secrets, pw)
+	if password != "" {
+		a.secrets = append(a.secrets, password)
 	}
-	opt, err := redis.ParseURL(raw)
+	return password, true
+}
+
+// resolveRedisURL parses r into a.redisOpt. Neither the problems nor the
+// shown URL ever contain the password.
+func (a *app) resolveRedisURL(p *problems, name string, r config.Redis) {
+	if u, err := url.Parse(r.URL); err == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			a.secrets = append(a.secrets, pw)
+		}
+	}
+	opt, shown, err := config.ParseRedis(r)
 	if err != nil {
-		p.add(name, "%s", strings.TrimPrefix(err.Error(), "redis: "))
+		p.add(name, "%v", err)
 		return
 	}
-	if opt.Password != "" {
-		a.secrets = append(a.secrets, opt.Password)
-	}
-	a.redisOpt = opt
-	a.redisShown = u.Redacted()
+	a.redisOpt, a.redisShown = opt, shown
 }
 
 // connect returns the Redis client, pinging it first with a short timeout.

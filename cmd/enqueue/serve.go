@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/intake"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -38,6 +40,7 @@ type serveConfig struct {
 	addr     string
 	token    string // never printed
 	defaults intake.Defaults
+	hosts    []string // the Host names accepted without a token
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -46,6 +49,7 @@ func (a *app) serveCommand() *cobra.Command {
 		tokenF     = &textFlag{typ: "string"}
 		tokenFileF = &textFlag{typ: "path"}
 		sourceApp  = &textFlag{typ: "int"}
+		hostsF     = &textFlag{typ: "hosts"}
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--token-file PATH]",
@@ -66,10 +70,11 @@ can fix the batch and resend it. Enqueueing is idempotent per order, so
 resending a batch is always safe.
 
 /v1 requires "Authorization: Bearer <token>" with the token from
-INTAKE_TOKEN_FILE (--token-file) or INTAKE_TOKEN (--token), at least 16
-characters. Without a token, authentication is off, which is allowed only on
-a loopback address. Prefer the file: a --token flag shows in the process
-list.
+INTAKE_TOKEN_FILE (--token-file) or INTAKE_TOKEN, at least 16 characters;
+--token is refused, as the command line shows in the process list. Without
+a token, authentication is off, which is allowed only on a loopback
+address, and requests must then name a loopback Host (or one of
+INTAKE_ALLOWED_HOSTS), against DNS rebinding.
 
 serve starts even when Redis does not answer yet (/readyz says so), stops
 gracefully on SIGINT or SIGTERM, and logs one JSON line per request to
@@ -83,7 +88,8 @@ stderr. --timeout bounds each request's Redis work.`,
 	f := cmd.Flags()
 	f.Var(addrF, "addr", "the address to listen on (env "+envIntakeAddr+", default "+addrDefault+")")
 	f.Var(tokenFileF, "token-file", "a file holding the bearer token (env "+envIntakeTokenFile+")")
-	f.Var(tokenF, "token", "the bearer token (env "+envIntakeToken+"); prefer --token-file")
+	f.Var(tokenF, "token", "refused: a token on the command line shows in the process list; use --token-file or env "+envIntakeToken)
+	f.Var(hostsF, "allowed-hosts", "without a token, the Host names accepted besides the loopback names and --addr's host, comma-separated (env "+envIntakeAllowedHosts+")")
 	f.Var(sourceApp, "source-app", "the Meari customer number for items without sourceApp (env "+envSourceApp+")")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -94,7 +100,8 @@ stderr. --timeout bounds each request's Redis work.`,
 		var tokenOK bool
 		c.token, tokenOK = a.intakeToken(&p, tokenF, tokenFileF)
 		c.defaults.SourceApp = a.sourceAppDefault(&p, sourceApp)
-		if c.token == "" && tokenOK && c.addr != "" && !isLoopbackAddr(c.addr) {
+		c.hosts = a.allowedHosts(&p, hostsF, c.addr)
+		if c.token == "" && tokenOK && c.addr != "" && !config.IsLoopback(c.addr) {
 			p.add(envIntakeToken+" / "+envIntakeTokenFile+" (--token / --token-file)",
 				"is required when listening on %s, which is not a loopback address", c.addr)
 		}
@@ -131,10 +138,7 @@ func (a *app) listenAddr(p *problems, f *textFlag) string {
 // --token-file (INTAKE_TOKEN_FILE); "" means none. ok is false when a
 // problem was added. Problems never show the token.
 func (a *app) intakeToken(p *problems, tokenF, fileF *textFlag) (token string, ok bool) {
-	tok, tokName := tokenF.value, "--token"
-	if !tokenF.set {
-		tok, tokName = a.getenv(envIntakeToken), envIntakeToken+" (--token)"
-	}
+	tok, tokName := a.getenv(envIntakeToken), envIntakeToken
 	path, pathName := fileF.value, "--token-file"
 	if !fileF.set {
 		path, pathName = a.getenv(envIntakeTokenFile), envIntakeTokenFile+" (--token-file)"
@@ -143,8 +147,8 @@ func (a *app) intakeToken(p *problems, tokenF, fileF *textFlag) (token string, o
 		a.secrets = append(a.secrets, tok)
 	}
 	switch {
-	case tokenF.set && tok == "":
-		p.add(tokName, "must not be empty")
+	case tokenF.set:
+		p.add("--token", "%s", config.CommandLineSecret(envIntakeTokenFile+" (--token-file)", envIntakeToken))
 		return "", false
 	case fileF.set && path == "":
 		p.add(pathName, "must not be empty")
@@ -172,20 +176,19 @@ func (a *app) intakeToken(p *problems, tokenF, fileF *textFlag) (token string, o
 	return tok, true
 }
 
-// isLoopbackAddr reports whether host:port addr listens on loopback only.
-// An empty host listens everywhere; a host name other than localhost is
-// not trusted to resolve to loopback.
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
+// allowedHosts resolves --allowed-hosts, which defaults to
+// INTAKE_ALLOWED_HOSTS, into the Host names accepted without a token.
+func (a *app) allowedHosts(p *problems, f *textFlag, addr string) []string {
+	v, name := f.value, "--allowed-hosts"
+	if !f.set {
+		v, name = a.getenv(envIntakeAllowedHosts), envIntakeAllowedHosts+" (--allowed-hosts)"
+	}
+	extra, err := httpguard.ParseHosts(v)
 	if err != nil {
-		return false
+		p.add(name, "%v", err)
+		return nil
 	}
-	if host == "localhost" {
-		return true
-	}
-	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return httpguard.AllowedHosts(addr, extra)
 }
 
 // newLogger returns serve's logger: JSON lines on w, info and above, no
@@ -229,6 +232,8 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		Defaults: c.defaults,
 		Timeout:  a.timeoutValue,
 		Logger:   log,
+		// Used only without a token.
+		AllowedHosts: c.hosts,
 	})
 	srv := &http.Server{
 		Handler:           h,

@@ -149,9 +149,6 @@ func TestServe(t *testing.T) {
 			h.env[envIntakeToken] = token
 			return nil
 		}},
-		{name: "token flag", token: token, auth: true, setup: func(*testing.T, *harness) []string {
-			return []string{"--token", token}
-		}},
 		{name: "no token on loopback", setup: func(*testing.T, *harness) []string { return nil }},
 	}
 	for _, tt := range tests {
@@ -221,10 +218,10 @@ func TestServeTokenNeverShown(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{name: "short flag", args: []string{"serve", "--token", short}, want: "--token: the token must be at least 16 characters, got 8"},
-		{name: "short environment", args: []string{"serve"}, env: map[string]string{envIntakeToken: short}, want: "INTAKE_TOKEN (--token): the token must be at least 16 characters, got 8"},
+		{name: "flag refused", args: []string{"serve", "--token", short + short}, want: "--token: secrets are not taken on the command line"},
+		{name: "short environment", args: []string{"serve"}, env: map[string]string{envIntakeToken: short}, want: "INTAKE_TOKEN: the token must be at least 16 characters, got 8"},
 		{name: "short file", args: []string{"serve", "--token-file", "TOKENFILE"}, want: "--token-file: the token must be at least 16 characters, got 8"},
-		{name: "both, with a bad address", args: []string{"serve", "--token", short + short, "--token-file", "TOKENFILE", "--addr", "x"}, want: "--token: cannot be combined with --token-file: set one"},
+		{name: "both, with a bad address", args: []string{"serve", "--token-file", "TOKENFILE", "--addr", "x"}, env: map[string]string{envIntakeToken: short + short}, want: "INTAKE_TOKEN: cannot be combined with --token-file: set one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

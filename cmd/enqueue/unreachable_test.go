@@ -29,12 +29,14 @@ func TestRedisUnreachable(t *testing.T) {
 			addr := closedAddr(t)
 			url := "redis://user:" + password + "@" + addr + "/3"
 			for _, how := range []struct {
-				name string
-				env  map[string]string
-				args []string
+				name  string
+				env   map[string]string
+				args  []string
+				shown string
 			}{
-				{name: "flag", env: map[string]string{envSourceApp: "72"}, args: append([]string{"--redis-url", url}, tt.args...)},
-				{name: "environment", env: map[string]string{envSourceApp: "72", envRedisURL: url}, args: tt.args},
+				{name: "flag, password in the environment", env: map[string]string{envSourceApp: "72", envRedisPassword: password},
+					args: append([]string{"--redis-url", "redis://user@" + addr + "/3"}, tt.args...), shown: "redis://user@" + addr + "/3"},
+				{name: "environment", env: map[string]string{envSourceApp: "72", envRedisURL: url}, args: tt.args, shown: "redis://user:xxxxx@" + addr + "/3"},
 			} {
 				r := execute(t, how.env, how.args...)
 				if r.code != exitFailure {
@@ -43,7 +45,7 @@ func TestRedisUnreachable(t *testing.T) {
 				if !strings.Contains(r.stderr, addr) || !strings.Contains(r.stderr, "unreachable") {
 					t.Errorf("%s: stderr: want %s named as unreachable, got %q", how.name, addr, r.stderr)
 				}
-				if !strings.Contains(r.stderr, "redis://user:xxxxx@"+addr+"/3") {
+				if !strings.Contains(r.stderr, how.shown) {
 					t.Errorf("%s: stderr: want the redacted URL, got %q", how.name, r.stderr)
 				}
 				if strings.Contains(r.stdout+r.stderr, password) {
@@ -51,7 +53,7 @@ func TestRedisUnreachable(t *testing.T) {
 				}
 			}
 
-			r := execute(t, map[string]string{envSourceApp: "72"}, append([]string{"--json", "--redis-url", url}, tt.args...)...)
+			r := execute(t, map[string]string{envSourceApp: "72", envRedisURL: url}, append([]string{"--json"}, tt.args...)...)
 			if r.code != exitFailure {
 				t.Fatalf("--json: want exit %d, got %s", exitFailure, r)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -77,7 +78,15 @@ func TestUsageErrors(t *testing.T) {
 		{name: "timeout negative", args: []string{"--timeout", "-1s", "dlq", "list"}, want: []string{"--timeout: must be positive, got -1s"}},
 		{name: "redis URL scheme", ownURL: true, args: []string{"--redis-url", "http://" + password + "@127.0.0.1:6379", "dlq", "list"}, want: []string{"--redis-url: invalid URL scheme: http"}},
 		{name: "redis URL port, password not shown", ownURL: true, args: []string{"--redis-url", "redis://:" + password + "@127.0.0.1:port/0", "dlq", "list"}, want: []string{`--redis-url: is not a valid URL: invalid port ":port" after host`}},
-		{name: "redis URL database", ownURL: true, args: []string{"--redis-url", "redis://:" + password + "@127.0.0.1:6379/db", "dlq", "list"}, want: []string{`--redis-url: invalid database number: "db"`}},
+		{name: "redis URL database", ownURL: true, args: []string{"--redis-url", "redis://127.0.0.1:6379/db", "dlq", "list"}, want: []string{`--redis-url: invalid database number: "db"`}},
+		{name: "redis URL flag with a password", ownURL: true, args: []string{"--redis-url", "redis://:" + password + "@127.0.0.1:6379/0", "dlq", "list"},
+			want: []string{"--redis-url: must not hold a password on the command line"}},
+		{name: "redis password twice", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisURL: "redis://:" + password + "@127.0.0.1:6379/0", envRedisPassword: password + "x"},
+			want: []string{"REDIS_URL (--redis-url): holds a password and REDIS_PASSWORD or REDIS_PASSWORD_FILE is set too"}},
+		{name: "redis password variable and file", ownURL: true, args: []string{"--redis-password-file", "/nonexistent", "dlq", "list"}, env: map[string]string{envRedisPassword: password},
+			want: []string{"REDIS_PASSWORD: cannot be combined with --redis-password-file: set one"}},
+		{name: "redis password file unreadable", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisPasswordFile: "/nonexistent/pw"},
+			want: []string{"REDIS_PASSWORD_FILE (--redis-password-file): cannot be read: no such file or directory"}},
 		{name: "redis URL from the environment", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisURL: "redis://:" + password + "@127.0.0.1:6379/a/b"}, want: []string{"REDIS_URL (--redis-url): invalid URL path: /a/b"}},
 		{name: "global and command problems at once", args: []string{"--timeout", "soon", "pandapon", "--order-id", "x"}, want: []string{
 			`--timeout: must be a duration such as 10s or 1m, got "soon"`,
@@ -130,9 +139,10 @@ func TestUsageErrors(t *testing.T) {
 		{name: "serve, bad port from the environment", args: []string{"serve"}, env: map[string]string{envIntakeAddr: "127.0.0.1:http"}, want: []string{`INTAKE_ADDR (--addr): must have a port from 0 to 65535, got "http"`}},
 		{name: "serve, token file missing", args: []string{"serve", "--token-file", "/nonexistent/token"}, want: []string{"--token-file: cannot be read: open /nonexistent/token: no such file or directory"}},
 		{name: "serve, token and token file", args: []string{"serve", "--token-file", "/nonexistent/token"}, env: map[string]string{envIntakeToken: "0123456789abcdef0123"}, want: []string{
-			"INTAKE_TOKEN (--token): cannot be combined with --token-file: set one",
+			"INTAKE_TOKEN: cannot be combined with --token-file: set one",
 		}},
-		{name: "serve, empty token", args: []string{"serve", "--token="}, want: []string{"--token: must not be empty"}},
+		{name: "serve, token flag refused", args: []string{"serve", "--token="}, want: []string{"--token: secrets are not taken on the command line"}},
+		{name: "serve, bad allowed host", args: []string{"serve", "--allowed-hosts", "https://x"}, want: []string{`--allowed-hosts: "https://x" is not a host name`}},
 
 		// dlq
 		{name: "dlq, no command", args: []string{"dlq"}, wantText: "a command is required: one of list, purge, requeue, show"},
@@ -159,13 +169,13 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env := tt.env
+			env := maps.Clone(tt.env)
 			if env == nil {
 				env = map[string]string{envSourceApp: "72"}
 			}
 			args := tt.args
 			if !tt.ownURL {
-				args = append([]string{"--redis-url", "redis://:" + password + "@" + closedAddr(t) + "/0"}, args...)
+				env[envRedisURL] = "redis://:" + password + "@" + closedAddr(t) + "/0"
 			}
 
 			r := execute(t, env, args...)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -58,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	rdb := redis.NewClient(cfg.Redis)
 	defer rdb.Close()
-	shown := redactURL(cfg.RedisURL)
+	shown := cfg.RedisURL
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = rdb.Ping(pingCtx).Err()
 	cancel()
@@ -143,13 +142,4 @@ func logProviders(log *zap.Logger, cfg config.Config) {
 			log.Info("provider disabled: no settings given, its queue is not served", zap.String("provider", p.name))
 		}
 	}
-}
-
-// redactURL returns u with any password replaced.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return p.Redacted()
 }

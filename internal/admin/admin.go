@@ -9,7 +9,10 @@
 //
 // The UI, the dead-letter page and the metrics ask for HTTP basic auth when
 // config.Admin.AuthRequired says so (always off loopback); the health
-// endpoints stay open.
+// endpoints stay open. In every mode, requests must name an allowed Host
+// (config.Admin.AllowedHosts, against DNS rebinding; health endpoints
+// excepted) and state-changing requests must come from a page of the same
+// origin (against cross-site request forgery): see package httpguard.
 package admin
 
 import (
@@ -27,6 +30,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -155,7 +159,14 @@ func New(o Options) (*Server, error) {
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
 	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger}))
 	mux.Handle("GET /{$}", guard(http.HandlerFunc(index)))
-	s.handler = mux
+	// In every mode: a page on another site must not be able to drive the
+	// UI's write API through the user's browser, nor reach a loopback
+	// server by a rebound DNS name.
+	s.handler = httpguard.Hosts{
+		Allowed: httpguard.AllowedHosts(o.Config.Addr, o.Config.AllowedHosts),
+		Setting: "ADMIN_ALLOWED_HOSTS",
+		Open:    []string{HealthPath, ReadyPath},
+	}.Wrap(httpguard.SameOrigin(nil, mux))
 	return s, nil
 }
 

@@ -151,6 +151,7 @@ func TestReadOnly(t *testing.T) {
 				t.Errorf("UI page: %d, want 200 with FLAG_READ_ONLY=%v", code, ro)
 			}
 			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, hs.URL+"/monitoring/api/queues/cancel:meari:pause", nil)
+			req.Header.Set("Origin", hs.URL) // as the UI's own page sends it
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -279,7 +280,9 @@ func TestDLQPage(t *testing.T) {
 
 	t.Run("read-only", func(t *testing.T) {
 		t.Parallel()
-		resp, err := http.Post(hs.URL+"/monitoring/dlq", "text/plain", nil)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, hs.URL+"/monitoring/dlq", nil)
+		req.Header.Set("Origin", hs.URL)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,9 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/chromedp/chromedp"
 	"github.com/hibiken/asynq"
 )
@@ -51,9 +55,20 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
+// hostRulesDefault makes the browser fail every name lookup but loopback.
+// The UI links web fonts from the internet: failing those lookups at once
+// keeps the test to this machine.
+const hostRulesDefault = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+
 // browser starts a headless Chromium with a fresh profile, closed at t's
 // cleanup, and returns its context, bounded by timeout.
 func browser(t *testing.T, timeout time.Duration) context.Context {
+	return browserWithHosts(t, timeout, hostRulesDefault)
+}
+
+// browserWithHosts is browser with Chromium's host-resolver-rules set to
+// rules, e.g. to make a made-up name resolve to 127.0.0.1.
+func browserWithHosts(t *testing.T, timeout time.Duration, rules string) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
@@ -69,9 +84,7 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		// The UI links web fonts from the internet: fail those lookups at
-		// once, so the test depends on nothing beyond this machine.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", rules),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
 	t.Cleanup(cancelAlloc)
@@ -160,5 +173,81 @@ func TestBrowserMonitoringUI(t *testing.T) {
 	}
 	if !strings.HasSuffix(dlqURL, "/monitoring/dlq") {
 		t.Errorf("the UI's dead-letter link led to %s, want /monitoring/dlq", dlqURL)
+	}
+}
+
+// TestBrowserCrossSiteRefused drives a real Chromium through the two
+// attacks on the writable UI: a page on another site posting to the UI's
+// write API, and a DNS-rebinding page (a foreign name resolving to
+// 127.0.0.1) doing so "same-origin". Both are refused and the pending tasks
+// stay; the UI's own page, same-origin, can still resume the queue.
+func TestBrowserCrossSiteRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	t.Parallel()
+	ctx := browserWithHosts(t, 90*time.Second, "MAP evil.test 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+	r := newRig(t, config.Admin{})
+	if err := r.insp.PauseQueue(tasks.QueueMeari); err != nil {
+		t.Fatal(err)
+	}
+	var queued []tasks.Result
+	for i := range 3 {
+		queued = append(queued, r.enqueueMeari(t, fmt.Sprintf("BROWSER-CSRF-%d", i), sandbox.OK()))
+	}
+	api := "/monitoring/api/queues/" + tasks.QueueMeari
+	// The attacker's site: one page that posts to the UI's API.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>evil</title><script>
+Promise.allSettled([
+  fetch(%[1]q, {method: "POST", mode: "no-cors"}),
+  fetch(%[2]q, {method: "POST", mode: "no-cors"}),
+]).then(() => { document.title = "sent"; });
+</script>`, r.base+api+"/pending_tasks:archive_all", r.base+api+":resume")
+	}))
+	t.Cleanup(evil.Close)
+	evilURL := strings.Replace(evil.URL, "127.0.0.1", "evil.test", 1)
+	rebound := strings.Replace(r.base, "127.0.0.1", "evil.test", 1)
+
+	status := func(js string) chromedp.Action[int] {
+		return chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise)
+	}
+	post := func(path string) string {
+		return "fetch(" + jsString(path) + ", {method: 'POST'}).then(r => r.status)"
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(evilURL+"/"),
+		chromedp.Poll[chromedp.Void]("document.title === 'sent'", chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("cross-site page: %v", err)
+	}
+	// The rebound name reaches the admin server itself: the page and its
+	// same-origin calls are refused for their Host.
+	if err := chromedp.Do(ctx, chromedp.Navigate(rebound+"/monitoring/"), textIncludes("forbidden: Host")); err != nil {
+		t.Fatalf("rebound page: %v", err)
+	}
+	if code, err := chromedp.Run(ctx, status(post(api+"/pending_tasks:archive_all"))); err != nil || code != http.StatusForbidden {
+		t.Fatalf("rebound same-origin POST: %d, %v; want 403", code, err)
+	}
+	info, err := r.insp.GetQueueInfo(tasks.QueueMeari)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Paused || info.Pending != 3 || info.Archived != 0 {
+		t.Fatalf("after the attacks: paused %v, %d pending, %d archived; want paused, 3 pending, 0 archived", info.Paused, info.Pending, info.Archived)
+	}
+
+	// The UI's own origin: Chromium sends Origin and Sec-Fetch-Site, and
+	// the call goes through.
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/monitoring/"), textIncludes("cancel:meari")); err != nil {
+		t.Fatalf("UI page: %v", err)
+	}
+	if code, err := chromedp.Run(ctx, status(post(api+":resume"))); err != nil || code >= 300 {
+		t.Fatalf("same-origin resume from the UI's page: %d, %v; want 2xx", code, err)
+	}
+	for _, q := range queued {
+		r.waitState(t, q, asynq.TaskStateCompleted)
 	}
 }

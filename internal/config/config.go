@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zapcore"
@@ -71,6 +72,11 @@ type Admin struct {
 	Password string
 	// ReadOnly makes the monitoring UI view-only.
 	ReadOnly bool
+	// AllowedHosts are host names, besides the loopback names and Addr's own
+	// host, that requests may carry in their Host header
+	// (ADMIN_ALLOWED_HOSTS): the names the server is reached by through a
+	// proxy or DNS. Other names are refused, against DNS rebinding.
+	AllowedHosts []string
 }
 
 // AuthRequired reports whether the UI and metrics ask for credentials:
@@ -98,8 +104,17 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// CommandLineSecret is the problem reported for a secret given as a
+// command-line flag: every user of the machine can read a process's
+// arguments. fileVar and envVar name the ways that are taken.
+func CommandLineSecret(fileVar, envVar string) string {
+	return fmt.Sprintf("secrets are not taken on the command line, where any user of this machine can read them (ps, /proc/<pid>/cmdline): name a file holding it in %s, or set %s", fileVar, envVar)
+}
+
 // Config is the worker's whole configuration.
 type Config struct {
+	// RedisURL is the Redis URL as it may be shown: its password, if any,
+	// replaced by "xxxxx".
 	RedisURL        string
 	Redis           *redis.Options
 	Meari           Meari
@@ -121,6 +136,7 @@ type setting struct {
 	secret               bool
 	raw                  string
 	set                  bool // given by flag or environment, not defaulted
+	fromFlag             bool // given on the command line
 }
 
 func (s *setting) name() string { return fmt.Sprintf("%s (--%s)", s.env, s.flag) }
@@ -142,7 +158,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		readFile = os.ReadFile
 	}
 	ss := []*setting{
-		{env: "REDIS_URL", flag: "redis-url", def: RedisURLDefault, help: "Redis URL (redis://[:password@]host:port/db)"},
+		{env: "REDIS_URL", flag: "redis-url", def: RedisURLDefault, help: "Redis URL (redis://host:port/db or rediss://); a password only through the environment"},
+		{env: "REDIS_PASSWORD", flag: "redis-password", secret: true, help: "Redis password (prefer REDIS_PASSWORD_FILE)"},
+		{env: "REDIS_PASSWORD_FILE", flag: "redis-password-file", help: "file holding the Redis password"},
 		{env: "MEARI_BASE_URL", flag: "meari-base-url", help: "Meari API base URL, e.g. https://api.example.com"},
 		{env: "MEARI_PARTNER_KEY", flag: "meari-partner-key", help: "Meari partner key"},
 		{env: "MEARI_PARTNER_SECRET", flag: "meari-partner-secret", secret: true, help: "Meari partner secret (prefer MEARI_PARTNER_SECRET_FILE)"},
@@ -168,6 +186,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		{env: "ADMIN_PASSWORD", flag: "admin-password", secret: true, help: "admin basic auth password (prefer ADMIN_PASSWORD_FILE)"},
 		{env: "ADMIN_PASSWORD_FILE", flag: "admin-password-file", help: "file holding the admin basic auth password"},
 		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI read-only: true or false"},
+		{env: "ADMIN_ALLOWED_HOSTS", flag: "admin-allowed-hosts", help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"},
 	}
 	byEnv := map[string]*setting{}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -178,8 +197,12 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if s.secret {
 			def = ""
 		}
-		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, def), func(v string) error {
-			s.raw, s.set = v, true
+		help := fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, def)
+		if s.secret {
+			help = fmt.Sprintf("refused: a secret on the command line shows in the process list; set %s_FILE or %s", s.env, s.env)
+		}
+		fs.Func(s.flag, help, func(v string) error {
+			s.raw, s.set, s.fromFlag = v, true, true
 			return nil
 		})
 	}
@@ -237,6 +260,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	secret := func(env string) string {
 		s, f := byEnv[env], byEnv[env+"_FILE"]
 		switch {
+		case s.fromFlag:
+			bad(s, "%s", CommandLineSecret(f.name(), s.env))
+			return ""
 		case s.set && f.set:
 			bad(s, "set either it or %s, not both", f.name())
 			return ""
@@ -276,19 +302,14 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	}
 
 	// Redis.
-	c.RedisURL = byEnv["REDIS_URL"].raw
+	redisURL := byEnv["REDIS_URL"]
+	redisPassword := secret("REDIS_PASSWORD")
 	if !c.Demo {
-		opt, err := redis.ParseURL(c.RedisURL)
+		opt, shown, err := ParseRedis(Redis{URL: redisURL.raw, URLFromFlag: redisURL.fromFlag, Password: redisPassword})
 		if err != nil {
-			shown := c.RedisURL
-			if u, uerr := url.Parse(c.RedisURL); uerr == nil {
-				shown = u.Redacted()
-			} else {
-				shown = "(unparseable)"
-			}
-			bad(byEnv["REDIS_URL"], "must be a redis:// or rediss:// URL, got %q", shown)
+			bad(redisURL, "%v", err)
 		}
-		c.Redis = opt
+		c.Redis, c.RedisURL = opt, shown
 	}
 
 	// Meari.
@@ -370,6 +391,11 @@ func loadAdmin(a *Admin, byEnv map[string]*setting, password string) []error {
 		bad(byEnv["ADMIN_READONLY"], "must be true or false, got %q", byEnv["ADMIN_READONLY"].raw)
 	} else {
 		a.ReadOnly = ro
+	}
+	if hosts, err := httpguard.ParseHosts(byEnv["ADMIN_ALLOWED_HOSTS"].raw); err != nil {
+		bad(byEnv["ADMIN_ALLOWED_HOSTS"], "%v", err)
+	} else {
+		a.AllowedHosts = hosts
 	}
 	a.User, a.Password = user.raw, password
 	switch {

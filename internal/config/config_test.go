@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,8 @@ func TestAdmin(t *testing.T) {
 			want: Admin{Addr: AdminAddrDefault, User: "ops", Password: "pw"}, auth: true},
 		{name: "read-only", env: map[string]string{"ADMIN_READONLY": "true"}, want: Admin{Addr: AdminAddrDefault, ReadOnly: true}},
 		{name: "read-only flag", args: []string{"--admin-readonly", "1"}, want: Admin{Addr: AdminAddrDefault, ReadOnly: true}},
+		{name: "allowed hosts", env: map[string]string{"ADMIN_ALLOWED_HOSTS": "Admin.Example.com, 10.0.0.5"},
+			want: Admin{Addr: AdminAddrDefault, AllowedHosts: []string{"admin.example.com", "10.0.0.5"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +67,7 @@ func TestAdmin(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if c.Admin != tt.want {
+			if !reflect.DeepEqual(c.Admin, tt.want) {
 				t.Errorf("Admin = %+v, want %+v", c.Admin, tt.want)
 			}
 			if c.Admin.Addr != "" && c.Admin.AuthRequired() != tt.auth {
@@ -145,6 +148,54 @@ func TestIsLoopback(t *testing.T) {
 			t.Parallel()
 			if got := IsLoopback(tt.addr); got != tt.want {
 				t.Errorf("IsLoopback(%q) = %v, want %v", tt.addr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedis(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		env          map[string]string
+		args         []string
+		files        map[string]string
+		wantAddr     string
+		wantPassword string
+		wantShown    string
+		wantErr      string
+	}{
+		{name: "default", wantAddr: "127.0.0.1:6379", wantShown: RedisURLDefault},
+		{name: "password in the URL from the environment", env: map[string]string{"REDIS_URL": "redis://:pw-1@redis:6379/2"},
+			wantAddr: "redis:6379", wantPassword: "pw-1", wantShown: "redis://:xxxxx@redis:6379/2"},
+		{name: "password file", env: map[string]string{"REDIS_URL": "redis://redis:6379/0", "REDIS_PASSWORD_FILE": "/run/secrets/redis"},
+			files: map[string]string{"/run/secrets/redis": "pw-2\n"}, wantAddr: "redis:6379", wantPassword: "pw-2", wantShown: "redis://redis:6379/0"},
+		{name: "password variable, URL flag without one", env: map[string]string{"REDIS_PASSWORD": "pw-3"}, args: []string{"--redis-url", "rediss://cache:6380/1"},
+			wantAddr: "cache:6380", wantPassword: "pw-3", wantShown: "rediss://cache:6380/1"},
+		{name: "password file flag", args: []string{"--redis-password-file", "/pw"}, files: map[string]string{"/pw": "pw-4"},
+			wantAddr: "127.0.0.1:6379", wantPassword: "pw-4", wantShown: RedisURLDefault},
+		{name: "password in the URL flag", args: []string{"--redis-url", "redis://:pw-5@redis:6379/0"}, wantErr: "REDIS_URL (--redis-url): must not hold a password on the command line"},
+		{name: "password flag", args: []string{"--redis-password", "pw-6"}, wantErr: "REDIS_PASSWORD (--redis-password): secrets are not taken on the command line"},
+		{name: "empty password file", env: map[string]string{"REDIS_PASSWORD_FILE": "/pw"}, files: map[string]string{"/pw": "\n"}, wantErr: "REDIS_PASSWORD_FILE (--redis-password-file): the file is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := load(t, tt.env, tt.args, tt.files)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "pw-") {
+					t.Errorf("the error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Redis.Addr != tt.wantAddr || c.Redis.Password != tt.wantPassword || c.RedisURL != tt.wantShown {
+				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", c.Redis.Addr, c.Redis.Password, c.RedisURL, tt.wantAddr, tt.wantPassword, tt.wantShown)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/status"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
@@ -61,6 +62,11 @@ type Options struct {
 	// Logger gets one line per request; nil means none. Tokens and
 	// headers are never logged.
 	Logger *zap.Logger
+	// AllowedHosts are the Host header names accepted when Token is empty
+	// (httpguard.AllowedHosts of the listen address): without a token, a
+	// page on a rebound DNS name could otherwise enqueue through a user's
+	// browser. Empty means the loopback names. With a token it is unused.
+	AllowedHosts []string
 }
 
 // Route is one method and path pattern the Handler serves.
@@ -96,6 +102,7 @@ type Handler struct {
 	auth     bool
 	tokenSum [sha256.Size]byte
 	mux      *http.ServeMux
+	root     http.Handler // mux, behind the Host check when there is no token
 	rdb      redis.UniversalClient
 	enq      *tasks.Enqueuer
 	insp     *asynq.Inspector
@@ -158,6 +165,21 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such path: see api/openapi.yaml")
 	})
+	h.root = h.mux
+	if !h.auth {
+		hosts := o.AllowedHosts
+		if len(hosts) == 0 {
+			hosts = httpguard.LoopbackHosts
+		}
+		h.root = httpguard.Hosts{
+			Allowed: hosts,
+			Setting: "INTAKE_ALLOWED_HOSTS",
+			Open:    []string{"/healthz", "/readyz"},
+			RefuseFunc: func(w http.ResponseWriter, msg string) {
+				writeError(w, http.StatusForbidden, "", msg)
+			},
+		}.Wrap(h.mux)
+	}
 	return h
 }
 
@@ -165,7 +187,7 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	h.mux.ServeHTTP(sw, r)
+	h.root.ServeHTTP(sw, r)
 	h.log.Info("request",
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),

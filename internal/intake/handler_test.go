@@ -145,6 +145,7 @@ func TestAuth(t *testing.T) {
 		path       string
 		want       int
 		wantHeader string // the WWW-Authenticate header wanted
+		host       string // the Host header sent; "" for the server's address
 	}{
 		{name: "no header", serverTok: testToken, method: http.MethodPost, path: "/v1/cancellations", want: http.StatusUnauthorized, wantHeader: `Bearer realm="cancelworker intake"`},
 		{name: "wrong token", serverTok: testToken, header: "Bearer " + testToken + "x", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusUnauthorized, wantHeader: `Bearer realm="cancelworker intake", error="invalid_token"`},
@@ -158,6 +159,11 @@ func TestAuth(t *testing.T) {
 		{name: "readyz needs no token", serverTok: testToken, method: http.MethodGet, path: "/readyz", want: http.StatusOK},
 		{name: "auth off", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusAccepted},
 		{name: "auth off, a token sent anyway", header: "Bearer whatever", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusAccepted},
+		{name: "auth off, localhost", host: "localhost:8081", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusAccepted},
+		{name: "auth off, DNS rebinding (foreign Host)", host: "evil.example:8081", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusForbidden},
+		{name: "auth off, foreign Host reading a status", host: "evil.example", method: http.MethodGet, path: "/v1/cancellations/pandapon/2542285634920880794", want: http.StatusForbidden},
+		{name: "auth off, foreign Host, healthz", host: "evil.example", method: http.MethodGet, path: "/healthz", want: http.StatusOK},
+		{name: "auth on, any Host: the token protects", serverTok: testToken, header: "Bearer " + testToken, host: "intake.internal", method: http.MethodPost, path: "/v1/cancellations", want: http.StatusAccepted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +180,9 @@ func TestAuth(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			if tt.header != "" {
 				req.Header.Set("Authorization", tt.header)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -1,0 +1,61 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is where the Redis connection comes from: the URL and, kept apart
+// from it, the password.
+type Redis struct {
+	// URL is redis://[user[:password]@]host:port/db or rediss://.
+	URL string
+	// URLFromFlag is true when URL came from the command line, where a
+	// password is refused: anyone on the machine can read a process's
+	// arguments.
+	URLFromFlag bool
+	// Password, when not empty, is the password from REDIS_PASSWORD or
+	// REDIS_PASSWORD_FILE; URL must not hold one as well.
+	Password string
+}
+
+// ParseRedis returns the client options for r and the URL as it may be
+// shown: with any password replaced by "xxxxx". Its errors never hold the
+// password.
+func ParseRedis(r Redis) (*redis.Options, string, error) {
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		// url.Error repeats the whole URL, password included: keep only
+		// the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, "", fmt.Errorf("is not a valid URL: %v", err)
+	}
+	shown := u.Redacted()
+	_, hasPassword := u.User.Password()
+	switch {
+	case hasPassword && r.URLFromFlag:
+		return nil, shown, errors.New("must not hold a password on the command line, where any user of this machine can read it (ps, /proc/<pid>/cmdline): " +
+			"put the password in a file named by REDIS_PASSWORD_FILE (--redis-password-file), or give the URL in REDIS_URL")
+	case hasPassword && r.Password != "":
+		return nil, shown, errors.New("holds a password and REDIS_PASSWORD or REDIS_PASSWORD_FILE is set too: give the password in one place")
+	}
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "redis: ")
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return nil, shown, errors.New(msg)
+	}
+	if r.Password != "" {
+		opt.Password = r.Password
+	}
+	return opt, shown, nil
+}
