@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/hibiken/asynq"
 )
 
@@ -153,29 +154,11 @@ func checkText(p *problems, field, v string, required bool, limit int) {
 		if i := strings.IndexFunc(v, unicode.IsControl); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(v[i:])
 			p.add(field, "must not contain control characters, got %U", r)
-		} else if i := strings.IndexFunc(v, isLayoutControl); i >= 0 {
+		} else if i := strings.IndexFunc(v, text.IsLayoutControl); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(v[i:])
 			p.add(field, "must not contain bidirectional or line-separator characters, got %U", r)
 		}
 	}
-}
-
-// isLayoutControl reports the invisible characters that reorder or break
-// the text around them when it is printed in a table, a log line or the
-// monitoring UI: the bidirectional controls (U+202E makes "gpj.exe" read
-// "exe.jpg") and the Unicode line and paragraph separators.
-func isLayoutControl(r rune) bool {
-	switch {
-	case r == 0x061C, r == 0x200E, r == 0x200F: // ALM, LRM, RLM
-		return true
-	case r >= 0x202A && r <= 0x202E: // LRE, RLE, PDF, LRO, RLO
-		return true
-	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
-		return true
-	case r == 0x2028, r == 0x2029:
-		return true
-	}
-	return false
 }
 
 // MeariCancel asks to cancel a Meari SDKV4 order.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -110,6 +111,9 @@ func writeList(w io.Writer, out listOutput) error {
 			if e.OutcomeUnknown {
 				reason += " (outcome unknown)"
 			}
+			if e.Corrupt != "" {
+				reason = "CORRUPT: " + e.Corrupt
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
 				cell(e.ID, 0), cell(e.Provider, 0), cell(e.Order, 0), cell(reason, reasonWidth),
 				cell(e.UpstreamCode, 0), e.Attempts, formatTime(e.LastFailedAt))
@@ -130,15 +134,11 @@ func writeList(w io.Writer, out listOutput) error {
 	return err
 }
 
-// cell makes s fit one table cell: control characters become spaces,
+// cell makes s fit one table cell: control and bidirectional characters
+// become spaces,
 // empty becomes "-", and with width > 0 it is cut to width bytes.
 func cell(s string, width int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
+	s = text.Printable(s)
 	if s == "" {
 		return "-"
 	}
@@ -200,6 +200,15 @@ func writeEntry(w io.Writer, e dlq.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("id", cell(e.ID, 0))
+	if e.Corrupt != "" {
+		row("provider", cell(e.Provider, 0))
+		row("corrupt", cell(e.Corrupt, 0)+": the stored entry does not decode; check the order by hand, then purge it")
+		row("stored", cell(e.Raw, 0))
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
 	row("provider", cell(e.Provider, 0))
 	row("order", cell(e.Order, 0))
 	row("task type", cell(e.TaskType, 0))

@@ -9,6 +9,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // seed stores three entries, oldest first: the PandaPon one, then Meari
@@ -330,5 +331,46 @@ func TestDLQPurgeWithoutYesKeepsEntries(t *testing.T) {
 	_, err := dlq.New(h.srv.Client(t), "").Get(t.Context(), pandaponID)
 	if errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("entry %s: purged without --yes", pandaponID)
+	}
+}
+
+// TestDLQCorruptEntry checks that one undecodable entry is listed as
+// corrupt and stops neither list nor show nor purge.
+func TestDLQCorruptEntry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seed()
+	const bad = "meari:72:3:BAD"
+	rdb := h.srv.Client(t)
+	if err := rdb.HSet(t.Context(), dlq.PrefixDefault+"entries", bad, "{\"id\": truncated").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"by_time", "by_time:meari"} {
+		if err := rdb.ZAdd(t.Context(), dlq.PrefixDefault+k, redis.Z{Score: 1, Member: bad}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := h.mustRun(exitOK, "dlq", "list")
+	if !strings.Contains(r.stdout, bad) || !strings.Contains(r.stdout, "CORRUPT: invalid character") || !strings.Contains(r.stdout, "total: 4 entries (showing 1-4)") ||
+		!strings.Contains(r.stdout, pandaponID) || !strings.Contains(r.stdout, "meari:72:2:B2") {
+		t.Errorf("list: want the three good entries and the corrupt one, got:\n%s", r.stdout)
+	}
+	r = h.mustRun(exitOK, "--json", "dlq", "list")
+	var out listOutput
+	decodeJSON(t, r.stdout, &out)
+	if len(out.Entries) != 4 || out.Entries[0].ID != bad || out.Entries[0].Corrupt == "" || out.Entries[0].Raw != "{\"id\": truncated" {
+		t.Errorf("--json list: want the corrupt entry first with its error and raw bytes, got %+v", out.Entries)
+	}
+	r = h.mustRun(exitOK, "dlq", "show", bad)
+	if !strings.Contains(r.stdout, "corrupt:") || !strings.Contains(r.stdout, "truncated") {
+		t.Errorf("show: want the corrupt entry described, got:\n%s", r.stdout)
+	}
+	r = h.run("dlq", "requeue", bad)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "corrupt") {
+		t.Errorf("requeue of a corrupt entry: want exit 1 saying corrupt, got %s", r)
+	}
+	h.mustRun(exitOK, "dlq", "purge", bad, "--yes")
+	if ids := h.dlqIDs(); len(ids) != 3 {
+		t.Errorf("after purge: %v, want the three good entries", ids)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -361,5 +362,36 @@ func TestStartAndShutdown(t *testing.T) {
 				t.Fatalf("healthz answered %d after Shutdown", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// TestDLQPageCorruptEntry checks that an undecodable entry is shown as
+// corrupt among the others, and that bidirectional controls in stored
+// text do not reach the page.
+func TestDLQPageCorruptEntry(t *testing.T) {
+	t.Parallel()
+	_, hs, rdb := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}})
+	store := dlq.New(rdb, "")
+	good := dlq.Entry{ID: "meari:72:1:GOOD", Provider: "meari", Order: "1:GOOD", TaskType: tasks.TypeMeariCancel, Queue: tasks.QueueMeari,
+		Reason: dlq.ReasonPermanent, UpstreamCode: "4001", Message: "upstream said \u202eevil"}
+	if _, err := store.Put(t.Context(), good); err != nil {
+		t.Fatal(err)
+	}
+	const bad = "pandapon:77"
+	if err := rdb.HSet(t.Context(), dlq.PrefixDefault+"entries", bad, `{"id":"pandapon:77","provider":"pandapon","attempts":"x"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"by_time", "by_time:pandapon"} {
+		if err := rdb.ZAdd(t.Context(), dlq.PrefixDefault+k, redis.Z{Score: 1, Member: bad}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := get(t, hs.URL, "/monitoring/dlq", "", "")
+	if code != 200 {
+		t.Fatalf("GET /monitoring/dlq: %d\n%s", code, body)
+	}
+	contains(t, "DLQ page", body, `data-id="meari:72:1:GOOD"`, "4001", `data-id="pandapon:77" class="corrupt"`, "corrupt entry:", "cannot unmarshal string", "upstream said  evil")
+	if strings.Contains(body, "\u202e") {
+		t.Errorf("the page carries U+202E")
 	}
 }

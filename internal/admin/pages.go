@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/cancelworker/cancelworker/tasks"
 	"go.uber.org/zap"
 )
@@ -143,6 +144,14 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		view.Filters = append(view.Filters, filterLink{Label: label, URL: link(prov, 1), Count: n, Active: prov == provider})
 	}
 	for _, e := range entries {
+		// html/template escapes markup, not the characters that reorder
+		// or break what is printed around them.
+		for _, f := range []*string{&e.Order, &e.Reason, &e.UpstreamCode, &e.Message, &e.Corrupt, &e.Raw} {
+			*f = text.Printable(*f)
+		}
+		if e.Queue == "" {
+			e.Queue = tasks.QueueFor(e.Provider) // a corrupt entry
+		}
 		view.Rows = append(view.Rows, dlqRow{
 			Entry:       e,
 			FirstFailed: stamp(e.FirstFailedAt),

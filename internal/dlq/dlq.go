@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -76,7 +77,24 @@ type Entry struct {
 	FirstFailedAt time.Time `json:"first_failed_at"`
 	// LastFailedAt is when the task was given up on. Zero means now.
 	LastFailedAt time.Time `json:"last_failed_at"`
+
+	// Corrupt is set by Get and List, never stored: it says why the stored
+	// JSON of ID does not decode. Such an entry has only ID, Provider (from
+	// the ID), Corrupt and Raw; List keeps it in its place, Put replaces it,
+	// Purge deletes it, Requeue refuses it.
+	Corrupt string `json:"corrupt,omitempty"`
+	// Raw is the start of a corrupt entry's stored JSON, at most RawShown
+	// bytes, as valid UTF-8.
+	Raw string `json:"raw,omitempty"`
 }
+
+// RawShown is the most bytes of a corrupt entry's stored JSON that Get and
+// List return in Entry.Raw.
+const RawShown = 256
+
+// ErrCorrupt is matched (errors.Is) by the errors of operations that need
+// a corrupt entry's content, such as Requeue.
+var ErrCorrupt = errors.New("the stored entry is corrupt")
 
 // ErrNotFound is returned (wrapped) for an ID the store does not hold.
 var ErrNotFound = errors.New("no dead-letter entry")
@@ -165,10 +183,9 @@ func (s *Store) Put(ctx context.Context, e Entry) (Entry, error) {
 		next := e
 		next.Seq = 0
 		if expected != "" {
-			prev, err := decode(e.ID, expected)
-			if err != nil {
-				return Entry{}, fmt.Errorf("dlq put: %w", err)
-			}
+			// A corrupt stored entry is replaced: it must not keep the
+			// task from being dead-lettered.
+			prev := decode(e.ID, expected)
 			if !prev.FirstFailedAt.IsZero() && prev.FirstFailedAt.Before(first) {
 				next.FirstFailedAt = prev.FirstFailedAt.UTC()
 			}
@@ -216,6 +233,7 @@ func (e *Entry) normalize(now time.Time) error {
 		b, _ := json.Marshal(string(e.Payload)) // a string always marshals
 		e.Payload = b
 	}
+	e.Corrupt, e.Raw = "", ""
 	e.Message = truncate(e.Message, MessageLimit)
 	if e.LastFailedAt.IsZero() {
 		e.LastFailedAt = now
@@ -248,13 +266,25 @@ func encodeSplit(e Entry) (head, tail string, err error) {
 	return string(b[:i+len(field)-2]), string(b[i+len(field)-1:]), nil
 }
 
-// decode unmarshals the stored entry of id.
-func decode(id, s string) (Entry, error) {
+// decode unmarshals the stored entry of id. JSON that does not decode, or
+// decodes to an entry without provider or of another ID, gives a corrupt
+// Entry (Corrupt set), never an error, so that one bad entry cannot hide
+// the others.
+func decode(id, s string) Entry {
 	var e Entry
-	if err := json.Unmarshal([]byte(s), &e); err != nil {
-		return Entry{}, fmt.Errorf("entry %s: stored JSON is corrupt: %w", id, err)
+	err := json.Unmarshal([]byte(s), &e)
+	switch {
+	case err != nil:
+	case e.ID != id:
+		err = fmt.Errorf("it holds the ID %q", truncate(e.ID, 80))
+	case e.Provider == "":
+		err = errors.New("it has no provider")
+	default:
+		e.Corrupt, e.Raw = "", ""
+		return e
 	}
-	return e, nil
+	provider, _, _ := strings.Cut(id, ":")
+	return Entry{ID: id, Provider: provider, Corrupt: err.Error(), Raw: truncate(strings.ToValidUTF8(s, "\uFFFD"), RawShown)}
 }
 
 // truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
@@ -270,7 +300,8 @@ func truncate(s string, n int) string {
 	return s[:cut] + mark
 }
 
-// Get returns the entry of id, or an error matching ErrNotFound.
+// Get returns the entry of id, or an error matching ErrNotFound. An entry
+// whose stored JSON does not decode is returned with Corrupt set.
 func (s *Store) Get(ctx context.Context, id string) (Entry, error) {
 	e, _, err := s.get(ctx, id)
 	return e, err
@@ -285,11 +316,7 @@ func (s *Store) get(ctx context.Context, id string) (Entry, string, error) {
 	if err != nil {
 		return Entry{}, "", fmt.Errorf("dlq get %s: %w", id, err)
 	}
-	e, err := decode(id, raw)
-	if err != nil {
-		return Entry{}, "", fmt.Errorf("dlq get: %w", err)
-	}
-	return e, raw, nil
+	return decode(id, raw), raw, nil
 }
 
 // ListOptions selects the entries List returns.
@@ -304,7 +331,8 @@ type ListOptions struct {
 
 // List returns entries oldest first by LastFailedAt (ties by ID), and the
 // total number of entries matching o.Provider. An entry removed while List
-// runs is left out.
+// runs is left out; one whose stored JSON does not decode is listed with
+// Corrupt set, in its place.
 func (s *Store) List(ctx context.Context, o ListOptions) ([]Entry, int64, error) {
 	if o.Offset < 0 || o.Limit < 0 {
 		return nil, 0, fmt.Errorf("dlq list: offset and limit must not be negative, got %d and %d", o.Offset, o.Limit)
@@ -330,11 +358,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Entry, int64, error)
 		if raw == "" {
 			continue
 		}
-		e, err := decode(ids.Val()[i], raw)
-		if err != nil {
-			return nil, 0, fmt.Errorf("dlq list: %w", err)
-		}
-		entries = append(entries, e)
+		entries = append(entries, decode(ids.Val()[i], raw))
 	}
 	return entries, total.Val(), nil
 }
@@ -393,7 +417,7 @@ func (s *Store) Remove(ctx context.Context, id string, seq int64) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("dlq remove: %w", err)
 	}
-	if e.Seq != seq {
+	if e.Corrupt != "" || e.Seq != seq {
 		return false, nil
 	}
 	// Every write has a new Seq, so the stored JSON is unchanged exactly
@@ -435,10 +459,7 @@ func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 			if raw == "" {
 				continue
 			}
-			e, err := decode(pending[i], raw)
-			if err != nil {
-				return deleted, fmt.Errorf("dlq purge: %w", err)
-			}
+			e := decode(pending[i], raw) // a corrupt entry's provider comes from its ID
 			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider)}
 			dels = append(dels, del{id: pending[i], cmd: casDelScript.Eval(ctx, pipe, keys, pending[i], raw)})
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/redis/go-redis/v9"
@@ -466,5 +467,89 @@ func TestManyEntries(t *testing.T) {
 	}
 	if got, err := s.Count(t.Context(), "pandapon"); err != nil || got != 0 {
 		t.Errorf("Count after Purge = %d, %v; want 0", got, err)
+	}
+}
+
+// corrupt stores raw as the entry of id, indexed at last, as a bug, a
+// hand edit or an older release might have left it.
+func corrupt(t *testing.T, s *Store, rdb *redis.Client, id, provider, raw string, last time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	score := float64(last.UnixMilli())
+	if err := rdb.HSet(ctx, s.entriesKey(), id, raw).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{s.indexKey(""), s.indexKey(provider)} {
+		if err := rdb.ZAdd(ctx, k, redis.Z{Score: score, Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCorruptEntry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, raw, want string
+	}{
+		{name: "not JSON", raw: "{not json \xff" + strings.Repeat("x", 400), want: "invalid character"},
+		{name: "wrong field type", raw: `{"id":"meari:72:1:BAD","provider":"meari","attempts":"three"}`, want: "cannot unmarshal string"},
+		{name: "another ID", raw: `{"id":"meari:72:1:OTHER","provider":"meari"}`, want: `it holds the ID "meari:72:1:OTHER"`},
+		{name: "no provider", raw: `{"id":"meari:72:1:BAD"}`, want: "it has no provider"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, rdb := newStore(t)
+			ctx := t.Context()
+			for i, id := range []string{"meari:72:1:A", "meari:72:1:C"} {
+				if _, err := s.Put(ctx, entry(id, "meari", t0.Add(time.Duration(2*i)*time.Minute))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const bad = "meari:72:1:BAD"
+			corrupt(t, s, rdb, bad, "meari", tt.raw, t0.Add(time.Minute))
+
+			// List keeps the good entries and shows the bad one in its place.
+			got, total, err := s.List(ctx, ListOptions{Provider: "meari"})
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if total != 3 || len(got) != 3 || got[0].ID != "meari:72:1:A" || got[1].ID != bad || got[2].ID != "meari:72:1:C" {
+				t.Fatalf("List = %d entries of %d: %+v", len(got), total, got)
+			}
+			if got[0].Corrupt != "" || got[2].Corrupt != "" || got[2].Reason != ReasonPermanent {
+				t.Errorf("good entries marked corrupt or emptied: %+v, %+v", got[0], got[2])
+			}
+			c := got[1]
+			if !strings.Contains(c.Corrupt, tt.want) || c.Provider != "meari" || len(c.Raw) > RawShown+len("…") || !utf8.ValidString(c.Raw) || c.Raw == "" {
+				t.Errorf("corrupt entry = %+v; want Corrupt containing %q, provider meari, valid Raw of at most %d bytes", c, tt.want, RawShown)
+			}
+			if g, err := s.Get(ctx, bad); err != nil || g.Corrupt != c.Corrupt {
+				t.Errorf("Get = %+v, %v; want the corrupt entry", g, err)
+			}
+
+			// A worker dead-lettering the same task again replaces it.
+			e := entry(bad, "meari", t0.Add(3*time.Minute))
+			put, err := s.Put(ctx, e)
+			if err != nil {
+				t.Fatalf("Put over a corrupt entry: %v", err)
+			}
+			if g, err := s.Get(ctx, bad); err != nil || g.Corrupt != "" || g.Seq != put.Seq || g.Reason != ReasonPermanent {
+				t.Fatalf("after Put: %+v, %v", g, err)
+			}
+
+			// Purge deletes a corrupt entry and its index rows.
+			corrupt(t, s, rdb, bad, "meari", tt.raw, t0.Add(time.Minute))
+			n, err := s.Purge(ctx, bad)
+			if err != nil || n != 1 {
+				t.Fatalf("Purge = %d, %v; want 1", n, err)
+			}
+			if total, _ := s.Count(ctx, "meari"); total != 2 {
+				t.Errorf("after Purge: %d meari entries, want 2", total)
+			}
+			if all, _ := s.Count(ctx, ""); all != 2 {
+				t.Errorf("after Purge: %d entries, want 2", all)
+			}
+		})
 	}
 }

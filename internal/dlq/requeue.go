@@ -23,6 +23,9 @@ func Requeue(ctx context.Context, s *Store, enq *tasks.Enqueuer, id string) (tas
 	if err != nil {
 		return tasks.Result{}, fmt.Errorf("requeue: %w", err)
 	}
+	if e.Corrupt != "" {
+		return tasks.Result{}, fmt.Errorf("requeue %s: %w (%s): check the order by hand, then purge the entry; entry kept", id, ErrCorrupt, e.Corrupt)
+	}
 	t, taskID, err := rebuild(e)
 	if err != nil {
 		return tasks.Result{}, fmt.Errorf("requeue %s: %w; entry kept", id, err)

@@ -150,6 +150,21 @@ func TestRequeueKeepsEntry(t *testing.T) {
 			}
 		})
 	}
+	t.Run("corrupt entry", func(t *testing.T) {
+		t.Parallel()
+		rdb := redistest.New(t).Client(t)
+		s := New(rdb, "")
+		if err := rdb.HSet(t.Context(), s.entriesKey(), "pandapon:5", "{oops").Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb), "pandapon:5")
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "pandapon:5") {
+			t.Errorf("Requeue(corrupt) error = %v, want ErrCorrupt naming the entry", err)
+		}
+		if raw, _ := rdb.HGet(t.Context(), s.entriesKey(), "pandapon:5").Result(); raw != "{oops" {
+			t.Errorf("corrupt entry after Requeue: %q, want it kept", raw)
+		}
+	})
 	t.Run("missing entry", func(t *testing.T) {
 		t.Parallel()
 		rdb := redistest.New(t).Client(t)

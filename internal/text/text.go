@@ -1,0 +1,46 @@
+// Package text holds the small string rules shared by every package that
+// checks, stores or prints text from outside: which characters may not be
+// printed as they are, and how to make a string safe to print.
+package text
+
+import (
+	"strings"
+	"unicode"
+)
+
+// IsLayoutControl reports the invisible characters that reorder or break
+// the text around them when it is printed in a table, a log line or a web
+// page: the bidirectional controls (U+202E makes "gpj.exe" read "exe.jpg")
+// and the Unicode line and paragraph separators.
+func IsLayoutControl(r rune) bool {
+	switch {
+	case r == 0x061C, r == 0x200E, r == 0x200F: // ALM, LRM, RLM
+		return true
+	case r >= 0x202A && r <= 0x202E: // LRE, RLE, PDF, LRO, RLO
+		return true
+	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
+}
+
+// Unprintable reports a character that must not reach a terminal or a page
+// as it is: a C0 or C1 control, DEL, or a layout control.
+func Unprintable(r rune) bool { return unicode.IsControl(r) || IsLayoutControl(r) }
+
+// Printable returns s with every unprintable character replaced by a space,
+// and invalid UTF-8 by U+FFFD.
+func Printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !strings.ContainsFunc(s, Unprintable) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if Unprintable(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
