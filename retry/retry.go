@@ -117,6 +117,15 @@ func (p Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
+// RecordTTL is how long a task's attempt record must outlive the task's
+// last failure: the longest the next attempt can be waited for (a backoff
+// delay, the auth interval or a capped Retry-After) plus MaxAge, so that
+// the record lives as long as the configured maximum age lets a task go on.
+func (p Policy) RecordTTL() time.Duration {
+	p = p.WithDefaults()
+	return p.MaxAge + max(p.MaxInterval, p.AuthInterval, MaxRetryAfter)
+}
+
 // maxAttemptsCeiling keeps the budget under the retry count that tasks gives
 // asynq (tasks.MaxRetry), so the policy, not asynq, decides.
 const maxAttemptsCeiling = 500

@@ -5,8 +5,20 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+)
+
+// Task states as Result.State names them: asynq's, for the task that held
+// the order's task ID.
+const (
+	StatePending   = taskstore.StatePending
+	StateActive    = taskstore.StateActive
+	StateScheduled = taskstore.StateScheduled
+	StateRetry     = taskstore.StateRetry
+	StateArchived  = taskstore.StateArchived
+	StateCompleted = taskstore.StateCompleted
 )
 
 // Result says what Enqueue did with a task.
@@ -14,12 +26,17 @@ type Result struct {
 	TaskID string `json:"task_id"`
 	Queue  string `json:"queue"`
 	// AlreadyQueued is true when a task for the same order already existed
-	// (pending, scheduled, retrying, running, or finished within its
-	// retention), and nothing new was enqueued.
+	// and nothing new was enqueued. State says what that task is doing:
+	// an archived one (dead-lettered) or a completed one (cancelled) is
+	// not "queued" in the everyday sense.
 	AlreadyQueued bool `json:"already_queued"`
-	// Replaced is true when force removed a finished or waiting task for the
-	// same order before enqueueing this one.
+	// Replaced is true when force replaced an existing task for the same
+	// order, whose state State gives.
 	Replaced bool `json:"replaced,omitempty"`
+	// State is the state of the task that held the order's task ID before
+	// this call (StatePending, StateRetry, StateCompleted, StateArchived,
+	// ...), or "" when there was none.
+	State string `json:"state,omitempty"`
 }
 
 // ErrActive is returned by a forced Enqueue while a task for the same order
@@ -30,77 +47,44 @@ var ErrActive = errors.New("a task for this order is being processed right now; 
 // concurrent use. It holds no connections of its own: the caller closes the
 // Redis client given to NewEnqueuer.
 type Enqueuer struct {
-	client    *asynq.Client
-	inspector *asynq.Inspector
+	store *taskstore.Store
 }
 
 // NewEnqueuer returns an Enqueuer that talks to Redis through rdb. The
 // caller keeps ownership of rdb.
 func NewEnqueuer(rdb redis.UniversalClient) *Enqueuer {
-	return &Enqueuer{
-		client:    asynq.NewClientFromRedisClient(rdb),
-		inspector: asynq.NewInspectorFromRedisClient(rdb),
-	}
+	return &Enqueuer{store: taskstore.New(rdb)}
 }
 
-// Enqueue enqueues t, built by NewMeariCancelTask or NewPandaPonCancelTask.
-// If a task for the same order exists, it reports AlreadyQueued and returns
-// a nil error; with force it deletes that task (unless it is running, see
-// ErrActive) and enqueues t anyway.
+// Enqueue enqueues t, built by NewMeariCancelTask or NewPandaPonCancelTask,
+// in one round trip. If a task for the same order exists, it enqueues
+// nothing, reports AlreadyQueued with that task's State, and returns a nil
+// error. With force it replaces that task instead, atomically: if Redis
+// fails, the old task is still there. A task being processed is never
+// replaced (ErrActive).
 func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Result, error) {
-	info, err := e.client.EnqueueContext(ctx, t)
-	if err == nil {
-		return Result{TaskID: info.ID, Queue: info.Queue}, nil
-	}
-	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+	m, err := wire(t)
+	if err != nil {
 		return Result{}, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 	}
-	id, queue, err := e.identify(t)
+	res := Result{TaskID: m.ID, Queue: m.Queue}
+	if !force {
+		state, enqueued, err := e.store.Enqueue(ctx, m)
+		if err != nil {
+			return Result{}, err
+		}
+		res.AlreadyQueued, res.State = !enqueued, state
+		return res, nil
+	}
+	// The attempt record keeps its unknown-outcome mark as long as a
+	// finished task would be kept.
+	old, err := e.store.Replace(ctx, m, m.Retention)
+	if errors.Is(err, taskstore.ErrActive) {
+		return Result{}, fmt.Errorf("force enqueue %s: %w", m.ID, ErrActive)
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	if !force {
-		return Result{TaskID: id, Queue: queue, AlreadyQueued: true}, nil
-	}
-	old, err := e.inspector.GetTaskInfo(queue, id)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		// Gone since the conflict: enqueue below.
-	case err != nil:
-		return Result{}, fmt.Errorf("look up task %s: %w", id, err)
-	case old.State == asynq.TaskStateActive:
-		return Result{}, fmt.Errorf("force enqueue %s: %w", id, ErrActive)
-	default:
-		if err := e.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return Result{}, fmt.Errorf("force enqueue %s: delete the %s task: %w", id, old.State, err)
-		}
-	}
-	info, err = e.client.EnqueueContext(ctx, t)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		// Someone enqueued the same order in between: that one stands.
-		return Result{TaskID: id, Queue: queue, AlreadyQueued: true}, nil
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("enqueue %s: %w", t.Type(), err)
-	}
-	return Result{TaskID: info.ID, Queue: info.Queue, Replaced: true}, nil
-}
-
-// identify returns the task ID and queue that t was built with.
-func (e *Enqueuer) identify(t *asynq.Task) (id, queue string, err error) {
-	switch t.Type() {
-	case TypeMeariCancel:
-		m, err := ParseMeariCancel(t.Payload())
-		if err != nil {
-			return "", "", err
-		}
-		return m.TaskID(), QueueMeari, nil
-	case TypePandaPonCancel:
-		p, err := ParsePandaPonCancel(t.Payload())
-		if err != nil {
-			return "", "", err
-		}
-		return p.TaskID(), QueuePandaPon, nil
-	}
-	return "", "", fmt.Errorf("unknown task type %q", t.Type())
+	res.Replaced, res.State = old != "", old
+	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/hibiken/asynq"
 )
@@ -284,15 +285,55 @@ func (p PandaPonCancel) TaskID() string { return ProviderPandaPon + ":" + p.Orde
 // OrderRef returns the order ID's digits.
 func (p PandaPonCancel) OrderRef() string { return p.OrderID.String() }
 
+// Task headers. A task carries in its payload and these headers all it
+// was built with, so that it can be rebuilt, and enqueued, from them
+// alone; workers that do not know a header ignore it.
+const (
+	// HeaderRetention holds the retention in whole seconds, when it is not
+	// RetentionDefault (WithRetention).
+	HeaderRetention = "cancelworker-retention"
+	// HeaderPriorOutcomeUnknown is "1" on a task that follows an attempt
+	// whose outcome is unknown, for instance one requeued from the
+	// dead-letter queue (WithPriorOutcomeUnknown).
+	HeaderPriorOutcomeUnknown = "cancelworker-prior-outcome-unknown"
+)
+
 // Option changes how a task is built.
 type Option func(*options)
 
 type options struct {
-	retention time.Duration
+	retention      time.Duration
+	outcomeUnknown bool
 }
 
 // WithRetention keeps the finished task for d instead of RetentionDefault.
 func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
+
+// WithPriorOutcomeUnknown marks the task as following an attempt whose
+// outcome is unknown: the order may already be cancelled. A permanent
+// answer for it is then dead-lettered marked outcome_unknown, as it would
+// have been in the same task. dlq requeue sets it from the entry.
+func WithPriorOutcomeUnknown() Option { return func(o *options) { o.outcomeUnknown = true } }
+
+// PriorOutcomeUnknown reports whether t was built WithPriorOutcomeUnknown.
+func PriorOutcomeUnknown(t *asynq.Task) bool { return t.Headers()[HeaderPriorOutcomeUnknown] == "1" }
+
+// optionsOf returns the options t was built with, from its headers.
+func optionsOf(t *asynq.Task) ([]Option, error) {
+	var opts []Option
+	h := t.Headers()
+	if v, ok := h[HeaderRetention]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("header %s: must be whole seconds, got %q", HeaderRetention, truncate(v, 40))
+		}
+		opts = append(opts, WithRetention(time.Duration(n)*time.Second))
+	}
+	if PriorOutcomeUnknown(t) {
+		opts = append(opts, WithPriorOutcomeUnknown())
+	}
+	return opts, nil
+}
 
 func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, error) {
 	o := options{retention: RetentionDefault}
@@ -302,17 +343,91 @@ func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, erro
 	if o.retention < 0 {
 		return nil, fmt.Errorf("retention: must not be negative, got %s", o.retention)
 	}
+	o.retention = o.retention.Truncate(time.Second) // asynq keeps whole seconds
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
 	}
-	return asynq.NewTask(typ, b,
+	var headers map[string]string
+	set := func(k, v string) {
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		headers[k] = v
+	}
+	if o.retention != RetentionDefault {
+		set(HeaderRetention, strconv.FormatInt(int64(o.retention/time.Second), 10))
+	}
+	if o.outcomeUnknown {
+		set(HeaderPriorOutcomeUnknown, "1")
+	}
+	return asynq.NewTaskWithHeaders(typ, b, headers,
 		asynq.TaskID(id),
 		asynq.Queue(queue),
 		asynq.MaxRetry(MaxRetry),
 		asynq.Timeout(TimeoutDefault),
 		asynq.Retention(o.retention),
 	), nil
+}
+
+// Rebuild returns t built anew from its payload and headers, with opts
+// added: for instance WithPriorOutcomeUnknown, or WithRetention. RequestedAt
+// is kept.
+func Rebuild(t *asynq.Task, opts ...Option) (*asynq.Task, error) {
+	have, err := optionsOf(t)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(have, opts...)
+	switch t.Type() {
+	case TypeMeariCancel:
+		m, err := ParseMeariCancel(t.Payload())
+		if err != nil {
+			return nil, err
+		}
+		return NewMeariCancelTask(m, opts...)
+	case TypePandaPonCancel:
+		p, err := ParsePandaPonCancel(t.Payload())
+		if err != nil {
+			return nil, err
+		}
+		return NewPandaPonCancelTask(p, opts...)
+	}
+	return nil, fmt.Errorf("unknown task type %q", t.Type())
+}
+
+// wire returns the task message of t, built by NewMeariCancelTask or
+// NewPandaPonCancelTask, as asynq's client would write it.
+func wire(t *asynq.Task) (taskstore.Message, error) {
+	opts, err := optionsOf(t)
+	if err != nil {
+		return taskstore.Message{}, err
+	}
+	o := options{retention: RetentionDefault}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := taskstore.Message{
+		Type: t.Type(), Payload: t.Payload(), Headers: t.Headers(),
+		Retry: MaxRetry, Timeout: TimeoutDefault, Retention: o.retention,
+	}
+	switch t.Type() {
+	case TypeMeariCancel:
+		p, err := ParseMeariCancel(t.Payload())
+		if err != nil {
+			return taskstore.Message{}, err
+		}
+		m.ID, m.Queue = p.TaskID(), QueueMeari
+	case TypePandaPonCancel:
+		p, err := ParsePandaPonCancel(t.Payload())
+		if err != nil {
+			return taskstore.Message{}, err
+		}
+		m.ID, m.Queue = p.TaskID(), QueuePandaPon
+	default:
+		return taskstore.Message{}, fmt.Errorf("unknown task type %q", t.Type())
+	}
+	return m, nil
 }
 
 // NewMeariCancelTask validates m and returns its task, with the order's task
@@ -336,6 +451,25 @@ func NewPandaPonCancelTask(p PandaPonCancel, opts ...Option) (*asynq.Task, error
 		p.RequestedAt = time.Now().UTC()
 	}
 	return build(TypePandaPonCancel, QueuePandaPon, p.TaskID(), p, opts)
+}
+
+// OrderOf returns the provider and order reference (OrderRef) of a task of
+// type typ with payload, or "" for either when the type is unknown or the
+// payload does not parse.
+func OrderOf(typ string, payload []byte) (provider, order string) {
+	switch typ {
+	case TypeMeariCancel:
+		if m, err := ParseMeariCancel(payload); err == nil {
+			return ProviderMeari, m.OrderRef()
+		}
+		return ProviderMeari, ""
+	case TypePandaPonCancel:
+		if p, err := ParsePandaPonCancel(payload); err == nil {
+			return ProviderPandaPon, p.OrderRef()
+		}
+		return ProviderPandaPon, ""
+	}
+	return "", ""
 }
 
 // ErrPayload is matched (errors.Is) by every payload decoding error.

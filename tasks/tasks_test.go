@@ -212,12 +212,53 @@ func TestEnqueueIdempotentAndForce(t *testing.T) {
 	if err := insp.ArchiveTask(QueuePandaPon, first.TaskID); err != nil {
 		t.Fatal(err)
 	}
+	again, err := enq.Enqueue(t.Context(), build(), false)
+	if err != nil || !again.AlreadyQueued || again.State != StateArchived {
+		t.Fatalf("enqueue of an archived order = %+v, %v; want already queued, state archived", again, err)
+	}
 	forced, err := enq.Enqueue(t.Context(), build(), true)
-	if err != nil || forced.AlreadyQueued || !forced.Replaced {
-		t.Fatalf("forced = %+v, %v; want a replaced task", forced, err)
+	if err != nil || forced.AlreadyQueued || !forced.Replaced || forced.State != StateArchived {
+		t.Fatalf("forced = %+v, %v; want a replaced archived task", forced, err)
 	}
 	info, err = insp.GetTaskInfo(QueuePandaPon, first.TaskID)
-	if err != nil || info.State != asynq.TaskStatePending {
-		t.Fatalf("after force: %v, %v; want pending", info, err)
+	if err != nil || info.State != asynq.TaskStatePending || info.Retention != time.Hour {
+		t.Fatalf("after force: %v, %v; want pending, with its retention", info, err)
+	}
+}
+
+func TestHeadersAndRebuild(t *testing.T) {
+	t.Parallel()
+	id, _ := ParseOrderID(bigID)
+	plain, err := NewPandaPonCancelTask(PandaPonCancel{OrderID: id, Remark: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.Headers()) != 0 || PriorOutcomeUnknown(plain) {
+		t.Errorf("a default task has headers %v", plain.Headers())
+	}
+	marked, err := Rebuild(plain, WithPriorOutcomeUnknown(), WithRetention(90*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !PriorOutcomeUnknown(marked) || marked.Headers()[HeaderRetention] != "5400" || !bytes.Equal(marked.Payload(), plain.Payload()) {
+		t.Errorf("rebuilt task: headers %v, payload %s", marked.Headers(), marked.Payload())
+	}
+	again, err := Rebuild(marked)
+	if err != nil || !PriorOutcomeUnknown(again) || again.Headers()[HeaderRetention] != "5400" {
+		t.Errorf("a rebuilt task loses its options: %v, %v", again.Headers(), err)
+	}
+	bad := asynq.NewTaskWithHeaders(TypePandaPonCancel, plain.Payload(), map[string]string{HeaderRetention: "soon"})
+	if _, err := Rebuild(bad); err == nil || !strings.Contains(err.Error(), HeaderRetention) {
+		t.Errorf("Rebuild with a bad retention header: %v", err)
+	}
+	// The enqueued task carries them.
+	rdb := redistest.New(t).Client(t)
+	res, err := NewEnqueuer(rdb).Enqueue(t.Context(), marked, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(res.Queue, res.TaskID)
+	if err != nil || info.Headers[HeaderPriorOutcomeUnknown] != "1" || info.Retention != 90*time.Minute || info.Timeout != TimeoutDefault {
+		t.Errorf("enqueued task: %+v, %v", info, err)
 	}
 }

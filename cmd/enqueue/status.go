@@ -11,7 +11,6 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/status"
 	"github.com/cancelworker/cancelworker/tasks"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
@@ -77,12 +76,11 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 			what = "pandapon order " + pc.OrderRef()
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		insp := asynq.NewInspectorFromRedisClient(rdb)
 		store := dlq.New(rdb, "")
 		found := make([]status.Status, 0, len(lookups))
 		var last status.Status
 		for _, l := range lookups {
-			st, err := status.Lookup(ctx, insp, store, l.taskID, l.queue)
+			st, err := status.Lookup(ctx, rdb, store, l.taskID, l.queue)
 			if err != nil {
 				return err
 			}

@@ -169,9 +169,8 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	}
 	defer w.Shutdown()
 
-	insp := asynq.NewInspectorFromRedisClient(rdb)
 	store := dlq.New(rdb, "")
-	sts, err := settle(ctx, insp, store, ss, ids)
+	sts, err := settle(ctx, rdb, store, ss, ids)
 	if err != nil {
 		return err
 	}
@@ -198,7 +197,7 @@ func settled(st status.Status) bool {
 
 // settle polls the samples' status until all are completed or
 // dead-lettered, or SettleTimeout passes. Polling: nothing in Redis signals.
-func settle(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, ss []sample, ids []string) ([]status.Status, error) {
+func settle(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ss []sample, ids []string) ([]status.Status, error) {
 	deadline := time.Now().Add(SettleTimeout)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -206,7 +205,7 @@ func settle(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, ss []s
 		sts := make([]status.Status, len(ss))
 		done := true
 		for i, s := range ss {
-			st, err := status.Lookup(ctx, insp, store, ids[i], tasks.QueueFor(s.provider))
+			st, err := status.Lookup(ctx, rdb, store, ids[i], tasks.QueueFor(s.provider))
 			if err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ package dlq
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -37,6 +40,10 @@ const (
 	// ReasonMisconfigured: this worker cannot serve the task (for instance a
 	// Meari source_app it is not configured for).
 	ReasonMisconfigured = "not servable"
+	// ReasonArchived: the task was archived without the worker
+	// dead-lettering it (the monitoring UI's archive buttons, asynq's own
+	// retry limit, a handler panic), and the reconciler filed the entry.
+	ReasonArchived = "archived"
 )
 
 // PrefixDefault is the key prefix used when New is given "".
@@ -103,6 +110,7 @@ var ErrNotFound = errors.New("no dead-letter entry")
 // It does not close the Redis client it was given.
 type Store struct {
 	rdb    redis.UniversalClient
+	tasks  *taskstore.Store
 	prefix string
 	// nowFunc returns the current time; tests replace it.
 	nowFunc func() time.Time
@@ -114,7 +122,7 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = PrefixDefault
 	}
-	return &Store{rdb: rdb, prefix: prefix, nowFunc: time.Now}
+	return &Store{rdb: rdb, tasks: taskstore.New(rdb), prefix: prefix, nowFunc: time.Now}
 }
 
 func (s *Store) entriesKey() string { return s.prefix + "entries" }
@@ -387,6 +395,21 @@ func (s *Store) fetch(ctx context.Context, ids []string) ([]string, error) {
 	return out, nil
 }
 
+// Missing returns those of ids that have no entry, in order.
+func (s *Store) Missing(ctx context.Context, ids []string) ([]string, error) {
+	raws, err := s.fetch(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("dlq lookup: %w", err)
+	}
+	var missing []string
+	for i, raw := range raws {
+		if raw == "" {
+			missing = append(missing, ids[i])
+		}
+	}
+	return missing, nil
+}
+
 // Count returns the number of entries of provider, or of all for "".
 func (s *Store) Count(ctx context.Context, provider string) (int64, error) {
 	n, err := s.rdb.ZCard(ctx, s.indexKey(provider)).Result()
@@ -437,7 +460,9 @@ func (s *Store) casDelete(ctx context.Context, id, raw, provider string) (bool, 
 }
 
 // Purge deletes the entries of ids whatever their Seq, and returns how many
-// it deleted. IDs it does not hold are skipped.
+// it deleted. IDs it does not hold are skipped. The archived asynq task of
+// each entry is deleted first, so that the worker's reconciler does not
+// file the entry again; a crash in between leaves the entry, to purge again.
 func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 	deleted := 0
 	pending := ids
@@ -454,17 +479,26 @@ func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 			cmd *redis.Cmd
 		}
 		var dels []del
+		archived := map[string][]string{} // queue → IDs
 		pipe := s.rdb.Pipeline()
 		for i, raw := range raws {
 			if raw == "" {
 				continue
 			}
 			e := decode(pending[i], raw) // a corrupt entry's provider comes from its ID
+			if q := cmp.Or(e.Queue, tasks.QueueFor(e.Provider)); q != "" {
+				archived[q] = append(archived[q], e.ID)
+			}
 			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider)}
 			dels = append(dels, del{id: pending[i], cmd: casDelScript.Eval(ctx, pipe, keys, pending[i], raw)})
 		}
 		if len(dels) == 0 {
 			break
+		}
+		for q, qids := range archived {
+			if _, err := s.tasks.DropArchived(ctx, q, qids...); err != nil {
+				return deleted, fmt.Errorf("dlq purge: %w", err)
+			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return deleted, fmt.Errorf("dlq purge: %w", err)

@@ -427,7 +427,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	found := make([]status.Status, 0, len(ids))
 	for _, id := range ids {
-		st, err := status.Lookup(ctx, h.insp, h.store, id, tasks.QueueFor(provider))
+		st, err := status.Lookup(ctx, h.rdb, h.store, id, tasks.QueueFor(provider))
 		if err != nil {
 			h.log.Error("status lookup failed", zap.String("provider", provider), zap.String("order", order), zap.Error(err))
 			writeError(w, http.StatusServiceUnavailable, "", "status lookup failed: "+err.Error())

@@ -65,6 +65,7 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	deadLettered   *prometheus.CounterVec
 	outcomeUnknown *prometheus.CounterVec
+	reconciled     *prometheus.CounterVec
 	handler        http.Handler
 }
 
@@ -106,6 +107,11 @@ func New(o Options) (*Metrics, error) {
 			Name:      "dead_lettered_outcome_unknown_total",
 			Help:      "Dead-lettered tasks whose earlier attempt may already have cancelled the order, by provider.",
 		}, []string{"provider"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "dlq_reconciled_total",
+			Help:      "Dead-letter entries filed by the reconciler for tasks found archived without one (the monitoring UI's archive buttons, asynq's retry limit, a handler panic), by provider.",
+		}, []string{"provider"}),
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
@@ -113,12 +119,13 @@ func New(o Options) (*Metrics, error) {
 		m.attempts.WithLabelValues(p, "success", "")
 		m.latency.WithLabelValues(p)
 		m.outcomeUnknown.WithLabelValues(p)
+		m.reconciled.WithLabelValues(p)
 		for _, r := range reasons {
 			m.deadLettered.WithLabelValues(p, r)
 		}
 	}
 	cs := []prometheus.Collector{
-		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown,
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -165,6 +172,11 @@ func (m *Metrics) DeadLettered(provider, reason string, outcomeUnknown bool) {
 	if outcomeUnknown {
 		m.outcomeUnknown.WithLabelValues(p).Inc()
 	}
+}
+
+// Reconciled counts one dead-letter entry filed by the reconciler.
+func (m *Metrics) Reconciled(provider string) {
+	m.reconciled.WithLabelValues(providerLabel(provider)).Inc()
 }
 
 // reasons are the dlq reasons kept as labels.

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // State is where a task stands.
@@ -54,7 +56,11 @@ type Status struct {
 // is dead-lettered when asynq has it archived or no longer has it; when
 // asynq has it waiting, running or completed (after a requeue), that state
 // is reported, with the entry still in DLQ. store may be nil.
-func Lookup(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, taskID, queue string) (Status, error) {
+//
+// A completed task that the worker has compacted (see package taskstore) is
+// reported from its compact form: completed, with its completion time and
+// retry count, and no payload.
+func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, taskID, queue string) (Status, error) {
 	if taskID == "" {
 		return Status{}, errors.New("status: task_id: is required")
 	}
@@ -90,7 +96,17 @@ func Lookup(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, taskID
 		return st, nil
 	}
 
-	info, err := insp.GetTaskInfo(st.Queue, taskID)
+	task, err := taskstore.New(rdb).Peek(ctx, st.Queue, taskID)
+	switch {
+	case err != nil:
+		return Status{}, fmt.Errorf("status %s: %w", taskID, err)
+	case task.State == "":
+		return st, nil
+	case task.Compact:
+		st.State, st.Retried, st.CompletedAt = StateCompleted, task.Retried, timePtr(task.CompletedAt)
+		return st, nil
+	}
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(st.Queue, taskID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 		return st, nil
@@ -98,7 +114,7 @@ func Lookup(ctx context.Context, insp *asynq.Inspector, store *dlq.Store, taskID
 		return Status{}, fmt.Errorf("status %s: %w", taskID, err)
 	}
 	st.Retried = info.Retried
-	if p, o := fromTask(info); p != "" {
+	if p, o := tasks.OrderOf(info.Type, info.Payload); o != "" {
 		st.Provider, st.Order = p, o
 	}
 	switch info.State {
@@ -139,22 +155,6 @@ func fromID(id string) (provider, order string) {
 		return provider, order
 	case tasks.ProviderPandaPon:
 		return provider, rest
-	}
-	return "", ""
-}
-
-// fromTask returns the provider and order of a task's payload, or "" if
-// the payload does not decode.
-func fromTask(info *asynq.TaskInfo) (provider, order string) {
-	switch info.Type {
-	case tasks.TypeMeariCancel:
-		if m, err := tasks.ParseMeariCancel(info.Payload); err == nil {
-			return tasks.ProviderMeari, m.OrderRef()
-		}
-	case tasks.TypePandaPonCancel:
-		if p, err := tasks.ParsePandaPonCancel(info.Payload); err == nil {
-			return tasks.ProviderPandaPon, p.OrderRef()
-		}
 	}
 	return "", ""
 }

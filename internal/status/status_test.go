@@ -9,6 +9,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -181,7 +182,7 @@ func TestLookupWithoutWorker(t *testing.T) {
 			t.Parallel()
 			e, _ := newEnv(t)
 			tt.setup(t, e)
-			got, err := Lookup(t.Context(), e.insp, e.store, tt.id, tt.queue)
+			got, err := Lookup(t.Context(), e.rdb, e.store, tt.id, tt.queue)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,16 +220,16 @@ func checkNext(t *testing.T, next *time.Time, in time.Duration) {
 func TestLookupErrors(t *testing.T) {
 	t.Parallel()
 	e, _ := newEnv(t)
-	if _, err := Lookup(t.Context(), e.insp, e.store, "", ""); err == nil || !strings.Contains(err.Error(), "task_id") {
+	if _, err := Lookup(t.Context(), e.rdb, e.store, "", ""); err == nil || !strings.Contains(err.Error(), "task_id") {
 		t.Errorf("Lookup(\"\") error = %v, want one naming task_id", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := Lookup(ctx, e.insp, e.store, pandaID, ""); !errors.Is(err, context.Canceled) {
+	if _, err := Lookup(ctx, e.rdb, e.store, pandaID, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("Lookup with a cancelled context: error = %v, want context.Canceled", err)
 	}
 	// Without a store, asynq alone answers.
-	if got, err := Lookup(t.Context(), e.insp, nil, pandaID, ""); err != nil || got.State != StateNotFound {
+	if got, err := Lookup(t.Context(), e.rdb, nil, pandaID, ""); err != nil || got.State != StateNotFound {
 		t.Errorf("Lookup without store = %+v, %v; want not found", got, err)
 	}
 }
@@ -322,6 +323,17 @@ func TestLookupWithWorker(t *testing.T) {
 			}
 		})
 	}
+	t.Run("completed, compacted", func(t *testing.T) {
+		waitState(t, e, "pandapon:1003", StateCompleted)
+		if n, err := taskstore.New(e.rdb).Compact(t.Context(), tasks.QueuePandaPon, 0, 10); err != nil || n != 1 {
+			t.Fatalf("Compact = %d, %v; want 1", n, err)
+		}
+		got, err := Lookup(t.Context(), e.rdb, e.store, "pandapon:1003", "")
+		if err != nil || got.State != StateCompleted || got.CompletedAt == nil || time.Since(*got.CompletedAt) > time.Minute ||
+			got.Provider != tasks.ProviderPandaPon || got.Order != "1003" {
+			t.Errorf("Lookup of a compacted task = %+v, %v; want completed with its time", got, err)
+		}
+	})
 }
 
 // waitState polls Lookup until id is in state want: asynq signals nothing
@@ -332,7 +344,7 @@ func waitState(t *testing.T, e *env, id string, want State) Status {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		got, err := Lookup(t.Context(), e.insp, e.store, id, "")
+		got, err := Lookup(t.Context(), e.rdb, e.store, id, "")
 		if err != nil {
 			t.Fatal(err)
 		}

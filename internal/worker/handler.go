@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
@@ -37,12 +39,16 @@ type Observer interface {
 	// DeadLettered reports a DLQ entry written for reason; outcomeUnknown
 	// says an earlier attempt may already have cancelled the order.
 	DeadLettered(provider, reason string, outcomeUnknown bool)
+	// Reconciled reports a DLQ entry filed for a task found archived
+	// without one.
+	Reconciled(provider string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Attempt(string, string, string, time.Duration) {}
 func (nopObserver) DeadLettered(string, string, bool)             {}
+func (nopObserver) Reconciled(string)                             {}
 
 // HandlerConfig wires a Handler. Logger, Redis and DLQ are required; a nil
 // provider client means that provider is not served.
@@ -60,11 +66,12 @@ type HandlerConfig struct {
 	Policies map[string]retry.Policy
 	// Observer receives metrics events; nil means none.
 	Observer Observer
-	// Retention is how long attempt records are kept; zero means
-	// tasks.RetentionDefault.
-	Retention time.Duration
 	// NowFunc returns the time; nil means time.Now.
 	NowFunc func() time.Time
+	// ShuttingDown reports whether the worker is shutting down, so that a
+	// call cut short then is known to go back to its queue uncounted; nil
+	// means never.
+	ShuttingDown func() bool
 }
 
 // Handler processes both cancellation task types. It is safe for concurrent
@@ -77,8 +84,10 @@ type Handler struct {
 	source   int64
 	policies map[string]retry.Policy
 	obs      Observer
-	attempts attempts
+	store    *taskstore.Store
 	nowFunc  func() time.Time
+	stopping func() bool
+	inflight sync.WaitGroup // ProcessTask calls running
 }
 
 var _ asynq.Handler = (*Handler)(nil)
@@ -106,21 +115,38 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		source:   cfg.MeariSourceApp,
 		policies: cfg.Policies,
 		obs:      cfg.Observer,
-		attempts: attempts{rdb: cfg.Redis, ttl: cfg.Retention},
+		store:    taskstore.New(cfg.Redis),
 		nowFunc:  cfg.NowFunc,
+		stopping: cfg.ShuttingDown,
 	}
 	if h.obs == nil {
 		h.obs = nopObserver{}
 	}
-	if h.attempts.ttl <= 0 {
-		h.attempts.ttl = tasks.RetentionDefault
-	}
-	// The record must outlive the longest a task can keep retrying.
-	h.attempts.ttl += retry.MaxAgeDefault
 	if h.nowFunc == nil {
 		h.nowFunc = time.Now
 	}
+	if h.stopping == nil {
+		h.stopping = func() bool { return false }
+	}
 	return h, nil
+}
+
+// Wait waits until every ProcessTask call has returned, or timeout passes,
+// and reports whether they all returned. asynq's shutdown puts calls still
+// running at its timeout back in their queue without waiting for them;
+// waiting here lets each note in its attempt record that it was cut short.
+func (h *Handler) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		h.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // Policy returns the retry policy of provider.
@@ -139,8 +165,17 @@ type job struct {
 // ProcessTask calls the provider once and maps the outcome to asynq:
 // nil (done), an error (asynq retries it after retry.Delay), or an error
 // wrapping asynq.SkipRetry after the DLQ entry is written.
+//
+// The first attempt's success path makes no Redis call of its own: the
+// attempt record is written only when an attempt fails or is cut short,
+// and an earlier attempt that never reported back (a crash, a lost
+// acknowledgement, a lost lease, a shutdown cut-off) is found from asynq's
+// retry count (taskstore.RecordFailure).
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	taskID, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	provider := tasks.ProviderOf(t.Type())
 	log := h.log.With(zap.String("provider", provider), zap.String("task_id", taskID))
@@ -152,17 +187,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if errors.Is(err, errNotServable) {
 			reason = dlq.ReasonMisconfigured
 		}
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, record{Attempt: 1}, reason, err)
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, outcome{attempt: taskstore.Attempt{Number: retried + 1}}, reason, err)
 	}
-	log = log.With(zap.String("order", j.order))
-
-	// Bookkeeping must survive the task's context ending at shutdown.
-	bg := context.WithoutCancel(ctx)
-	rec, err := h.attempts.begin(bg, taskID)
-	if err != nil {
-		return fmt.Errorf("cancel %s %s: %w", provider, j.order, err)
-	}
-	log = log.With(zap.Int("attempt", rec.Attempt))
+	log = log.With(zap.String("order", j.order), zap.Int("attempt", retried+1))
 
 	start := h.nowFunc()
 	callErr := j.call(ctx)
@@ -172,9 +199,6 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if callErr == nil {
 		h.obs.Attempt(provider, "success", "", latency)
 		log.Info("order cancelled")
-		if err := h.attempts.succeeded(bg, taskID); err != nil {
-			log.Warn("could not clear the attempt record", zap.Error(err))
-		}
 		return nil
 	}
 
@@ -185,42 +209,73 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	h.obs.Attempt(provider, pe.Class.String(), pe.Code, latency)
 	log = log.With(zap.String("class", pe.Class.String()), zap.String("upstream_code", pe.Code))
 	now := h.nowFunc()
-	if err := h.attempts.failed(bg, taskID, now, pe.Unknown); err != nil {
+	interrupted := ctx.Err() != nil
+	policy := h.Policy(provider)
+
+	// Bookkeeping must survive the task's context ending at shutdown, but
+	// not hang on a Redis that does not answer.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	// asynq counts the run as a failure when it retries it with IsFailure
+	// true: a transient failure we return. A call cut short goes back to
+	// its queue uncounted at shutdown, counted on a deadline or a lost
+	// lease: when unsure, say uncounted, which can only make the next
+	// failure flag an unknown outcome, never miss one.
+	counted := !interrupted && pe.Class == providers.Transient
+	out := outcome{unknown: pe.Unknown}
+	out.attempt, err = h.store.RecordFailure(bg, queue, taskID, retried, counted, pe.Unknown, now, policy.RecordTTL())
+	if err != nil {
 		log.Warn("could not update the attempt record", zap.Error(err))
+		out.attempt = taskstore.Attempt{Number: retried + 1, FirstFailedAt: now}
 	}
-	if rec.FirstFailedAt.IsZero() {
-		rec.FirstFailedAt = now
-	}
+	out.earlierUnknown = out.attempt.EarlierUnknown
 	wrapped := fmt.Errorf("cancel %s %s: %w", provider, j.order, callErr)
-	if ctx.Err() != nil {
-		// Shutdown or the task deadline: asynq puts the task back; do not
-		// decide its fate on a call we cut short.
-		log.Warn("attempt interrupted", zap.Error(callErr))
+	if interrupted {
+		// Shutdown, the task deadline or a lost lease: asynq puts the task
+		// back; do not decide its fate on a call we cut short.
+		log.Warn("attempt interrupted", zap.Bool("shutting_down", h.stopping()), zap.Error(callErr))
 		return wrapped
 	}
 
-	policy := h.Policy(provider)
 	switch pe.Class {
 	case providers.Permanent:
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonPermanent, wrapped)
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonPermanent, wrapped)
 	case providers.Auth:
 		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
 		return wrapped
 	}
 	switch {
 	case policy.Exhausted(retried + 1):
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonRetriesExhausted, wrapped)
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonRetriesExhausted, wrapped)
 	case policy.TooOld(j.requestedAt, now):
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, rec, dlq.ReasonMaxAge, wrapped)
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonMaxAge, wrapped)
 	}
 	log.Warn("attempt failed; will retry", zap.Error(callErr))
 	return wrapped
 }
 
+// bookkeepingTimeout bounds the Redis writes made after an upstream call.
+const bookkeepingTimeout = 5 * time.Second
+
+// outcome is what a failed attempt leaves for its DLQ entry.
+type outcome struct {
+	attempt taskstore.Attempt
+	// unknown: this attempt's own outcome is unknown (a timeout or reset
+	// after the request was sent).
+	unknown bool
+	// earlierUnknown: an earlier attempt's outcome is unknown.
+	earlierUnknown bool
+}
+
 // deadLetter writes the DLQ entry and only then tells asynq to stop: if the
 // worker dies in between, asynq runs the task again and the entry is
 // written again (same ID, replaced), never lost.
-func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task, taskID, provider, order string, rec record, reason string, cause error) error {
+//
+// The entry is marked outcome_unknown when an earlier attempt's outcome is
+// unknown, or the task follows one (tasks.PriorOutcomeUnknown: requeued
+// from such an entry), and, unless the upstream has just answered for good
+// (reason permanent), when this attempt's is.
+func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task, taskID, provider, order string, out outcome, reason string, cause error) error {
 	now := h.nowFunc().UTC()
 	e := dlq.Entry{
 		ID:             taskID,
@@ -231,9 +286,9 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 		Payload:        append([]byte(nil), t.Payload()...),
 		Reason:         reason,
 		Message:        providers.Truncate(cause.Error(), 1024),
-		OutcomeUnknown: rec.OutcomeUnknown,
-		Attempts:       rec.Attempt,
-		FirstFailedAt:  rec.FirstFailedAt.UTC(),
+		OutcomeUnknown: out.earlierUnknown || (out.unknown && reason != dlq.ReasonPermanent) || tasks.PriorOutcomeUnknown(t),
+		Attempts:       out.attempt.Number,
+		FirstFailedAt:  out.attempt.FirstFailedAt.UTC(),
 		LastFailedAt:   now,
 	}
 	if e.FirstFailedAt.IsZero() {
@@ -243,7 +298,9 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 	if errors.As(cause, &pe) {
 		e.UpstreamCode = pe.Code
 	}
-	if _, err := h.dlq.Put(context.WithoutCancel(ctx), e); err != nil {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	if _, err := h.dlq.Put(pctx, e); err != nil {
 		// Not recorded: let asynq retry rather than archive without a record.
 		log.Error("could not write the dead-letter entry; the task will be retried", zap.Error(err))
 		return fmt.Errorf("dead-letter %s: %w", taskID, err)

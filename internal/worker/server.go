@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
@@ -36,6 +39,13 @@ type Options struct {
 	Observer Observer
 	// NowFunc returns the time; nil means time.Now.
 	NowFunc func() time.Time
+	// MaintenanceInterval is how often completed tasks are compacted and
+	// the archive reconciled with the DLQ; zero means
+	// MaintenanceIntervalDefault, negative turns both off.
+	MaintenanceInterval time.Duration
+	// CompactAfter is how long a completed task stays whole before it is
+	// compacted; zero means CompactAfterDefault, negative compacts at once.
+	CompactAfter time.Duration
 }
 
 // Worker is the asynq server with the cancellation handler.
@@ -45,6 +55,10 @@ type Worker struct {
 	handler *Handler
 	queues  map[string]int
 	state   atomic.Int32 // stateNew, stateRunning or stateStopped
+	maint   *maintainer  // nil when off
+	stop    context.CancelFunc
+	done    chan struct{} // closed when the maintainer returns
+	log     *zap.Logger
 }
 
 // Worker states, for Running.
@@ -60,13 +74,15 @@ func New(o Options) (*Worker, error) {
 	if !c.Meari.Enabled && !c.PandaPon.Enabled {
 		return nil, errors.New("no provider is enabled")
 	}
+	w := &Worker{log: o.Logger}
 	hc := HandlerConfig{
-		Logger:   o.Logger,
-		Redis:    o.Redis,
-		DLQ:      dlq.New(o.Redis, ""),
-		Policies: map[string]retry.Policy{},
-		Observer: o.Observer,
-		NowFunc:  o.NowFunc,
+		Logger:       o.Logger,
+		Redis:        o.Redis,
+		DLQ:          dlq.New(o.Redis, ""),
+		Policies:     map[string]retry.Policy{},
+		Observer:     o.Observer,
+		NowFunc:      o.NowFunc,
+		ShuttingDown: func() bool { return w.state.Load() == stateStopped },
 	}
 	queues := map[string]int{}
 	mux := asynq.NewServeMux()
@@ -129,7 +145,25 @@ func New(o Options) (*Worker, error) {
 		Logger:                   o.Logger.Named("asynq").Sugar(),
 		LogLevel:                 level,
 	})
-	return &Worker{srv: srv, mux: mux, handler: h, queues: queues}, nil
+	w.srv, w.mux, w.handler, w.queues = srv, mux, h, queues
+	if o.MaintenanceInterval >= 0 {
+		obs := o.Observer
+		if obs == nil {
+			obs = nopObserver{}
+		}
+		w.maint = &maintainer{
+			log:          o.Logger.Named("maintenance"),
+			store:        taskstore.New(o.Redis),
+			dlq:          hc.DLQ,
+			insp:         asynq.NewInspectorFromRedisClient(o.Redis),
+			obs:          obs,
+			queues:       sortedQueues(queues),
+			interval:     cmp.Or(o.MaintenanceInterval, MaintenanceIntervalDefault),
+			compactAfter: max(cmp.Or(o.CompactAfter, CompactAfterDefault), 0),
+			since:        map[string]time.Time{},
+		}
+	}
+	return w, nil
 }
 
 // Queues returns the served queues and their weights.
@@ -140,16 +174,36 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return err
 	}
-	w.state.CompareAndSwap(stateNew, stateRunning)
+	if w.state.CompareAndSwap(stateNew, stateRunning) && w.maint != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stop, w.done = cancel, make(chan struct{})
+		go func() {
+			defer close(w.done)
+			w.maint.run(ctx)
+		}()
+	}
 	return nil
 }
 
+// handlerWaitTimeout bounds how long Shutdown waits, after asynq's own
+// shutdown, for calls it cut short to note that in their attempt records.
+const handlerWaitTimeout = 5 * time.Second
+
 // Shutdown stops fetching, waits up to the configured shutdown timeout for
 // in-flight calls, and puts back any still running: they are retried by
-// the next worker, nothing is lost.
+// the next worker, nothing is lost. Each call cut short then notes in its
+// attempt record that its outcome is unknown, so that a later permanent
+// answer is flagged; Shutdown waits for that, within handlerWaitTimeout.
 func (w *Worker) Shutdown() {
 	w.state.Store(stateStopped)
 	w.srv.Shutdown()
+	if !w.handler.Wait(handlerWaitTimeout) {
+		w.log.Warn("calls cut short at shutdown did not finish their bookkeeping in time", zap.Duration("waited", handlerWaitTimeout))
+	}
+	if w.stop != nil {
+		w.stop()
+		<-w.done
+	}
 }
 
 // Running returns nil while the worker is started and not shut down, and

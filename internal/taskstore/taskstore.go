@@ -1,0 +1,527 @@
+// Package taskstore is what cancelworker does in asynq's Redis layout beyond
+// asynq's public API, each in one atomic script:
+//
+//   - Enqueue: enqueue a task, or report the state of the task already
+//     holding its ID (pending, retry, completed, archived, ...), in one round
+//     trip, where asynq's client only says "conflict".
+//   - Replace: swap a task for a new one with the same ID, whatever state
+//     the old one is in but active, so that a failure leaves the old task
+//     in place rather than neither (asynq offers delete, then enqueue).
+//   - Compact: shrink completed tasks to a small string under the same key,
+//     kept for the task's retention. asynq keeps a completed task as its
+//     whole message plus an index entry, about 720 bytes; the compact form
+//     is about 175. The key stays, so asynq's own enqueue still refuses the
+//     ID (dedupe holds for any asynq client) and status lookups still find
+//     it, but asynq's Inspector no longer lists or reads it.
+//
+// Every script touches keys of one queue only, all of which carry the
+// queue's hash tag ("asynq:{<queue>}:..."), as does the attempt record
+// (AttemptKey), so each runs on Redis Cluster as on one server.
+//
+// The layout is asynq v0.26's (internal/base and internal/rdb), pinned by
+// go.mod; the tests check it against asynq's own Inspector and Server.
+package taskstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Task states, as asynq stores them in a task hash's "state" field.
+const (
+	StatePending     = "pending"
+	StateActive      = "active"
+	StateScheduled   = "scheduled"
+	StateRetry       = "retry"
+	StateArchived    = "archived"
+	StateCompleted   = "completed"
+	StateAggregating = "aggregating"
+)
+
+// allQueues is asynq's set of queue names.
+const allQueues = "asynq:queues"
+
+func queuePrefix(queue string) string { return "asynq:{" + queue + "}:" }
+
+// TaskKey returns the key of task id in queue.
+func TaskKey(queue, id string) string { return queuePrefix(queue) + "t:" + id }
+
+func pendingKey(queue string) string   { return queuePrefix(queue) + "pending" }
+func scheduledKey(queue string) string { return queuePrefix(queue) + "scheduled" }
+func retryKey(queue string) string     { return queuePrefix(queue) + "retry" }
+func archivedKey(queue string) string  { return queuePrefix(queue) + "archived" }
+func completedKey(queue string) string { return queuePrefix(queue) + "completed" }
+
+// AttemptKey returns the key of the worker's attempt record of task id in
+// queue: not asynq's, but in the queue's hash slot, so that Replace can
+// reset it in the same script.
+func AttemptKey(queue, id string) string {
+	return "cancelworker:{" + queue + "}:attempt:" + id
+}
+
+// ErrActive is returned by Replace while the task is being processed:
+// replacing it could send the same cancel twice at once.
+var ErrActive = errors.New("the task is being processed right now")
+
+// Store runs the scripts on one Redis. It is safe for concurrent use and
+// does not close the client.
+type Store struct {
+	rdb       redis.UniversalClient
+	published sync.Map // queue name → true once added to asynq:queues
+	nowFunc   func() time.Time
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, nowFunc: time.Now}
+}
+
+// publish adds queue to asynq's set of queues once, as asynq's client
+// does, so that the Inspector and the UI list it.
+func (s *Store) publish(ctx context.Context, queue string) error {
+	if _, ok := s.published.Load(queue); ok {
+		return nil
+	}
+	if err := s.rdb.SAdd(ctx, allQueues, queue).Err(); err != nil {
+		return err
+	}
+	s.published.Store(queue, true)
+	return nil
+}
+
+// enqueueScript enqueues a task unless its key exists, and then returns
+// the existing task's state: {1, ""} when enqueued, {0, state} otherwise.
+// A compact completed task (a string) is "completed".
+// KEYS: task, pending. ARGV: message, ID, now (Unix ns).
+var enqueueScript = redis.NewScript(`
+local kind = redis.call("TYPE", KEYS[1]).ok
+if kind == "hash" then
+	return {0, redis.call("HGET", KEYS[1], "state") or ""}
+elseif kind == "string" then
+	return {0, "completed"}
+elseif kind ~= "none" then
+	return {0, kind}
+end
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
+redis.call("LPUSH", KEYS[2], ARGV[2])
+return {1, ""}`)
+
+// Enqueue adds m to its queue as asynq's client would, unless a task with
+// its ID exists: then it returns that task's state and false.
+func (s *Store) Enqueue(ctx context.Context, m Message) (existing string, enqueued bool, err error) {
+	if err := s.publish(ctx, m.Queue); err != nil {
+		return "", false, fmt.Errorf("enqueue %s: %w", m.ID, err)
+	}
+	keys := []string{TaskKey(m.Queue, m.ID), pendingKey(m.Queue)}
+	res, err := enqueueScript.Run(ctx, s.rdb, keys, m.Encode(), m.ID, s.nowFunc().UnixNano()).Slice()
+	if err != nil {
+		return "", false, fmt.Errorf("enqueue %s: %w", m.ID, err)
+	}
+	if len(res) != 2 {
+		return "", false, fmt.Errorf("enqueue %s: unexpected script reply %v", m.ID, res)
+	}
+	ok, _ := res[0].(int64)
+	state, _ := res[1].(string)
+	return state, ok == 1, nil
+}
+
+// Task is what Peek found under a task's key.
+type Task struct {
+	// State is the task's state, "" when there is no task.
+	State string
+	// Compact is true for a compacted completed task; Message is then
+	// empty and CompletedAt and Retried come from the compact form.
+	Compact bool
+	// Raw is the stored message or compact value, as read: Replace
+	// compares it.
+	Raw string
+	// Message is the decoded message of a task hash.
+	Message     Message
+	CompletedAt time.Time
+	Retried     int
+	// Reported is how many of the task's runs asynq counted as failures
+	// that reported back to the attempt record (its "n" field).
+	Reported int
+}
+
+// peekScript returns {type, state, msg or value, record n}.
+// KEYS: task, attempt record.
+var peekScript = redis.NewScript(`
+local kind = redis.call("TYPE", KEYS[1]).ok
+local n = redis.call("HGET", KEYS[2], "n") or "0"
+if kind == "hash" then
+	local msg, state = unpack(redis.call("HMGET", KEYS[1], "msg", "state"))
+	return {kind, state or "", msg or "", n}
+elseif kind == "string" then
+	return {kind, "completed", redis.call("GET", KEYS[1]), n}
+end
+return {kind, "", "", n}`)
+
+// Peek returns the task of id in queue as stored: hash or compact form.
+// With no task it returns a zero Task and no error.
+func (s *Store) Peek(ctx context.Context, queue, id string) (Task, error) {
+	res, err := peekScript.Run(ctx, s.rdb, []string{TaskKey(queue, id), AttemptKey(queue, id)}).StringSlice()
+	if err != nil {
+		return Task{}, fmt.Errorf("look up task %s: %w", id, err)
+	}
+	if len(res) != 4 {
+		return Task{}, fmt.Errorf("look up task %s: unexpected script reply %v", id, res)
+	}
+	t := Task{State: res[1], Raw: res[2]}
+	t.Reported, _ = strconv.Atoi(res[3])
+	switch res[0] {
+	case "none":
+		return Task{}, nil
+	case "string":
+		t.Compact = true
+		t.CompletedAt, t.Retried, err = parseCompact(res[2])
+	case "hash":
+		t.Message, err = DecodeMessage([]byte(res[2]))
+		t.Retried = t.Message.Retried
+		if t.Message.CompletedAt > 0 {
+			t.CompletedAt = time.Unix(t.Message.CompletedAt, 0).UTC()
+		}
+	default:
+		err = fmt.Errorf("the key holds a %s, not a task", res[0])
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("look up task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// replaceScript swaps the task for a new pending one if the stored task is
+// still the one read (its state and message or compact value), and never
+// an active one. It resets the attempt record's counters for the new task
+// and keeps its unknown-outcome flag, setting it when ARGV[5] is "1".
+// Returns {1, old state} when replaced, {0, "changed"} or {0, "active"}
+// otherwise.
+// KEYS: task, pending, scheduled, retry, archived, completed, attempt
+// record. ARGV: message, ID, now (Unix ns), expected raw ("" for no task),
+// mark unknown.
+var replaceScript = redis.NewScript(`
+local kind = redis.call("TYPE", KEYS[1]).ok
+local state, raw = "", ""
+if kind == "hash" then
+	local msg, st = unpack(redis.call("HMGET", KEYS[1], "msg", "state"))
+	state, raw = st or "", msg or ""
+elseif kind == "string" then
+	state, raw = "completed", redis.call("GET", KEYS[1])
+elseif kind ~= "none" then
+	return {0, "changed"}
+end
+if raw ~= ARGV[4] then
+	return {0, "changed"}
+end
+if state == "active" then
+	return {0, "active"}
+end
+if kind == "hash" then
+	if state == "pending" then
+		redis.call("LREM", KEYS[2], 0, ARGV[2])
+	elseif state == "scheduled" then
+		redis.call("ZREM", KEYS[3], ARGV[2])
+	elseif state == "retry" then
+		redis.call("ZREM", KEYS[4], ARGV[2])
+	elseif state == "archived" then
+		redis.call("ZREM", KEYS[5], ARGV[2])
+	elseif state == "completed" then
+		redis.call("ZREM", KEYS[6], ARGV[2])
+	else
+		return {0, "changed"}
+	end
+end
+redis.call("DEL", KEYS[1])
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
+redis.call("LPUSH", KEYS[2], ARGV[2])
+redis.call("HDEL", KEYS[7], "n", "a", "f")
+if ARGV[5] == "1" then
+	redis.call("HSET", KEYS[7], "u", "1")
+	redis.call("PEXPIRE", KEYS[7], ARGV[6])
+end
+return {1, state}`)
+
+// replaceAttempts bounds Replace's optimistic retries while the task keeps
+// changing under it (a worker running it, retrying it).
+const replaceAttempts = 16
+
+// Replace swaps the task with m's ID for m, pending, and returns the old
+// task's state ("" if there was none). It refuses an active task
+// (ErrActive). When the old task had runs that never reported back to the
+// attempt record, or had completed, the record is marked as having an
+// unknown outcome, for recordTTL: a later permanent answer for the order
+// is then flagged, as an earlier attempt may already have cancelled it.
+func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration) (string, error) {
+	if err := s.publish(ctx, m.Queue); err != nil {
+		return "", fmt.Errorf("replace %s: %w", m.ID, err)
+	}
+	keys := []string{
+		TaskKey(m.Queue, m.ID), pendingKey(m.Queue), scheduledKey(m.Queue), retryKey(m.Queue),
+		archivedKey(m.Queue), completedKey(m.Queue), AttemptKey(m.Queue, m.ID),
+	}
+	encoded := m.Encode()
+	for range replaceAttempts {
+		old, err := s.Peek(ctx, m.Queue, m.ID)
+		if err != nil {
+			return "", fmt.Errorf("replace: %w", err)
+		}
+		if old.State == StateActive {
+			return "", fmt.Errorf("replace %s: %w", m.ID, ErrActive)
+		}
+		mark := "0"
+		if old.State == StateCompleted || old.Retried > old.Reported {
+			mark = "1"
+		}
+		res, err := replaceScript.Run(ctx, s.rdb, keys, encoded, m.ID, s.nowFunc().UnixNano(), old.Raw, mark, recordTTL.Milliseconds()).Slice()
+		if err != nil {
+			return "", fmt.Errorf("replace %s: %w", m.ID, err)
+		}
+		if len(res) != 2 {
+			return "", fmt.Errorf("replace %s: unexpected script reply %v", m.ID, res)
+		}
+		ok, _ := res[0].(int64)
+		state, _ := res[1].(string)
+		switch {
+		case ok == 1:
+			return state, nil
+		case state == StateActive:
+			return "", fmt.Errorf("replace %s: %w", m.ID, ErrActive)
+		}
+		// Changed since Peek: read it again.
+	}
+	return "", fmt.Errorf("replace %s: the task kept changing during %d attempts", m.ID, replaceAttempts)
+}
+
+// compactValue encodes a compact completed task as one integer, which Redis
+// stores in the key's object itself: the completion time in Unix seconds
+// times 1000, plus the retry count (at most 999).
+func compactValue(completedAt int64, retried int) int64 {
+	return completedAt*1000 + int64(min(max(retried, 0), 999))
+}
+
+func parseCompact(v string) (time.Time, int, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, 0, fmt.Errorf("compact task value %q is not one", v)
+	}
+	return time.Unix(n/1000, 0).UTC(), int(n % 1000), nil
+}
+
+// listCompletedScript returns up to ARGV[1] completed task IDs, soonest to
+// expire first, each followed by its message.
+// KEYS: completed, task key prefix.
+var listCompletedScript = redis.NewScript(`
+local ids = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local out = {}
+for _, id in ipairs(ids) do
+	table.insert(out, id)
+	table.insert(out, redis.call("HGET", KEYS[2] .. id, "msg") or "")
+end
+return out`)
+
+// compactScript turns each listed completed task into its compact value,
+// expiring when its retention ends, if it is still the completed task that
+// was read; it also drops the task's attempt record. Returns the number
+// compacted.
+// KEYS: completed, task key prefix, attempt record prefix.
+// ARGV: quadruples of ID, expected message ("" for a task found gone),
+// value, expiry (Unix s).
+var compactScript = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 4 do
+	local id = ARGV[i]
+	local key = KEYS[2] .. id
+	local msg, state = unpack(redis.call("HMGET", key, "msg", "state"))
+	if state == "completed" and msg == ARGV[i + 1] then
+		redis.call("DEL", key, KEYS[3] .. id)
+		redis.call("SET", key, ARGV[i + 2])
+		redis.call("EXPIREAT", key, ARGV[i + 3])
+		redis.call("ZREM", KEYS[1], id)
+		n = n + 1
+	elseif ARGV[i + 1] == "" and redis.call("EXISTS", key) == 0 then
+		redis.call("ZREM", KEYS[1], id)
+	end
+end
+return n`)
+
+// Compact compacts up to batch of queue's completed tasks that completed
+// at least after ago, and returns how many it compacted. A task whose
+// retention has already ended is deleted instead, as asynq's janitor would.
+func (s *Store) Compact(ctx context.Context, queue string, after time.Duration, batch int) (int, error) {
+	keys := []string{completedKey(queue), queuePrefix(queue) + "t:"}
+	res, err := listCompletedScript.Run(ctx, s.rdb, keys, batch).StringSlice()
+	if err != nil {
+		return 0, fmt.Errorf("compact %s: %w", queue, err)
+	}
+	now := s.nowFunc()
+	var args []any
+	for i := 0; i+1 < len(res); i += 2 {
+		id, raw := res[i], res[i+1]
+		m, err := DecodeMessage([]byte(raw))
+		if raw == "" {
+			args = append(args, id, "", 0, 0) // the task is gone: the script drops its index entry
+			continue
+		}
+		if err != nil || m.CompletedAt == 0 {
+			continue // not ours to judge; asynq's janitor deletes it when it expires
+		}
+		done := time.Unix(m.CompletedAt, 0)
+		if now.Sub(done) < after {
+			continue
+		}
+		expiry := done.Add(m.Retention)
+		if !expiry.After(now) {
+			expiry = now.Add(time.Second) // gone in a second, as it should be
+		}
+		args = append(args, id, raw, compactValue(m.CompletedAt, m.Retried), expiry.Unix())
+	}
+	if len(args) == 0 {
+		return 0, nil
+	}
+	keys = append(keys, AttemptKey(queue, ""))
+	n, err := compactScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("compact %s: %w", queue, err)
+	}
+	return n, nil
+}
+
+// Attempt is what the attempt record says of a failed run, once noted.
+type Attempt struct {
+	// Number is the run's number among the task's runs, 1 for the first,
+	// runs that never reported back included.
+	Number int
+	// FirstFailedAt is when the task's first failure was noted.
+	FirstFailedAt time.Time
+	// EarlierUnknown reports that an earlier run's outcome is unknown: it
+	// did not report back (a crash, a lost acknowledgement, a lost lease,
+	// a shutdown cut-off), it reported an unknown outcome (a timeout or
+	// reset after the request was sent), or the task replaced one that had
+	// completed. The order may then already be cancelled.
+	EarlierUnknown bool
+}
+
+// recordScript notes one failed run in the attempt record, a hash:
+//
+//	n  the retry count asynq gives the run after the last one noted: the
+//	   runs asynq counted that reported back
+//	a  the runs noted, and those found never to have reported
+//	f  when the first failure was noted (Unix ns)
+//	u  "1" once any run's outcome is unknown
+//
+// A run whose retry count is above n follows runs that asynq counted as
+// failures but that never reported: their outcome is unknown.
+// KEYS: record. ARGV: retry count, counted (0/1), unknown (0/1), now (Unix
+// ns), TTL (ms). Returns {a, f, earlier unknown (0/1)}.
+var recordScript = redis.NewScript(`
+local n = tonumber(redis.call("HGET", KEYS[1], "n") or "0")
+local a = tonumber(redis.call("HGET", KEYS[1], "a") or "0")
+local f = redis.call("HGET", KEYS[1], "f") or ARGV[4]
+local earlier = redis.call("HGET", KEYS[1], "u") == "1"
+local retried = tonumber(ARGV[1])
+local missed = math.max(retried - n, 0)
+if missed > 0 then
+	earlier = true
+end
+a = a + missed + 1
+redis.call("HSET", KEYS[1], "n", math.max(n, retried + tonumber(ARGV[2])), "a", a, "f", f)
+if earlier or ARGV[3] == "1" then
+	redis.call("HSET", KEYS[1], "u", "1")
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[5])
+return {a, f, earlier and 1 or 0}`)
+
+// RecordFailure notes a failed or cut-short run of task id in queue and
+// returns the record as it then stands. retried is the run's retry count
+// from asynq; counted says asynq will count the run as a failure (it
+// retries the task with IsFailure true), which only the caller knows;
+// unknown says the run's own outcome is unknown. The record lives ttl from
+// this write. The success path writes nothing: a run that never reports is
+// found by the next failure, from its retry count.
+func (s *Store) RecordFailure(ctx context.Context, queue, id string, retried int, counted, unknown bool, now time.Time, ttl time.Duration) (Attempt, error) {
+	flag := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	res, err := recordScript.Run(ctx, s.rdb, []string{AttemptKey(queue, id)},
+		retried, flag(counted), flag(unknown), now.UnixNano(), ttl.Milliseconds()).Slice()
+	if err != nil {
+		return Attempt{}, fmt.Errorf("attempt record %s: %w", id, err)
+	}
+	if len(res) != 3 {
+		return Attempt{}, fmt.Errorf("attempt record %s: unexpected script reply %v", id, res)
+	}
+	a := Attempt{}
+	n, _ := res[0].(int64)
+	a.Number = int(n)
+	if f, ok := res[1].(string); ok {
+		if ns, err := strconv.ParseInt(f, 10, 64); err == nil {
+			a.FirstFailedAt = time.Unix(0, ns).UTC()
+		}
+	}
+	u, _ := res[2].(int64)
+	a.EarlierUnknown = u == 1
+	return a, nil
+}
+
+// Archived is one task in a queue's archive.
+type Archived struct {
+	ID string
+	At time.Time // when asynq archived it, in whole seconds
+}
+
+// ArchivedSince returns up to limit of queue's archived tasks archived at
+// or after since, oldest first.
+func (s *Store) ArchivedSince(ctx context.Context, queue string, since time.Time, limit int) ([]Archived, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, archivedKey(queue), &redis.ZRangeBy{
+		Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list archived tasks of %s: %w", queue, err)
+	}
+	out := make([]Archived, len(zs))
+	for i, z := range zs {
+		id, _ := z.Member.(string)
+		out[i] = Archived{ID: id, At: time.Unix(int64(z.Score), 0).UTC()}
+	}
+	return out, nil
+}
+
+// dropArchivedScript deletes each listed task that is archived.
+// KEYS: archived, task key prefix. ARGV: IDs. Returns the number deleted.
+var dropArchivedScript = redis.NewScript(`
+local n = 0
+for _, id in ipairs(ARGV) do
+	local key = KEYS[2] .. id
+	if redis.call("TYPE", key).ok == "hash" and redis.call("HGET", key, "state") == "archived" then
+		redis.call("ZREM", KEYS[1], id)
+		redis.call("DEL", key)
+		n = n + 1
+	end
+end
+return n`)
+
+// DropArchived deletes those of ids in queue that are archived, and
+// returns how many. Tasks in any other state are left alone.
+func (s *Store) DropArchived(ctx context.Context, queue string, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	n, err := dropArchivedScript.Run(ctx, s.rdb, []string{archivedKey(queue), queuePrefix(queue) + "t:"}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("delete archived tasks of %s: %w", queue, err)
+	}
+	return n, nil
+}

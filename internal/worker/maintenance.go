@@ -1,0 +1,170 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+)
+
+// Maintenance defaults: every worker runs both jobs, on the queues it
+// serves; both are safe to run from several workers at once.
+const (
+	// MaintenanceIntervalDefault is how often the worker compacts
+	// completed tasks and reconciles the archive with the dead-letter
+	// queue.
+	MaintenanceIntervalDefault = 15 * time.Second
+	// CompactAfterDefault is how long a completed task is kept whole (and
+	// listed in the monitoring UI's Completed tab) before it is compacted.
+	CompactAfterDefault = 10 * time.Minute
+
+	compactBatch   = 500
+	reconcileBatch = 1000
+	// reconcileOverlap re-reads this much of the archive already seen, for
+	// clocks that disagree between workers (asynq stamps archive times
+	// with the archiving worker's clock).
+	reconcileOverlap = time.Minute
+)
+
+// maintainer compacts completed tasks and files a dead-letter entry for
+// every archived task that has none: a task archived by the monitoring
+// UI's buttons, by asynq's own retry limit or after a handler panic left
+// the queues without the worker's DLQ write, and the DLQ must hold every
+// order that left without success.
+type maintainer struct {
+	log          *zap.Logger
+	store        *taskstore.Store
+	dlq          *dlq.Store
+	insp         *asynq.Inspector
+	obs          Observer
+	queues       []string
+	interval     time.Duration
+	compactAfter time.Duration
+	since        map[string]time.Time // queue → archive time already reconciled
+}
+
+// run maintains until ctx ends, once at once and then every interval.
+func (m *maintainer) run(ctx context.Context) {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		m.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pass runs both jobs on every queue once.
+func (m *maintainer) pass(ctx context.Context) {
+	for _, q := range m.queues {
+		if n, err := m.compact(ctx, q); err != nil && ctx.Err() == nil {
+			m.log.Warn("could not compact completed tasks", zap.String("queue", q), zap.Error(err))
+		} else if n > 0 {
+			m.log.Debug("compacted completed tasks", zap.String("queue", q), zap.Int("tasks", n))
+		}
+		if err := m.reconcile(ctx, q); err != nil && ctx.Err() == nil {
+			m.log.Warn("could not reconcile the archive with the dead-letter queue", zap.String("queue", q), zap.Error(err))
+		}
+	}
+}
+
+// compact compacts queue's completed tasks older than compactAfter.
+func (m *maintainer) compact(ctx context.Context, queue string) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := m.store.Compact(ctx, queue, m.compactAfter, compactBatch)
+		total += n
+		if err != nil || n < compactBatch {
+			return total, err
+		}
+	}
+	return total, ctx.Err()
+}
+
+// reconcile files an entry for each task archived in queue since the last
+// pass that has none.
+func (m *maintainer) reconcile(ctx context.Context, queue string) error {
+	for ctx.Err() == nil {
+		archived, err := m.store.ArchivedSince(ctx, queue, m.since[queue], reconcileBatch)
+		if err != nil || len(archived) == 0 {
+			return err
+		}
+		ids := make([]string, len(archived))
+		for i, a := range archived {
+			ids[i] = a.ID
+		}
+		missing, err := m.dlq.Missing(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			if err := m.file(ctx, queue, id); err != nil {
+				return err
+			}
+		}
+		last := archived[len(archived)-1].At
+		if len(archived) < reconcileBatch {
+			m.since[queue] = last.Add(-reconcileOverlap)
+			return nil
+		}
+		if !last.After(m.since[queue]) {
+			// A full batch archived within one second: step past it.
+			last = last.Add(time.Second)
+		}
+		m.since[queue] = last
+	}
+	return ctx.Err()
+}
+
+// file writes the dead-letter entry of archived task id.
+func (m *maintainer) file(ctx context.Context, queue, id string) error {
+	info, err := m.insp.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		return nil // requeued or deleted since
+	case err != nil:
+		return fmt.Errorf("look up archived task %s: %w", id, err)
+	case info.State != asynq.TaskStateArchived:
+		return nil
+	}
+	provider, order := tasks.OrderOf(info.Type, info.Payload)
+	e := dlq.Entry{
+		ID:           id,
+		Provider:     provider,
+		Order:        order,
+		TaskType:     info.Type,
+		Queue:        queue,
+		Payload:      info.Payload,
+		Reason:       dlq.ReasonArchived,
+		Message:      providers.Truncate("archived without a dead-letter entry (the monitoring UI, asynq's retry limit or a handler panic); asynq's last error: "+info.LastErr, dlq.MessageLimit),
+		Attempts:     info.Retried + 1,
+		LastFailedAt: info.LastFailedAt,
+	}
+	if e.Provider == "" {
+		e.Provider = "unknown"
+	}
+	if _, err := m.dlq.Put(ctx, e); err != nil {
+		return fmt.Errorf("file the dead-letter entry of %s: %w", id, err)
+	}
+	m.obs.Reconciled(e.Provider)
+	m.log.Warn("archived task had no dead-letter entry: filed one",
+		zap.String("provider", e.Provider), zap.String("order", e.Order), zap.String("task_id", id), zap.String("queue", queue))
+	return nil
+}
+
+// sortedQueues returns the queue names of queues in order.
+func sortedQueues(queues map[string]int) []string {
+	return slices.Sorted(maps.Keys(queues))
+}
