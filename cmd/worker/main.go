@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := config.NewLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 
 	if cfg.Demo {
 		if err := demo.Run(ctx, cfg, log, stdout); err != nil {
@@ -66,6 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %v\n", shown, err)
 		return 1
 	}
+
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	for _, w := range worker.RedisWarnings(wctx, rdb) {
+		log.Warn(w, zap.String("redis_url", shown))
+	}
+	cancel()
 
 	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log})
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -121,6 +119,26 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+func TestWarnsUpstreamTimeoutOverShutdown(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{
+		"REDIS_URL":         "redis://127.0.0.1:1/0",
+		"PANDAPON_BASE_URL": "http://127.0.0.1:1", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
+		"UPSTREAM_TIMEOUT": "30s", "SHUTDOWN_TIMEOUT": "5s",
+	}
+	run(t.Context(), nil, envFunc(env), &stdout, &stderr)
+	if !strings.Contains(stderr.String(), "UPSTREAM_TIMEOUT (30s) is longer than SHUTDOWN_TIMEOUT (5s)") {
+		t.Errorf("no warning:\n%s", stderr.String())
+	}
+	stderr.Reset()
+	env["SHUTDOWN_TIMEOUT"] = "30s"
+	run(t.Context(), nil, envFunc(env), &stdout, &stderr)
+	if strings.Contains(stderr.String(), "UPSTREAM_TIMEOUT") {
+		t.Errorf("a warning with equal timeouts:\n%s", stderr.String())
+	}
+}
+
 func TestRedisUnreachable(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
@@ -213,10 +231,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 		t.Skip("builds and runs the worker binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "worker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 	redis := redistest.New(t)
 	rdb := redis.Client(t)
 	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
@@ -363,26 +378,7 @@ func TestAdminServer(t *testing.T) {
 	go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
 
 	// The log line "admin server listening" names the bound address.
-	var base string
-	deadline := time.After(20 * time.Second)
-	for base == "" {
-		for l := range strings.Lines(stderr.String()) {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "admin server listening" {
-				base = "http://" + line.Addr
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("worker exited with %d:\n%s", code, stderr.String())
-		case <-deadline:
-			t.Fatalf("no \"admin server listening\" log line:\n%s", stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	base := "http://" + logField(t, &stderr, "admin server listening", "addr", 20*time.Second)
 
 	sb.Script("pandapon", "2542285634920880794", sandbox.OK())
 	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 2542285634920880794})

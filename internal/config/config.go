@@ -379,6 +379,17 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	return c, errors.Join(errs...)
 }
 
+// Warnings returns what is valid but unwise in c, one sentence each, for
+// the start-up log.
+func (c Config) Warnings() []string {
+	var ws []string
+	if c.UpstreamTimeout > c.ShutdownTimeout {
+		ws = append(ws, fmt.Sprintf("UPSTREAM_TIMEOUT (%s) is longer than SHUTDOWN_TIMEOUT (%s): on SIGTERM a call still waiting for its upstream is cut off and retried later, "+
+			"and if the upstream had taken it, the retry's answer is marked outcome unknown; make SHUTDOWN_TIMEOUT the longer", c.UpstreamTimeout, c.ShutdownTimeout))
+	}
+	return ws
+}
+
 // loadAdmin fills a from the ADMIN_* settings and reports every problem.
 // password is ADMIN_PASSWORD or the content of ADMIN_PASSWORD_FILE.
 func loadAdmin(a *Admin, byEnv map[string]*setting, password string) []error {

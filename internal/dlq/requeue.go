@@ -27,6 +27,11 @@ func Requeue(ctx context.Context, s *Store, enq *tasks.Enqueuer, id string) (tas
 		return tasks.Result{}, fmt.Errorf("requeue %s: %w (%s): check the order by hand, then purge the entry; entry kept", id, ErrCorrupt, e.Corrupt)
 	}
 	t, taskID, err := rebuild(e)
+	if err == nil && e.OutcomeUnknown {
+		// The attempt record that said so may be long gone: the task
+		// carries it, however old the entry.
+		t, err = tasks.Rebuild(t, tasks.WithPriorOutcomeUnknown())
+	}
 	if err != nil {
 		return tasks.Result{}, fmt.Errorf("requeue %s: %w; entry kept", id, err)
 	}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// buildWorker builds the worker binary into a temporary directory.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "worker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// logField waits until logs hold a JSON line with message msg and returns
+// its field key.
+func logField(t *testing.T, logs *syncBuffer, msg, key string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for l := range strings.Lines(logs.String()) {
+			var line map[string]any
+			if json.Unmarshal([]byte(l), &line) == nil && line["msg"] == msg {
+				if v, ok := line[key].(string); ok {
+					return v
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %q with %s:\n%s", msg, key, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSIGKILLMidCall kills the real worker binary with SIGKILL while the
+// upstream is taking the cancel, restarts it, and lets asynq recover the
+// task (its lease runs out after 30 s, and its recoverer wants it expired
+// for 30 s more): the retry is refused, as an already-cancelled order is,
+// and the dead-letter entry says the outcome was unknown, as does the
+// metric. About a minute.
+func TestSIGKILLMidCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the worker binary and waits out asynq's lease")
+	}
+	t.Parallel()
+	bin := buildWorker(t)
+	redis := redistest.New(t)
+	rdb := redis.Client(t)
+	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
+	up := httptest.NewServer(sb)
+	t.Cleanup(up.Close)
+
+	const order = "2542285634920880794"
+	refused := false
+	// The first call takes the cancel but answers late; the second is
+	// refused (data false), as a provider answers an already-cancelled order.
+	sb.Script("pandapon", order, sandbox.Slow(5*time.Second, sandbox.OK()), sandbox.PandaPonCode(200, &refused))
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 2542285634920880794})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tasks.NewEnqueuer(rdb).Enqueue(t.Context(), task, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"REDIS_URL="+redis.URL,
+		"PANDAPON_BASE_URL="+up.URL, "PANDAPON_ACCESS_KEY=ak", "PANDAPON_ACCESS_SECRET=as-secret", "PANDAPON_USER_ID=u1",
+		"WORKER_CONCURRENCY=2", "LOG_FORMAT=json", "ADMIN_ADDR=127.0.0.1:0", "UPSTREAM_TIMEOUT=20s", "SHUTDOWN_TIMEOUT=25s",
+	)
+	start := func() (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(bin)
+		cmd.Env = env
+		var logs syncBuffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, &logs
+	}
+
+	first, logs := start()
+	select {
+	case <-sb.Called("pandapon", order):
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the worker never called the upstream:\n%s", logs.String())
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killed := time.Now()
+	// The upstream finishes the call it took, for a client that is gone.
+	for !sb.Cancelled("pandapon", order) {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatal("the sandbox never took the cancel")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, logs2 := start()
+	base := "http://" + logField(t, logs2, "admin server listening", "addr", 20*time.Second)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(100 * time.Second)
+	var info *asynq.TaskInfo
+	for {
+		info, err = insp.GetTaskInfo(res.Queue, res.TaskID)
+		if err == nil && info.State == asynq.TaskStateArchived {
+			break
+		}
+		if err == nil && info.State == asynq.TaskStateRetry {
+			// Recovered after the lease; no need to wait out the backoff.
+			if err := insp.RunTask(res.Queue, res.TaskID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task never dead-lettered: %+v, %v\nlogs:\n%s", info, err, logs2.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("dead-lettered %s after the kill", time.Since(killed).Round(time.Second))
+	e, err := dlq.New(rdb, "").Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent || e.UpstreamCode != "200" || e.Attempts != 2 {
+		t.Errorf("entry %+v: want permanent (code 200, data false), outcome unknown, 2 attempts", e)
+	}
+	if n := len(sb.Calls("pandapon", order)); n != 2 {
+		t.Errorf("upstream calls %d, want 2", n)
+	}
+	_, metrics := httpGet(t, base+"/metrics")
+	if !strings.Contains(metrics, `cancelworker_dead_lettered_outcome_unknown_total{provider="pandapon"} 1`) {
+		t.Errorf("/metrics lacks the outcome-unknown dead-lettering:\n%.2000s", metrics)
+	}
+}

@@ -1,0 +1,306 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// events records what the worker tells its Observer.
+type events struct {
+	mu             sync.Mutex
+	deadLettered   map[string]int // reason → count
+	outcomeUnknown int
+	reconciled     int
+}
+
+func (e *events) Attempt(string, string, string, time.Duration) {}
+func (e *events) DeadLettered(_, reason string, unknown bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deadLettered == nil {
+		e.deadLettered = map[string]int{}
+	}
+	e.deadLettered[reason]++
+	if unknown {
+		e.outcomeUnknown++
+	}
+}
+func (e *events) Reconciled(string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reconciled++
+}
+
+func (e *events) counts() (unknown, reconciled int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.outcomeUnknown, e.reconciled
+}
+
+func withObserver(o Observer) rigOption { return func(r *rig) { r.opts.Observer = o } }
+
+func withShutdownTimeout(d time.Duration) rigOption {
+	return func(r *rig) { r.opts.Config.ShutdownTimeout = d }
+}
+
+func withMaintenance(interval, compactAfter time.Duration) rigOption {
+	return func(r *rig) { r.opts.MaintenanceInterval, r.opts.CompactAfter = interval, compactAfter }
+}
+
+// restart starts another worker with the rig's options on the same Redis
+// and upstream, stopped at cleanup.
+func (r *rig) restart(t *testing.T) *Worker {
+	t.Helper()
+	w, err := New(r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	return w
+}
+
+// TestShutdownCutOffMarksUnknown cuts a call off at shutdown after the
+// upstream took the cancel: asynq puts the task back without counting the
+// run, and the retry's "not found" (4001) is dead-lettered marked
+// outcome_unknown.
+func TestShutdownCutOffMarksUnknown(t *testing.T) {
+	t.Parallel()
+	ev := &events{}
+	r := newRig(t, withShutdownTimeout(200*time.Millisecond), withUpstreamTimeout(time.Minute), withObserver(ev))
+	r.sb.Script("meari", "CUT-1", sandbox.Slow(time.Minute, sandbox.OK()), sandbox.MeariCode("4001"))
+	res := r.enqueueMeari(t, "CUT-1")
+	waitCalls(t, r.sb, "meari", "CUT-1", 1)
+	r.w.Shutdown()
+	info := r.waitState(t, res, asynq.TaskStatePending)
+	if info.Retried != 0 {
+		t.Fatalf("after the cut-off: retried %d, want 0 (asynq requeues without counting)", info.Retried)
+	}
+	if !r.sb.Cancelled("meari", "CUT-1") {
+		t.Fatal("the sandbox did not take the cancel")
+	}
+	r.restart(t)
+	r.waitState(t, res, asynq.TaskStateArchived)
+	e, err := r.store.Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent || e.UpstreamCode != "4001" || e.Attempts != 2 {
+		t.Errorf("entry %+v: want permanent 4001, outcome unknown, 2 attempts", e)
+	}
+	if unknown, _ := ev.counts(); unknown != 1 {
+		t.Errorf("outcome-unknown dead-letterings observed: %d, want 1", unknown)
+	}
+}
+
+// TestRequeueCarriesUnknown dead-letters an order after an unknown
+// outcome, lets the attempt record expire (as it does RETRY_MAX_AGE after
+// the last failure) and asynq trim its archive, requeues the entry, and
+// gets "not found" again: the new entry is still marked outcome_unknown,
+// carried by the task.
+func TestRequeueCarriesUnknown(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sb.Script("meari", "REQ-1", sandbox.Reset(), sandbox.MeariCode("4001"), sandbox.MeariCode("4001"))
+	res := r.enqueueMeari(t, "REQ-1")
+	r.waitState(t, res, asynq.TaskStateArchived)
+	e, err := r.store.Get(t.Context(), res.TaskID)
+	if err != nil || !e.OutcomeUnknown {
+		t.Fatalf("first entry %+v, %v; want outcome unknown", e, err)
+	}
+	if err := r.rdb.Del(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.insp.DeleteTask(res.Queue, res.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dlq.Requeue(t.Context(), r.store, r.enq, res.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(t, r.sb, "meari", "REQ-1", 3)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		e, err = r.store.Get(t.Context(), res.TaskID)
+		if err == nil && e.Seq > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new entry: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent {
+		t.Errorf("entry after requeue %+v: want permanent, outcome unknown", e)
+	}
+}
+
+// TestRecordTTLFollowsMaxAge checks that the attempt record of a failing
+// task lives as long as the configured maximum age lets the task go on.
+func TestRecordTTLFollowsMaxAge(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy
+	p.MaxAge = 90 * time.Hour
+	p.InitialInterval, p.MaxInterval = time.Hour, time.Hour // no second attempt during the test
+	r := newRig(t, withPolicy(p))
+	r.sb.Script("meari", "TTL-1", sandbox.HTTPStatus(503))
+	res := r.enqueueMeari(t, "TTL-1")
+	r.waitState(t, res, asynq.TaskStateRetry)
+	ttl, err := r.rdb.PTTL(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Result()
+	want := p.RecordTTL() // 90 h + the 1 h Retry-After cap
+	if err != nil || ttl > want || ttl < want-time.Minute || want < 91*time.Hour {
+		t.Errorf("record TTL %s, %v; want %s", ttl, err, want)
+	}
+}
+
+// countingHook counts the commands a client sends.
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+// TestSuccessPathNoRedisCalls runs the handler under a real asynq server
+// with a Redis client of its own: a first attempt that succeeds sends it
+// nothing; a failing one writes its attempt record.
+func TestSuccessPathNoRedisCalls(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.w.Shutdown() // only its configuration is used
+	counted := redis.NewClient(r.rdb.Options())
+	t.Cleanup(func() { _ = counted.Close() })
+	hook := &countingHook{}
+	counted.AddHook(hook)
+	h, err := NewHandler(HandlerConfig{
+		Logger: r.opts.Logger, Redis: counted, DLQ: dlq.New(counted, ""),
+		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
+		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := asynq.NewServerFromRedisClient(r.rdb, asynq.Config{
+		Concurrency: 2, Queues: map[string]int{tasks.QueueMeari: 1}, TaskCheckInterval: 10 * time.Millisecond,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Hour }, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	r.sb.Script("meari", "FAST-OK", sandbox.OK())
+	r.waitState(t, r.enqueueMeari(t, "FAST-OK"), asynq.TaskStateCompleted)
+	if n := hook.n.Load(); n != 0 {
+		t.Errorf("a first attempt that succeeded sent %d Redis commands of its own, want 0", n)
+	}
+	r.sb.Script("meari", "FAST-503", sandbox.HTTPStatus(503))
+	r.waitState(t, r.enqueueMeari(t, "FAST-503"), asynq.TaskStateRetry)
+	if n := hook.n.Load(); n == 0 {
+		t.Error("a failed attempt wrote no attempt record")
+	}
+}
+
+// TestReconcilerFilesArchived archives tasks as the monitoring UI's
+// buttons do, around the worker: the maintenance pass files a DLQ entry
+// for each, says so, and leaves the worker's own entries alone.
+func TestReconcilerFilesArchived(t *testing.T) {
+	t.Parallel()
+	ev := &events{}
+	r := newRig(t, withObserver(ev), withMaintenance(20*time.Millisecond, 0))
+	// The worker's own dead-lettering: already has an entry.
+	r.sb.Script("meari", "OWN-4001", sandbox.MeariCode("4001"))
+	own := r.enqueueMeari(t, "OWN-4001")
+	r.waitState(t, own, asynq.TaskStateArchived)
+	if err := r.insp.PauseQueue(tasks.QueuePandaPon); err != nil {
+		t.Fatal(err)
+	}
+	var archived []tasks.Result
+	for _, order := range []string{"2542285634920881001", "2542285634920881002"} {
+		res := r.enqueuePandaPon(t, order)
+		if err := r.insp.ArchiveTask(res.Queue, res.TaskID); err != nil {
+			t.Fatal(err)
+		}
+		archived = append(archived, res)
+	}
+	for _, res := range archived {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			e, err := r.store.Get(t.Context(), res.TaskID)
+			if err == nil {
+				if e.Reason != dlq.ReasonArchived || e.Provider != tasks.ProviderPandaPon || e.Order != res.TaskID[len("pandapon:"):] || len(e.Payload) == 0 {
+					t.Errorf("filed entry %+v", e)
+				}
+				break
+			}
+			if !errors.Is(err, dlq.ErrNotFound) || time.Now().After(deadline) {
+				t.Fatalf("no entry filed for %s: %v", res.TaskID, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if _, reconciled := ev.counts(); reconciled != 2 {
+		t.Errorf("reconciled %d entries, want 2", reconciled)
+	}
+	e, err := r.store.Get(t.Context(), own.TaskID)
+	if err != nil || e.Reason != dlq.ReasonPermanent || e.Seq != 1 {
+		t.Errorf("the worker's own entry changed: %+v, %v", e, err)
+	}
+	// Purged entries stay purged: purge removes the archived task too.
+	n, err := r.store.Purge(t.Context(), archived[0].TaskID)
+	if err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	time.Sleep(100 * time.Millisecond) // several maintenance passes; nothing to signal their absence of effect
+	if _, err := r.store.Get(t.Context(), archived[0].TaskID); !errors.Is(err, dlq.ErrNotFound) {
+		t.Errorf("a purged entry came back: %v", err)
+	}
+	if _, err := r.insp.GetTaskInfo(archived[0].Queue, archived[0].TaskID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("the purged order's archived task: %v, want gone", err)
+	}
+}
+
+// TestWorkerCompactsCompleted checks that the worker's maintenance pass
+// compacts completed tasks, and that the order then still reads as
+// already cancelled.
+func TestWorkerCompactsCompleted(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withMaintenance(20*time.Millisecond, -1))
+	r.sb.Script("meari", "DONE-1", sandbox.OK())
+	res := r.enqueueMeari(t, "DONE-1")
+	deadline := time.Now().Add(15 * time.Second)
+	store := taskstore.New(r.rdb)
+	for {
+		task, err := store.Peek(t.Context(), res.Queue, res.TaskID)
+		if err == nil && task.Compact {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never compacted: %+v, %v", task, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	again := r.enqueueMeari(t, "DONE-1")
+	if !again.AlreadyQueued || again.State != tasks.StateCompleted {
+		t.Errorf("enqueue of a compacted order = %+v; want already queued, completed", again)
+	}
+	if n := len(r.sb.Calls("meari", "DONE-1")); n != 1 {
+		t.Errorf("upstream calls %d, want 1", n)
+	}
+}

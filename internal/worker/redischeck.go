@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisWarnings inspects the Redis server's settings that decide whether
+// accepted cancellations survive, and returns a sentence for each that
+// puts them at risk: an eviction policy other than noeviction (Redis would
+// silently drop pending tasks and DLQ entries under memory pressure), and
+// neither AOF nor RDB persistence (a restart loses everything). A setting
+// Redis does not reveal (CONFIG is often disabled on managed services) is
+// named as unknown rather than guessed.
+func RedisWarnings(ctx context.Context, rdb redis.UniversalClient) []string {
+	var ws []string
+	mem, err := rdb.Info(ctx, "memory").Result()
+	switch policy := infoField(mem, "maxmemory_policy"); {
+	case err != nil:
+		ws = append(ws, fmt.Sprintf("could not read Redis's maxmemory-policy (%v): make sure it is noeviction, or Redis may evict pending tasks and dead-letter entries", err))
+	case policy != "noeviction":
+		ws = append(ws, fmt.Sprintf("Redis's maxmemory-policy is %q, not noeviction: under memory pressure Redis would silently evict pending tasks and dead-letter entries; set maxmemory-policy noeviction", policy))
+	}
+	pers, err := rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return append(ws, fmt.Sprintf("could not read Redis's persistence settings (%v): without AOF or RDB a Redis restart loses every queued cancellation", err))
+	}
+	if infoField(pers, "aof_enabled") == "1" {
+		return ws
+	}
+	save, err := rdb.ConfigGet(ctx, "save").Result()
+	switch {
+	case err != nil:
+		ws = append(ws, "Redis has AOF off and its RDB save rules cannot be read (CONFIG GET is refused): unless it snapshots, a restart loses every queued cancellation; prefer appendonly yes")
+	case strings.TrimSpace(save["save"]) == "":
+		ws = append(ws, "Redis has neither AOF nor RDB persistence: a restart loses every queued cancellation and dead-letter entry; set appendonly yes (appendfsync everysec)")
+	}
+	return ws
+}
+
+// infoField returns the value of field in the text of an INFO reply.
+func infoField(info, field string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
