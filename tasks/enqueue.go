@@ -36,7 +36,7 @@ type Result struct {
 	// State is the state of the task that held the order's task ID before
 	// this call (StatePending, StateRetry, StateCompleted, StateArchived,
 	// ...), or "" when there was none.
-	State string `json:"state,omitempty"`
+	State string `json:"task_state,omitempty"`
 }
 
 // ErrActive is returned by a forced Enqueue while a task for the same order

@@ -407,27 +407,28 @@ func wire(t *asynq.Task) (taskstore.Message, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	m := taskstore.Message{
-		Type: t.Type(), Payload: t.Payload(), Headers: t.Headers(),
-		Retry: MaxRetry, Timeout: TimeoutDefault, Retention: o.retention,
+	id, queue, err := Identify(t)
+	if err != nil {
+		return taskstore.Message{}, err
 	}
+	return taskstore.Message{
+		Type: t.Type(), Payload: t.Payload(), Headers: t.Headers(), ID: id, Queue: queue,
+		Retry: MaxRetry, Timeout: TimeoutDefault, Retention: o.retention,
+	}, nil
+}
+
+// Identify returns the task ID and queue of t, built by NewMeariCancelTask
+// or NewPandaPonCancelTask, from its payload.
+func Identify(t *asynq.Task) (id, queue string, err error) {
 	switch t.Type() {
 	case TypeMeariCancel:
-		p, err := ParseMeariCancel(t.Payload())
-		if err != nil {
-			return taskstore.Message{}, err
-		}
-		m.ID, m.Queue = p.TaskID(), QueueMeari
+		m, err := ParseMeariCancel(t.Payload())
+		return m.TaskID(), QueueMeari, err
 	case TypePandaPonCancel:
 		p, err := ParsePandaPonCancel(t.Payload())
-		if err != nil {
-			return taskstore.Message{}, err
-		}
-		m.ID, m.Queue = p.TaskID(), QueuePandaPon
-	default:
-		return taskstore.Message{}, fmt.Errorf("unknown task type %q", t.Type())
+		return p.TaskID(), QueuePandaPon, err
 	}
-	return m, nil
+	return "", "", fmt.Errorf("unknown task type %q", t.Type())
 }
 
 // NewMeariCancelTask validates m and returns its task, with the order's task

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cancelworker/cancelworker/internal/intake"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
-const forceUsage = "replace an existing task for this order (pending, scheduled, retrying, completed or archived; never one being processed)"
+const forceUsage = "replace an existing task for this order (pending, scheduled, retrying, completed, archived or dead-lettered; never one being processed)"
 
 func (a *app) meariCommand() *cobra.Command {
 	var (
@@ -118,19 +119,49 @@ nothing new is enqueued and the command says "already queued" (exit 0), unless
 type enqueueOutput struct {
 	Provider string `json:"provider"`
 	Order    string `json:"order"`
-	tasks.Result
+	intake.Submission
 }
 
-// enqueue enqueues t and prints the result.
+// enqueue enqueues t and prints what became of it. An order that is
+// dead-lettered or archived, and so was not enqueued, is a failure (exit
+// 1), with the way on in the message.
 func (a *app) enqueue(ctx context.Context, rdb *redis.Client, t *asynq.Task, provider, order string, force bool) error {
-	res, err := tasks.NewEnqueuer(rdb).Enqueue(ctx, t, force)
+	sub, err := intake.NewSubmitter(rdb).Submit(ctx, t, force)
 	if err != nil {
 		return err
 	}
-	return a.out(enqueueOutput{Provider: provider, Order: order, Result: res}, func(w io.Writer) error {
-		_, err := fmt.Fprintln(w, describeResult(res))
+	if err := a.out(enqueueOutput{Provider: provider, Order: order, Submission: sub}, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, describeSubmission(sub))
 		return err
-	})
+	}); err != nil {
+		return err
+	}
+	if !sub.Settled() {
+		if !a.jsonOut {
+			fmt.Fprintf(a.stderr, "enqueue: %s not enqueued: %s\n", sub.TaskID, sub.Hint)
+		}
+		return &failure{err: fmt.Errorf("%s is %s: %s", sub.TaskID, sub.State, sub.Hint), reported: true}
+	}
+	return nil
+}
+
+// describeSubmission says in words what Submit did.
+func describeSubmission(s intake.Submission) string {
+	switch s.State {
+	case intake.StateAlreadyQueued:
+		return fmt.Sprintf("already queued %s (%s; no new task)", s.TaskID, s.Result.State)
+	case intake.StateAlreadyCancelled:
+		return fmt.Sprintf("already cancelled %s (completed; no new task)", s.TaskID)
+	case intake.StateDeadLettered:
+		return fmt.Sprintf("dead-lettered %s (%s; no new task)", s.TaskID, s.DLQReason)
+	case intake.StateArchived:
+		return fmt.Sprintf("archived %s (no new task)", s.TaskID)
+	}
+	out := describeResult(s.Result)
+	if s.Hint != "" {
+		out += "; " + s.Hint
+	}
+	return out
 }
 
 // describeResult says in words what Enqueue did.
@@ -139,7 +170,7 @@ func describeResult(r tasks.Result) string {
 	case r.AlreadyQueued:
 		return fmt.Sprintf("already queued %s (no new task)", r.TaskID)
 	case r.Replaced:
-		return fmt.Sprintf("enqueued %s on queue %s (replaced the earlier task)", r.TaskID, r.Queue)
+		return fmt.Sprintf("enqueued %s on queue %s (replaced the earlier %s task)", r.TaskID, r.Queue, r.State)
 	}
 	return fmt.Sprintf("enqueued %s on queue %s", r.TaskID, r.Queue)
 }

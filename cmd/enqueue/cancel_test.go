@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/intake"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 )
@@ -76,7 +77,7 @@ func TestEnqueue(t *testing.T) {
 			}
 
 			r = h.mustRun(exitOK, tt.args...)
-			if want := "already queued " + tt.taskID + " (no new task)\n"; r.stdout != want {
+			if want := "already queued " + tt.taskID + " (pending; no new task)\n"; r.stdout != want {
 				t.Errorf("second enqueue, stdout: want %q, got %q", want, r.stdout)
 			}
 			if n := h.queueSize(tt.queue); n != 1 {
@@ -112,6 +113,10 @@ func TestEnqueueJSONKeepsOrderIDDigits(t *testing.T) {
 	}
 }
 
+// TestEnqueueForce finishes an order's task in each way it can end, then
+// enqueues the order again: without --force the command tells the truth
+// (exit 0 only for an already cancelled order), with it the task is
+// replaced, and a dead-letter entry goes with it.
 func TestEnqueueForce(t *testing.T) {
 	t.Parallel()
 	const (
@@ -119,25 +124,42 @@ func TestEnqueueForce(t *testing.T) {
 		queue = tasks.QueuePandaPon
 	)
 	args := []string{"pandapon", "--order-id", "2542285634920880794"}
+	archive := func(h *harness) {
+		if err := h.insp.ArchiveTask(queue, id); err != nil {
+			h.t.Fatalf("archive: %v", err)
+		}
+	}
 	tests := []struct {
 		name string
 		// finish brings the enqueued task to its finished state.
-		finish func(h *harness)
-		state  asynq.TaskState
+		finish   func(h *harness)
+		state    asynq.TaskState
+		wantCode int
+		wantOut  string // stdout without --force
+		wantHint string // in stderr without --force
 	}{
 		{
-			name: "archived",
-			finish: func(h *harness) {
-				if err := h.insp.ArchiveTask(queue, id); err != nil {
-					h.t.Fatalf("archive: %v", err)
-				}
-			},
-			state: asynq.TaskStateArchived,
+			name:     "archived without an entry",
+			finish:   archive,
+			state:    asynq.TaskStateArchived,
+			wantCode: exitFailure, wantOut: "archived " + id + " (no new task)\n", wantHint: "send it again with force",
 		},
 		{
-			name:   "completed",
-			finish: func(h *harness) { h.process(queue, func() error { return nil }) },
-			state:  asynq.TaskStateCompleted,
+			name: "dead-lettered",
+			finish: func(h *harness) {
+				archive(h)
+				e := pandaponEntry(time.Now())
+				e.OutcomeUnknown = true
+				h.putEntry(e)
+			},
+			state:    asynq.TaskStateArchived,
+			wantCode: exitFailure, wantOut: "dead-lettered " + id + " (permanent; no new task)\n", wantHint: "enqueue dlq requeue " + id,
+		},
+		{
+			name:     "completed",
+			finish:   func(h *harness) { h.process(queue, func() error { return nil }) },
+			state:    asynq.TaskStateCompleted,
+			wantCode: exitOK, wantOut: "already cancelled " + id + " (completed; no new task)\n",
 		},
 	}
 	for _, tt := range tests {
@@ -148,26 +170,39 @@ func TestEnqueueForce(t *testing.T) {
 			tt.finish(h)
 			h.waitState(queue, id, tt.state)
 
-			r := h.mustRun(exitOK, args...)
-			if !strings.HasPrefix(r.stdout, "already queued "+id) {
-				t.Errorf("without --force: want already queued, got %q", r.stdout)
+			r := h.mustRun(tt.wantCode, args...)
+			if r.stdout != tt.wantOut || !strings.Contains(r.stderr, tt.wantHint) {
+				t.Errorf("without --force: want %q and %q on stderr, got %s", tt.wantOut, tt.wantHint, r)
 			}
 			if got := h.taskInfo(queue, id).State; got != tt.state {
 				t.Errorf("without --force: want the task still %s, got %s", tt.state, got)
 			}
+			r = h.mustRun(tt.wantCode, append([]string{"--json"}, args...)...)
+			var out intake.Submission
+			decodeJSON(t, r.stdout, &out)
+			if out.AlreadyQueued != true || out.Result.State != tt.state.String() {
+				t.Errorf("--json without --force: %+v", out)
+			}
 
 			r = h.mustRun(exitOK, append(args, "--force")...)
-			if want := "enqueued " + id + " on queue " + queue + " (replaced the earlier task)\n"; r.stdout != want {
+			if want := "enqueued " + id + " on queue " + queue + " (replaced the earlier " + tt.state.String() + " task)\n"; r.stdout != want {
 				t.Errorf("--force: want %q, got %q", want, r.stdout)
 			}
 			if tt.state != asynq.TaskStateCompleted {
 				// With a server running, the new task may already be done.
-				if got := h.taskInfo(queue, id).State; got != asynq.TaskStatePending {
-					t.Errorf("--force: want the task pending, got %s", got)
+				info := h.taskInfo(queue, id)
+				if info.State != asynq.TaskStatePending {
+					t.Errorf("--force: want the task pending, got %s", info.State)
+				}
+				if wantMark := tt.name == "dead-lettered"; tasks.PriorOutcomeUnknown(asynq.NewTaskWithHeaders(info.Type, nil, info.Headers)) != wantMark {
+					t.Errorf("--force: the new task's prior-outcome-unknown mark is %v, want %v (from the entry)", !wantMark, wantMark)
 				}
 			}
 			if n := h.queueSize(queue); n != 1 {
 				t.Errorf("--force: want 1 task, got %d", n)
+			}
+			if ids := h.dlqIDs(); len(ids) != 0 {
+				t.Errorf("--force: the dead-letter entry stayed: %v", ids)
 			}
 		})
 	}

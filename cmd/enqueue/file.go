@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/intake"
-	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
@@ -35,8 +34,14 @@ type fileSummary struct {
 	Lines         int `json:"lines"`
 	Enqueued      int `json:"enqueued"`
 	AlreadyQueued int `json:"already_queued"`
-	Invalid       int `json:"invalid"`
-	Failed        int `json:"failed"`
+	// AlreadyCancelled counts the lines whose order's cancellation
+	// already completed.
+	AlreadyCancelled int `json:"already_cancelled"`
+	// DeadLettered counts the lines whose order is dead-lettered or
+	// archived: not enqueued, listed in Errors with kind "dead_lettered".
+	DeadLettered int `json:"dead_lettered"`
+	Invalid      int `json:"invalid"`
+	Failed       int `json:"failed"`
 	// Replaced counts the enqueued lines that replaced a task (--force).
 	Replaced int `json:"replaced,omitempty"`
 	// Stopped says why reading stopped before the end of the input.
@@ -50,8 +55,9 @@ type fileSummary struct {
 // lineError is one invalid or failed line.
 type lineError struct {
 	Line int `json:"line"`
-	// Kind is "invalid" (nothing was tried) or "failed" (the enqueue
-	// failed).
+	// Kind is "invalid" (nothing was tried), "failed" (the enqueue
+	// failed) or "dead_lettered" (the order is dead-lettered or archived:
+	// not enqueued; --force or dlq requeue sends it again).
 	Kind string `json:"kind"`
 	// Field is the item's JSON name for the field at fault, "" for the
 	// line as a whole.
@@ -71,7 +77,14 @@ func (s *fileSummary) counts() string {
 	if s.Replaced > 0 {
 		out += fmt.Sprintf(" (%d replaced)", s.Replaced)
 	}
-	out += fmt.Sprintf(", already queued %d, invalid %d", s.AlreadyQueued, s.Invalid)
+	out += fmt.Sprintf(", already queued %d", s.AlreadyQueued)
+	if s.AlreadyCancelled > 0 {
+		out += fmt.Sprintf(", already cancelled %d", s.AlreadyCancelled)
+	}
+	if s.DeadLettered > 0 {
+		out += fmt.Sprintf(", dead-lettered %d", s.DeadLettered)
+	}
+	out += fmt.Sprintf(", invalid %d", s.Invalid)
 	if s.Failed > 0 {
 		out += fmt.Sprintf(", failed %d", s.Failed)
 	}
@@ -151,14 +164,14 @@ any line was invalid or failed. --timeout bounds the run only when given.`,
 			return err
 		}
 		defer func() { _ = in.Close() }() // read only
-		sum := a.enqueueFile(ctx, tasks.NewEnqueuer(rdb), in, size, fileOptions{defaults: defaults, workers: workers, force: force})
+		sum := a.enqueueFile(ctx, intake.NewSubmitter(rdb), in, size, fileOptions{defaults: defaults, workers: workers, force: force})
 		if err := a.out(sum, func(w io.Writer) error {
 			_, err := fmt.Fprintln(w, sum.counts())
 			return err
 		}); err != nil {
 			return err
 		}
-		if sum.Stopped != "" || sum.Invalid > 0 || sum.Failed > 0 {
+		if sum.Stopped != "" || sum.Invalid > 0 || sum.Failed > 0 || sum.DeadLettered > 0 {
 			return &failure{err: errors.New(sum.counts()), reported: true}
 		}
 		return nil
@@ -239,7 +252,7 @@ type fileLine struct {
 // enqueues each valid line through a pool of workers, reports the invalid
 // and failed lines on stderr (not with --json) in line order, shows
 // progress on stderr, and returns the summary.
-func (a *app) enqueueFile(ctx context.Context, enq intake.Enqueuer, in io.Reader, size int64, o fileOptions) *fileSummary {
+func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, size int64, o fileOptions) *fileSummary {
 	pool := intake.NewPool(enq, o.workers, o.force)
 	lines := make(chan fileLine, 2*o.workers)
 	var stopped string // set by the reader before it closes lines
@@ -289,11 +302,16 @@ func (a *app) enqueueFile(ctx context.Context, enq intake.Enqueuer, in io.Reader
 		case out.Err != nil:
 			sum.Failed++
 			record(lineError{Line: l.n, Kind: "failed", Problem: "not enqueued: " + out.Err.Error()})
-		case out.Result.AlreadyQueued:
+		case out.Submission.State == intake.StateAlreadyCancelled:
+			sum.AlreadyCancelled++
+		case !out.Submission.Settled():
+			sum.DeadLettered++
+			record(lineError{Line: l.n, Kind: "dead_lettered", Problem: out.Submission.TaskID + ": " + out.Submission.Hint})
+		case out.Submission.AlreadyQueued:
 			sum.AlreadyQueued++
 		default:
 			sum.Enqueued++
-			if out.Result.Replaced {
+			if out.Submission.Replaced {
 				sum.Replaced++
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cancelworker/cancelworker/internal/intake"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -195,7 +196,7 @@ func TestEnqueueFileEmpty(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("want exit 0, got %s", r)
 	}
-	if want := "{\n  \"lines\": 0,\n  \"enqueued\": 0,\n  \"already_queued\": 0,\n  \"invalid\": 0,\n  \"failed\": 0,\n  \"errors\": []\n}\n"; r.stdout != want {
+	if want := "{\n  \"lines\": 0,\n  \"enqueued\": 0,\n  \"already_queued\": 0,\n  \"already_cancelled\": 0,\n  \"dead_lettered\": 0,\n  \"invalid\": 0,\n  \"failed\": 0,\n  \"errors\": []\n}\n"; r.stdout != want {
 		t.Errorf("stdout: want %q, got %q", want, r.stdout)
 	}
 }
@@ -204,20 +205,20 @@ func TestEnqueueFileEmpty(t *testing.T) {
 // fails the others with err, as a Redis that went down at order from
 // would.
 type failingEnqueuer struct {
-	next intake.Enqueuer
+	next intake.Target
 	from tasks.OrderID
 	err  error
 }
 
-func (f *failingEnqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (tasks.Result, error) {
+func (f *failingEnqueuer) Submit(ctx context.Context, t *asynq.Task, force bool) (intake.Submission, error) {
 	p, err := tasks.ParsePandaPonCancel(t.Payload())
 	if err != nil {
-		return tasks.Result{}, err
+		return intake.Submission{}, err
 	}
 	if p.OrderID >= f.from {
-		return tasks.Result{}, f.err
+		return intake.Submission{}, f.err
 	}
-	return f.next.Enqueue(ctx, t, force)
+	return f.next.Submit(ctx, t, force)
 }
 
 func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
@@ -229,7 +230,7 @@ func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 	}
 	h := newHarness(t)
 	down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
-	enq := &failingEnqueuer{next: tasks.NewEnqueuer(h.srv.Client(t)), from: 100, err: down}
+	enq := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t)), from: 100, err: down}
 	var stderr bytes.Buffer
 	a := &app{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
 	sum := a.enqueueFile(t.Context(), enq, strings.NewReader(b.String()), -1, fileOptions{workers: 4})
@@ -322,5 +323,40 @@ func TestBarProgress(t *testing.T) {
 		if !strings.Contains(buf.String(), "10 lines: enqueued 9, already queued 0, invalid 1") || !strings.Contains(buf.String(), "line 3: oops\n") {
 			t.Errorf("size %d: want the counts and the message drawn, got %q", size, buf.String())
 		}
+	}
+}
+
+// TestEnqueueFileTellsTheTruth checks that lines whose orders are
+// dead-lettered or already cancelled are counted as such, the first a
+// failure with the way on, and that a line's "force" replaces its order.
+func TestEnqueueFileTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.mustRun(exitOK, "pandapon", "--order-id", "1001")
+	h.mustRun(exitOK, "pandapon", "--order-id", "1002")
+	h.mustRun(exitOK, "meari", "--user-account", "u@x.com", "--order-type", "1", "--order-num", "A1")
+	if err := h.insp.ArchiveTask(tasks.QueuePandaPon, "pandapon:1001"); err != nil {
+		t.Fatal(err)
+	}
+	e := pandaponEntry(time.Now())
+	e.ID, e.Order, e.Payload = "pandapon:1001", "1001", []byte(`{"order_id":1001}`)
+	h.putEntry(e)
+	h.process(tasks.QueuePandaPon, func() error { return nil })
+	h.waitState(tasks.QueuePandaPon, "pandapon:1002", asynq.TaskStateCompleted)
+
+	path := writeFile(t, `{"provider":"pandapon","orderId":1001}
+{"provider":"pandapon","orderId":1002}
+{"provider":"meari","userAccount":"u@x.com","orderType":1,"orderNum":"A1"}
+{"provider":"pandapon","orderId":1001,"force":true}
+`)
+	r := h.mustRun(exitFailure, "file", path)
+	if want := "enqueued 1 (1 replaced), already queued 1, already cancelled 1, dead-lettered 1, invalid 0\n"; r.stdout != want {
+		t.Errorf("stdout: want %q, got %q", want, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "line 1: pandapon:1001: the order is in the dead-letter queue (permanent); send it again with force, or requeue it with `enqueue dlq requeue pandapon:1001`") {
+		t.Errorf("stderr: want line 1 explained, got %q", r.stderr)
+	}
+	if ids := h.dlqIDs(); len(ids) != 0 {
+		t.Errorf("the forced order's dead-letter entry stayed: %v", ids)
 	}
 }

@@ -27,23 +27,39 @@ func Requeue(ctx context.Context, s *Store, enq *tasks.Enqueuer, id string) (tas
 		return tasks.Result{}, fmt.Errorf("requeue %s: %w (%s): check the order by hand, then purge the entry; entry kept", id, ErrCorrupt, e.Corrupt)
 	}
 	t, taskID, err := rebuild(e)
-	if err == nil && e.OutcomeUnknown {
-		// The attempt record that said so may be long gone: the task
-		// carries it, however old the entry.
-		t, err = tasks.Rebuild(t, tasks.WithPriorOutcomeUnknown())
-	}
 	if err != nil {
 		return tasks.Result{}, fmt.Errorf("requeue %s: %w; entry kept", id, err)
 	}
 	if taskID != e.ID {
 		return tasks.Result{}, fmt.Errorf("requeue %s: payload is for task %s; entry kept", id, taskID)
 	}
+	res, err := Replace(ctx, s, enq, t, e)
+	if err != nil {
+		return res, fmt.Errorf("requeue %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// Replace enqueues t, a task for the order of entry e, in place of the
+// order's task (force), and then removes e, comparing its Seq: enqueue
+// first, remove second, so a crash in between leaves a duplicate, never a
+// loss. When e is marked OutcomeUnknown, t is rebuilt
+// WithPriorOutcomeUnknown, so that a permanent answer to it is marked
+// again, however long ago e was written. If the order failed again while
+// Replace ran, the fresh entry is kept.
+func Replace(ctx context.Context, s *Store, enq *tasks.Enqueuer, t *asynq.Task, e Entry) (tasks.Result, error) {
+	if e.OutcomeUnknown && !tasks.PriorOutcomeUnknown(t) {
+		var err error
+		if t, err = tasks.Rebuild(t, tasks.WithPriorOutcomeUnknown()); err != nil {
+			return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
+		}
+	}
 	res, err := enq.Enqueue(ctx, t, true)
 	if err != nil {
-		return tasks.Result{}, fmt.Errorf("requeue %s: %w; entry kept", id, err)
+		return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
 	}
-	if _, err := s.Remove(ctx, id, e.Seq); err != nil {
-		return res, fmt.Errorf("requeue %s: enqueued, but the entry could not be removed: %w", id, err)
+	if _, err := s.Remove(ctx, e.ID, e.Seq); err != nil {
+		return res, fmt.Errorf("enqueued, but the entry could not be removed: %w", err)
 	}
 	return res, nil
 }

@@ -104,7 +104,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	root     http.Handler // mux, behind the Host check when there is no token
 	rdb      redis.UniversalClient
-	enq      *tasks.Enqueuer
+	sub      *Submitter
 	insp     *asynq.Inspector
 	store    *dlq.Store
 	log      *zap.Logger
@@ -132,7 +132,7 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 		auth:  o.Token != "",
 		mux:   http.NewServeMux(),
 		rdb:   rdb,
-		enq:   tasks.NewEnqueuer(rdb),
+		sub:   NewSubmitter(rdb),
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
 		store: dlq.New(rdb, ""),
 		log:   o.Logger,
@@ -262,9 +262,19 @@ type ItemResult struct {
 	Order    string `json:"order"`
 	TaskID   string `json:"task_id"`
 	Queue    string `json:"queue"`
+	// State is what became of the item: StateQueued, StateAlreadyQueued,
+	// StateAlreadyCancelled, StateDeadLettered or StateArchived. Only
+	// queued, already_queued and already_cancelled need nothing more.
+	State string `json:"state"`
 	// AlreadyQueued is true when a task for the same order existed and
-	// nothing new was enqueued.
+	// nothing new was enqueued, whatever its State.
 	AlreadyQueued bool `json:"already_queued"`
+	// Replaced is true when force replaced the order's earlier task.
+	Replaced bool `json:"replaced,omitempty"`
+	// DLQReason is the dead-letter entry's reason, for dead_lettered.
+	DLQReason string `json:"dlq_reason,omitempty"`
+	// Hint says how to go on for dead_lettered and archived.
+	Hint string `json:"hint,omitempty"`
 }
 
 // AcceptedBody is the body of a 202 answer, one result per item, in the
@@ -320,7 +330,7 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
-	pool := NewPool(h.enq, h.opts.Workers, false)
+	pool := NewPool(h.sub, h.opts.Workers, false)
 	tickets := make([]*Ticket, len(cs))
 	for i, c := range cs {
 		tickets[i] = pool.Submit(ctx, c)
@@ -333,9 +343,10 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 			failed = append(failed, ErrorItem{Index: &i, Problem: "not enqueued: " + out.Err.Error()})
 			continue
 		}
+		sub := out.Submission
 		results = append(results, ItemResult{
-			Index: i, Provider: cs[i].Provider, Order: cs[i].Order,
-			TaskID: out.Result.TaskID, Queue: out.Result.Queue, AlreadyQueued: out.Result.AlreadyQueued,
+			Index: i, Provider: cs[i].Provider, Order: cs[i].Order, TaskID: sub.TaskID, Queue: sub.Queue,
+			State: sub.State, AlreadyQueued: sub.AlreadyQueued, Replaced: sub.Replaced, DLQReason: sub.DLQReason, Hint: sub.Hint,
 		})
 	}
 	if len(failed) > 0 {

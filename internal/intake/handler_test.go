@@ -1,8 +1,11 @@
 package intake
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/cancelworker/cancelworker/internal/dlq"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/status"
@@ -227,11 +231,11 @@ func TestPostBatch(t *testing.T) {
 	var got AcceptedBody
 	a.decode(t, &got)
 	want := []ItemResult{
-		{Index: 0, Provider: "meari", Order: "1:A1", TaskID: "meari:72:1:A1", Queue: tasks.QueueMeari},
-		{Index: 1, Provider: "pandapon", Order: "2542285634920880794", TaskID: "pandapon:2542285634920880794", Queue: tasks.QueuePandaPon},
-		{Index: 2, Provider: "meari", Order: "2:B1", TaskID: "meari:72:2:B1", Queue: tasks.QueueMeari, AlreadyQueued: true},
-		{Index: 3, Provider: "pandapon", Order: "2542285634920880794", TaskID: "pandapon:2542285634920880794", Queue: tasks.QueuePandaPon, AlreadyQueued: true},
-		{Index: 4, Provider: "meari", Order: "1:A1", TaskID: "meari:73:1:A1", Queue: tasks.QueueMeari},
+		{Index: 0, Provider: "meari", Order: "1:A1", TaskID: "meari:72:1:A1", Queue: tasks.QueueMeari, State: StateQueued},
+		{Index: 1, Provider: "pandapon", Order: "2542285634920880794", TaskID: "pandapon:2542285634920880794", Queue: tasks.QueuePandaPon, State: StateQueued},
+		{Index: 2, Provider: "meari", Order: "2:B1", TaskID: "meari:72:2:B1", Queue: tasks.QueueMeari, State: StateAlreadyQueued, AlreadyQueued: true},
+		{Index: 3, Provider: "pandapon", Order: "2542285634920880794", TaskID: "pandapon:2542285634920880794", Queue: tasks.QueuePandaPon, State: StateAlreadyQueued, AlreadyQueued: true},
+		{Index: 4, Provider: "meari", Order: "1:A1", TaskID: "meari:73:1:A1", Queue: tasks.QueueMeari, State: StateQueued},
 	}
 	if len(got.Results) != len(want) {
 		t.Fatalf("want %d results, got %s", len(want), a.body)
@@ -532,5 +536,88 @@ func TestRedisDown(t *testing.T) {
 				t.Errorf("want %d with %s, got %d %s", tt.want, tt.wantSub, a.code, a.body)
 			}
 		})
+	}
+}
+
+// TestPostTellsTheTruth posts orders that are dead-lettered, archived and
+// already cancelled: each item's state says which, nothing is enqueued for
+// them, and "force": true replaces the dead-lettered one, its entry going
+// with it.
+func TestPostTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	e := newIntake(t, Options{Token: testToken})
+	const (
+		dead     = `{"provider":"pandapon","orderId":1001}`
+		archived = `{"provider":"pandapon","orderId":1002}`
+		done     = `{"provider":"pandapon","orderId":1003}`
+	)
+	for _, item := range []string{dead, archived, done} {
+		if a := e.post(testToken, item); a.code != http.StatusAccepted {
+			t.Fatalf("first post: %d %s", a.code, a.body)
+		}
+	}
+	for _, id := range []string{"pandapon:1001", "pandapon:1002"} {
+		if err := e.insp.ArchiveTask(tasks.QueuePandaPon, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := dlq.New(e.rdb, "")
+	if _, err := store.Put(t.Context(), dlq.Entry{ID: "pandapon:1001", Provider: "pandapon", Order: "1001", TaskType: tasks.TypePandaPonCancel,
+		Queue: tasks.QueuePandaPon, Payload: []byte(`{"order_id":1001}`), Reason: dlq.ReasonPermanent, OutcomeUnknown: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Complete the third with a real asynq server.
+	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Queues: map[string]int{tasks.QueuePandaPon: 1}, TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if info, err := e.insp.GetTaskInfo(tasks.QueuePandaPon, "pandapon:1003"); err == nil && info.State == asynq.TaskStateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the third task never completed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Shutdown() // the forced task stays pending
+
+	a := e.post(testToken, "["+dead+","+archived+","+done+`,{"provider":"pandapon","orderId":1001,"force":true}]`)
+	if a.code != http.StatusAccepted {
+		t.Fatalf("want 202, got %d %s", a.code, a.body)
+	}
+	var got AcceptedBody
+	a.decode(t, &got)
+	if len(got.Results) != 4 {
+		t.Fatalf("want 4 results: %s", a.body)
+	}
+	want := []struct {
+		state, reason, hint string
+		already, replaced   bool
+	}{
+		{state: StateDeadLettered, reason: dlq.ReasonPermanent, hint: "enqueue dlq requeue pandapon:1001", already: true},
+		{state: StateArchived, hint: "force", already: true},
+		{state: StateAlreadyCancelled, already: true},
+		{state: StateQueued, replaced: true},
+	}
+	for i, w := range want {
+		r := got.Results[i]
+		if r.State != w.state || r.DLQReason != w.reason || !strings.Contains(r.Hint, w.hint) || r.AlreadyQueued != w.already || r.Replaced != w.replaced {
+			t.Errorf("result %d: %+v; want state %s, reason %q, hint with %q, already queued %v, replaced %v", i, r, w.state, w.reason, w.hint, w.already, w.replaced)
+		}
+	}
+	if _, err := store.Get(t.Context(), "pandapon:1001"); !errors.Is(err, dlq.ErrNotFound) {
+		t.Errorf("the forced order's dead-letter entry: %v, want gone", err)
+	}
+	info, err := e.insp.GetTaskInfo(tasks.QueuePandaPon, "pandapon:1001")
+	if err != nil || info.State != asynq.TaskStatePending || info.Headers[tasks.HeaderPriorOutcomeUnknown] != "1" {
+		t.Errorf("the forced task: %+v, %v; want pending, marked prior outcome unknown", info, err)
+	}
+	if info, err := e.insp.GetTaskInfo(tasks.QueuePandaPon, "pandapon:1002"); err != nil || info.State != asynq.TaskStateArchived {
+		t.Errorf("the archived task: %+v, %v; want it left archived", info, err)
+	}
+	if a := e.post(testToken, `{"provider":"pandapon","orderId":1,"force":"yes"}`); a.code != http.StatusBadRequest || !strings.Contains(a.body, `"field":"force","problem":"must be true or false, got \"yes\""`) {
+		t.Errorf("bad force: %d %s", a.code, a.body)
 	}
 }

@@ -38,6 +38,7 @@ const (
 	FieldOrderID      = "orderId"
 	FieldCancelReason = "cancelReason"
 	FieldRemark       = "remark"
+	FieldForce        = "force"
 )
 
 // fieldOf maps the tasks package's payload field names to the item's.
@@ -52,7 +53,7 @@ var fieldOf = map[string]string{
 }
 
 // knownFields is said in the problem of an unknown field.
-const knownFields = "an item takes provider and either sourceApp, userAccount, orderType, orderNum (meari) or orderId, cancelReason, remark (pandapon)"
+const knownFields = "an item takes provider, force, and either sourceApp, userAccount, orderType, orderNum (meari) or orderId, cancelReason, remark (pandapon)"
 
 // orderTypes is what a valid orderType is, in words.
 const orderTypes = "1 (cloud), 2 (ai) or 3 (flow4g)"
@@ -114,12 +115,15 @@ type Cancellation struct {
 	TaskID string
 	// Task is ready for (*tasks.Enqueuer).Enqueue.
 	Task *asynq.Task
+	// Force asks to replace the order's existing task: one dead-lettered,
+	// archived, completed or waiting (never one running).
+	Force bool
 }
 
 // rawItem holds an item's fields, undecoded; nil means absent.
 type rawItem struct {
 	provider, sourceApp, userAccount, orderType, orderNum json.RawMessage
-	orderID, cancelReason, remark                         json.RawMessage
+	orderID, cancelReason, remark, force                  json.RawMessage
 }
 
 // field returns where the value of key goes, or nil for an unknown key.
@@ -142,6 +146,8 @@ func (r *rawItem) field(key string) *json.RawMessage {
 		return &r.cancelReason
 	case FieldRemark:
 		return &r.remark
+	case FieldForce:
+		return &r.force
 	}
 	return nil
 }
@@ -160,7 +166,10 @@ func Decode(raw []byte, d Defaults) (Cancellation, []FieldError) {
 	if !ok {
 		return Cancellation{}, errs
 	}
+	force := decodeBool(&errs, FieldForce, in.force)
 	provider, ok := decodeString(&errs, FieldProvider, in.provider)
+	var c Cancellation
+	var fes []FieldError
 	switch {
 	case !ok:
 		return Cancellation{}, errs
@@ -168,12 +177,29 @@ func Decode(raw []byte, d Defaults) (Cancellation, []FieldError) {
 		errs.add(FieldProvider, "is required: %s", strings.Join(tasks.Providers, " or "))
 		return Cancellation{}, errs
 	case provider == tasks.ProviderMeari:
-		return decodeMeari(&in, d, errs)
+		c, fes = decodeMeari(&in, d, errs)
 	case provider == tasks.ProviderPandaPon:
-		return decodePandaPon(&in, errs)
+		c, fes = decodePandaPon(&in, errs)
+	default:
+		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
+		return Cancellation{}, errs
 	}
-	errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
-	return Cancellation{}, errs
+	c.Force = force && len(fes) == 0
+	return c, fes
+}
+
+// decodeBool decodes a JSON boolean; absent is false.
+func decodeBool(errs *fieldErrors, field string, raw json.RawMessage) bool {
+	switch string(raw) {
+	case "":
+		return false
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	errs.add(field, "must be true or false, got %s", shown(raw))
+	return false
 }
 
 func decodeMeari(in *rawItem, d Defaults, errs fieldErrors) (Cancellation, []FieldError) {

@@ -14,16 +14,16 @@ import (
 // batch enqueue, so throughput comes from overlapping the round trips.
 const WorkersDefault = 32
 
-// Enqueuer enqueues one task; *tasks.Enqueuer is one.
-type Enqueuer interface {
-	Enqueue(ctx context.Context, t *asynq.Task, force bool) (tasks.Result, error)
+// Target enqueues one task; *Submitter is one.
+type Target interface {
+	Submit(ctx context.Context, t *asynq.Task, force bool) (Submission, error)
 }
 
-var _ Enqueuer = (*tasks.Enqueuer)(nil)
+var _ Target = (*Submitter)(nil)
 
 // Outcome is what became of one submitted task.
 type Outcome struct {
-	Result tasks.Result
+	Submission Submission
 	// Err is the enqueue's failure: Redis unreachable, the context done,
 	// or, with force, tasks.ErrActive.
 	Err error
@@ -50,7 +50,7 @@ func (t *Ticket) Wait() Outcome {
 // enqueued and the later ones are "already queued", as they would be one
 // at a time. A Pool is safe for concurrent use.
 type Pool struct {
-	enq   Enqueuer
+	enq   Target
 	force bool
 	slots chan struct{}
 
@@ -60,8 +60,9 @@ type Pool struct {
 }
 
 // NewPool returns a Pool that enqueues through enq with up to workers calls
-// in flight (WorkersDefault if workers < 1), force applying to every task.
-func NewPool(enq Enqueuer, workers int, force bool) *Pool {
+// in flight (WorkersDefault if workers < 1), force applying to every task,
+// and to those of Cancellations with Force set.
+func NewPool(enq Target, workers int, force bool) *Pool {
 	if workers < 1 {
 		workers = WorkersDefault
 	}
@@ -95,8 +96,8 @@ func (p *Pool) run(ctx context.Context, c Cancellation, tk, prev *Ticket) {
 		// slot was taken before this one's, so it can always finish.
 		prev.Wait()
 	}
-	res, err := p.enq.Enqueue(ctx, c.Task, p.force)
-	tk.out = Outcome{Result: res, Err: err}
+	sub, err := p.enq.Submit(ctx, c.Task, p.force || c.Force)
+	tk.out = Outcome{Submission: sub, Err: err}
 	p.mu.Lock()
 	if p.latest[c.TaskID] == tk {
 		delete(p.latest, c.TaskID)

@@ -12,7 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// fakeEnqueuer is an in-memory Enqueuer: the first task of an ID is
+// fakeEnqueuer is an in-memory Target: the first task of an ID is
 // enqueued, later ones are already queued. Calls for IDs in hold block
 // until their channel is closed; calls for IDs in fail return that error.
 type fakeEnqueuer struct {
@@ -36,7 +36,7 @@ func newFake() *fakeEnqueuer {
 	}
 }
 
-func (f *fakeEnqueuer) Enqueue(ctx context.Context, t *asynq.Task, _ bool) (tasks.Result, error) {
+func (f *fakeEnqueuer) Submit(ctx context.Context, t *asynq.Task, _ bool) (Submission, error) {
 	id := string(t.Payload()) // the tests put the task ID in the payload
 	f.mu.Lock()
 	f.total++
@@ -59,12 +59,15 @@ func (f *fakeEnqueuer) Enqueue(ctx context.Context, t *asynq.Task, _ bool) (task
 	f.total--
 	f.inFlight[id]--
 	if err := f.fail[id]; err != nil {
-		return tasks.Result{}, err
+		return Submission{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return tasks.Result{}, err
+		return Submission{}, err
 	}
-	res := tasks.Result{TaskID: id, Queue: "q", AlreadyQueued: f.queued[id]}
+	res := Submission{Result: tasks.Result{TaskID: id, Queue: "q", AlreadyQueued: f.queued[id]}, State: StateQueued}
+	if res.AlreadyQueued {
+		res.State = StateAlreadyQueued
+	}
 	f.queued[id] = true
 	return res, nil
 }
@@ -113,7 +116,7 @@ func TestPoolOrderAndBound(t *testing.T) {
 	i := 0
 	for tk := range tickets {
 		out := tk.Wait()
-		if want := fmt.Sprint("id", i); out.Err != nil || out.Result.TaskID != want {
+		if want := fmt.Sprint("id", i); out.Err != nil || out.Submission.TaskID != want {
 			t.Fatalf("ticket %d: want %s, got %+v", i, want, out)
 		}
 		i++
@@ -140,15 +143,15 @@ func TestPoolSameOrderInSubmissionOrder(t *testing.T) {
 	second := p.Submit(t.Context(), cancellation("dup"))
 	others := []*Ticket{p.Submit(t.Context(), cancellation("a")), p.Submit(t.Context(), cancellation("b"))}
 	for _, tk := range others {
-		if out := tk.Wait(); out.Err != nil || out.Result.AlreadyQueued {
+		if out := tk.Wait(); out.Err != nil || out.Submission.AlreadyQueued {
 			t.Fatalf("other order: want enqueued, got %+v", out)
 		}
 	}
 	close(gate)
-	if out := first.Wait(); out.Err != nil || out.Result.AlreadyQueued {
+	if out := first.Wait(); out.Err != nil || out.Submission.AlreadyQueued {
 		t.Errorf("first of the same order: want enqueued, got %+v", out)
 	}
-	if out := second.Wait(); out.Err != nil || !out.Result.AlreadyQueued {
+	if out := second.Wait(); out.Err != nil || !out.Submission.AlreadyQueued {
 		t.Errorf("second of the same order: want already queued, got %+v", out)
 	}
 	f.mu.Lock()

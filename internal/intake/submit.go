@@ -1,0 +1,133 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// What became of a submitted cancellation, as the HTTP intake answers it
+// per item and the enqueue commands print it.
+const (
+	// StateQueued: enqueued now; with force, in place of the order's
+	// earlier task (Replaced, and TaskState its state).
+	StateQueued = "queued"
+	// StateAlreadyQueued: a task for the order is waiting, retrying or
+	// running; nothing new was enqueued.
+	StateAlreadyQueued = "already_queued"
+	// StateAlreadyCancelled: the order's cancellation completed, within
+	// its retention; nothing new was enqueued.
+	StateAlreadyCancelled = "already_cancelled"
+	// StateDeadLettered: the worker gave up on the order and it is in the
+	// dead-letter queue; nothing new was enqueued. Force, or dlq requeue,
+	// sends it again.
+	StateDeadLettered = "dead_lettered"
+	// StateArchived: the order's task was archived without a dead-letter
+	// entry yet (the worker files one within seconds); nothing new was
+	// enqueued. Force sends it again.
+	StateArchived = "archived"
+)
+
+// Submission is what Submit did with one task.
+type Submission struct {
+	tasks.Result
+	// State is one of the State constants.
+	State string `json:"state"`
+	// DLQReason is the dead-letter entry's reason, for StateDeadLettered.
+	DLQReason string `json:"dlq_reason,omitempty"`
+	// Hint says how to go on when the order was not enqueued because it is
+	// dead-lettered or archived, or what went wrong after it was enqueued.
+	Hint string `json:"hint,omitempty"`
+}
+
+// Settled reports whether the order needs nothing more from the caller:
+// queued now, already queued or already cancelled. A dead-lettered or
+// archived order is not settled: the caller meant it to be cancelled.
+func (s Submission) Settled() bool {
+	switch s.State {
+	case StateQueued, StateAlreadyQueued, StateAlreadyCancelled:
+		return true
+	}
+	return false
+}
+
+// Submitter enqueues tasks and tells the truth about orders it did not
+// enqueue, from asynq's state and the dead-letter queue. It is safe for
+// concurrent use.
+type Submitter struct {
+	enq   *tasks.Enqueuer
+	store *dlq.Store
+}
+
+// NewSubmitter returns a Submitter on rdb; the caller keeps ownership.
+func NewSubmitter(rdb redis.UniversalClient) *Submitter {
+	return &Submitter{enq: tasks.NewEnqueuer(rdb), store: dlq.New(rdb, "")}
+}
+
+// Submit enqueues t. Without force, an order that has a task already is
+// left as it is, and the Submission says in which state. With force, the
+// order's task is replaced (never a running one: tasks.ErrActive), and its
+// dead-letter entry, if any, is removed once the new task is in, its
+// outcome-unknown mark carried by the new task.
+func (s *Submitter) Submit(ctx context.Context, t *asynq.Task, force bool) (Submission, error) {
+	if force {
+		return s.replace(ctx, t)
+	}
+	res, err := s.enq.Enqueue(ctx, t, false)
+	if err != nil {
+		return Submission{}, err
+	}
+	sub := Submission{Result: res, State: StateAlreadyQueued}
+	switch {
+	case !res.AlreadyQueued:
+		sub.State = StateQueued
+	case res.State == tasks.StateCompleted:
+		sub.State = StateAlreadyCancelled
+	case res.State == tasks.StateArchived:
+		e, err := s.store.Get(ctx, res.TaskID)
+		switch {
+		case errors.Is(err, dlq.ErrNotFound):
+			sub.State = StateArchived
+			sub.Hint = "the order's task is archived without a dead-letter entry (the worker files one shortly); send it again with force to cancel it anew"
+		case err != nil:
+			return Submission{}, fmt.Errorf("look up the dead-letter entry of %s: %w", res.TaskID, err)
+		default:
+			sub.State, sub.DLQReason = StateDeadLettered, e.Reason
+			sub.Hint = fmt.Sprintf("the order is in the dead-letter queue (%s); send it again with force, or requeue it with `enqueue dlq requeue %s`", e.Reason, res.TaskID)
+		}
+	}
+	return sub, nil
+}
+
+// replace is Submit with force.
+func (s *Submitter) replace(ctx context.Context, t *asynq.Task) (Submission, error) {
+	id, _, err := tasks.Identify(t)
+	if err != nil {
+		return Submission{}, fmt.Errorf("force enqueue: %w", err)
+	}
+	e, err := s.store.Get(ctx, id)
+	switch {
+	case errors.Is(err, dlq.ErrNotFound):
+		res, err := s.enq.Enqueue(ctx, t, true)
+		if err != nil {
+			return Submission{}, err
+		}
+		return Submission{Result: res, State: StateQueued}, nil
+	case err != nil:
+		return Submission{}, fmt.Errorf("look up the dead-letter entry of %s: %w", id, err)
+	}
+	res, err := dlq.Replace(ctx, s.store, s.enq, t, e)
+	sub := Submission{Result: res, State: StateQueued}
+	if err != nil && res.TaskID == "" {
+		return Submission{}, fmt.Errorf("force enqueue %s: %w", id, err)
+	}
+	if err != nil {
+		sub.Hint = err.Error()
+	}
+	return sub, nil
+}
