@@ -28,6 +28,26 @@ func buildWorker(t *testing.T) string {
 	return bin
 }
 
+// startWorker starts the worker binary bin with env, its output in the
+// returned buffer; it is killed at cleanup if still running.
+func startWorker(t *testing.T, bin string, env []string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, &logs
+}
+
 // logField waits until logs hold a JSON line with message msg and returns
 // its field key.
 func logField(t *testing.T, logs *syncBuffer, msg, key string, timeout time.Duration) string {
@@ -85,19 +105,7 @@ func TestSIGKILLMidCall(t *testing.T) {
 		"PANDAPON_BASE_URL="+up.URL, "PANDAPON_ACCESS_KEY=ak", "PANDAPON_ACCESS_SECRET=as-secret", "PANDAPON_USER_ID=u1",
 		"WORKER_CONCURRENCY=2", "LOG_FORMAT=json", "ADMIN_ADDR=127.0.0.1:0", "UPSTREAM_TIMEOUT=20s", "SHUTDOWN_TIMEOUT=25s",
 	)
-	start := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		var logs syncBuffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd, &logs
-	}
-
-	first, logs := start()
+	first, logs := startWorker(t, bin, env)
 	select {
 	case <-sb.Called("pandapon", order):
 	case <-time.After(20 * time.Second):
@@ -116,7 +124,7 @@ func TestSIGKILLMidCall(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	_, logs2 := start()
+	_, logs2 := startWorker(t, bin, env)
 	base := "http://" + logField(t, logs2, "admin server listening", "addr", 20*time.Second)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	deadline := time.Now().Add(100 * time.Second)

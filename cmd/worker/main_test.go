@@ -261,19 +261,9 @@ func TestSIGTERMInFlight(t *testing.T) {
 		"PANDAPON_BASE_URL="+srv.URL, "PANDAPON_ACCESS_KEY=ak", "PANDAPON_ACCESS_SECRET=as-secret", "PANDAPON_USER_ID=u1",
 		"WORKER_CONCURRENCY=4", "SHUTDOWN_TIMEOUT=1s", "UPSTREAM_TIMEOUT=30s", "LOG_FORMAT=json", "ADMIN_ADDR=127.0.0.1:0",
 	)
-	start := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		var logs syncBuffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &logs
-	}
+	start := func() (*exec.Cmd, *syncBuffer) { return startWorker(t, bin, env) }
 
 	first, logs := start()
-	t.Cleanup(func() { _ = first.Process.Kill() })
 	// Wait until four calls are in flight.
 	deadline := time.Now().Add(20 * time.Second)
 	for sb.TotalCalls() < 4 {
@@ -310,7 +300,6 @@ func TestSIGTERMInFlight(t *testing.T) {
 		sb.Script("pandapon", strings.TrimPrefix(id, "pandapon:"), sandbox.OK())
 	}
 	second, logs2 := start()
-	t.Cleanup(func() { _ = second.Process.Kill() })
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		info, err = insp.GetQueueInfo(tasks.QueuePandaPon)
