@@ -71,9 +71,12 @@ func (a *app) rootCommand() *cobra.Command {
 stands, and manages the dead-letter queue of orders the worker gave up on.
 
 Enqueueing is idempotent per order: the task ID is derived from the order, so
-enqueueing the same order again reports "already queued" (exit 0) for as long
-as the task is kept (7 days after it finishes). --force replaces a finished or
-waiting task.
+enqueueing the same order again enqueues nothing, for as long as the task is
+kept (7 days after it finishes), and says what that task is doing: "already
+queued" or "already cancelled" (exit 0), "dead-lettered" or "archived" (exit
+1: the order will not be cancelled as it stands). --force replaces the
+order's task, whatever its state but running, and removes its dead-letter
+entry; "enqueue dlq requeue" sends a dead-lettered order again as it was.
 
 Environment:
   REDIS_URL          default for --redis-url (default ` + redisURLDefault + `);
@@ -82,13 +85,15 @@ Environment:
   REDIS_PASSWORD_FILE  default for --redis-password-file
   MEARI_SOURCE_APP   default for --source-app
   INTAKE_ADDR        serve: default for --addr (default ` + addrDefault + `)
-  INTAKE_TOKEN       serve: default for --token
+  INTAKE_TOKEN       serve: the bearer token (the --token flag is refused)
   INTAKE_TOKEN_FILE  serve: default for --token-file
+  INTAKE_ALLOWED_HOSTS  serve: default for --allowed-hosts
 
 Exit codes:
-  0  success, including "already queued"
-  1  failure: Redis unreachable, not found, requeue failed, a file line
-     invalid or not enqueued
+  0  success, including "already queued" and "already cancelled"
+  1  failure: Redis unreachable, an order dead-lettered or archived (not
+     enqueued), not found, requeue failed, a file line invalid,
+     dead-lettered or not enqueued
   2  usage error: unknown flag, missing or invalid value`,
 		Example: `  enqueue meari --user-account test@123.com --order-type 1 --order-num 01582572KS0209053
   enqueue pandapon --order-id 2542285634920880794 --reason "customer asked"

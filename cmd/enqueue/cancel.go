@@ -29,8 +29,9 @@ func (a *app) meariCommand() *cobra.Command {
 		Long: `Enqueue the cancellation of a Meari SDKV4 order on queue ` + tasks.QueueMeari + `.
 
 The task ID is meari:<source-app>:<order-type>:<order-num>. If a task for the
-same order exists, nothing new is enqueued and the command says "already
-queued" (exit 0), unless --force is given.`,
+same order exists, nothing new is enqueued, unless --force is given, and the
+command says what that task is doing: "already queued" or "already
+cancelled" (exit 0), "dead-lettered" or "archived" (exit 1, with the way on).`,
 		Example: `  enqueue meari --user-account test@123.com --order-type 1 --order-num 01582572KS0209053
   MEARI_SOURCE_APP=72 enqueue meari --user-account test@123.com --order-type 2 --order-num A1 --force
   enqueue --json meari --source-app 72 --user-account test@123.com --order-type 3 --order-num A1`,
@@ -81,8 +82,9 @@ func (a *app) pandaponCommand() *cobra.Command {
 
 The task ID is pandapon:<order-id>. The order ID is read as decimal digits and
 kept exact (it does not fit a float64). If a task for the same order exists,
-nothing new is enqueued and the command says "already queued" (exit 0), unless
---force is given.`,
+nothing new is enqueued, unless --force is given, and the command says what
+that task is doing: "already queued" or "already cancelled" (exit 0),
+"dead-lettered" or "archived" (exit 1, with the way on).`,
 		Example: `  enqueue pandapon --order-id 2542285634920880794
   enqueue pandapon --order-id 2542285634920880794 --reason "customer asked" --remark "ticket 881"
   enqueue pandapon --order-id 2542285634920880794 --force`,

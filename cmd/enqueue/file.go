@@ -115,7 +115,9 @@ integer or a string of digits, kept exact. Blank lines are skipped; a line
 longer than 64 KiB is invalid. Unknown fields are invalid.
 
 Each valid line is enqueued as "enqueue meari" or "enqueue pandapon" would
-(already queued orders are counted, not replaced, unless --force). An
+(orders that have a task already are counted, not replaced, unless --force
+or the line's "force": true; a dead-lettered or archived order is reported
+on its line with the way on, and makes the exit code 1). An
 invalid line is reported with its line number and the field at fault, and
 the other lines are still enqueued. Up to --concurrency enqueues are in
 flight at once; results are reported in line order, and an order given twice
@@ -125,9 +127,9 @@ file again is safe.
 
 Progress goes to stderr: a progress bar on a terminal, otherwise a line every
 1000 lines or 2 seconds. The summary goes to stdout:
-  enqueued N, already queued N, invalid N[, failed N]
+  enqueued N, already queued N[, already cancelled N][, dead-lettered N], invalid N[, failed N]
 --json prints it as one object with the line errors. The exit code is 1 if
-any line was invalid or failed. --timeout bounds the run only when given.`,
+any line was invalid, dead-lettered or failed. --timeout bounds the run only when given.`,
 		Example: `  enqueue file cancellations.jsonl
   producer | enqueue file - --source-app 72
   enqueue --json file cancellations.jsonl > summary.json`,
