@@ -204,7 +204,7 @@ func (s *Store) Peek(ctx context.Context, queue, id string) (Task, error) {
 // otherwise.
 // KEYS: task, pending, scheduled, retry, archived, completed, attempt
 // record. ARGV: message, ID, now (Unix ns), expected raw ("" for no task),
-// mark unknown.
+// mark unknown ("1" or "0"), the record's TTL when marking (ms).
 var replaceScript = redis.NewScript(`
 local kind = redis.call("TYPE", KEYS[1]).ok
 local state, raw = "", ""
@@ -320,8 +320,13 @@ var listCompletedScript = redis.NewScript(`
 local ids = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local out = {}
 for _, id in ipairs(ids) do
+	local key = KEYS[2] .. id
 	table.insert(out, id)
-	table.insert(out, redis.call("HGET", KEYS[2] .. id, "msg") or "")
+	if redis.call("TYPE", key).ok == "hash" then
+		table.insert(out, redis.call("HGET", key, "msg") or "")
+	else
+		table.insert(out, "")
+	end
 end
 return out`)
 
@@ -330,21 +335,25 @@ return out`)
 // was read; it also drops the task's attempt record. Returns the number
 // compacted.
 // KEYS: completed, task key prefix, attempt record prefix.
-// ARGV: quadruples of ID, expected message ("" for a task found gone),
-// value, expiry (Unix s).
+// ARGV: quadruples of ID, expected message ("" for an index entry whose
+// task hash is gone), value, expiry (Unix s).
 var compactScript = redis.NewScript(`
 local n = 0
 for i = 1, #ARGV, 4 do
 	local id = ARGV[i]
 	local key = KEYS[2] .. id
-	local msg, state = unpack(redis.call("HMGET", key, "msg", "state"))
+	local kind = redis.call("TYPE", key).ok
+	local msg, state = "", ""
+	if kind == "hash" then
+		msg, state = unpack(redis.call("HMGET", key, "msg", "state"))
+	end
 	if state == "completed" and msg == ARGV[i + 1] then
 		redis.call("DEL", key, KEYS[3] .. id)
 		redis.call("SET", key, ARGV[i + 2])
 		redis.call("EXPIREAT", key, ARGV[i + 3])
 		redis.call("ZREM", KEYS[1], id)
 		n = n + 1
-	elseif ARGV[i + 1] == "" and redis.call("EXISTS", key) == 0 then
+	elseif ARGV[i + 1] == "" and kind ~= "hash" then
 		redis.call("ZREM", KEYS[1], id)
 	end
 end
@@ -365,7 +374,7 @@ func (s *Store) Compact(ctx context.Context, queue string, after time.Duration, 
 		id, raw := res[i], res[i+1]
 		m, err := DecodeMessage([]byte(raw))
 		if raw == "" {
-			args = append(args, id, "", 0, 0) // the task is gone: the script drops its index entry
+			args = append(args, id, "", 0, 0) // no task hash: the script drops the index entry
 			continue
 		}
 		if err != nil || m.CompletedAt == 0 {

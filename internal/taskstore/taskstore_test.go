@@ -474,3 +474,32 @@ func TestCompactMemory(t *testing.T) {
 		t.Errorf("compacted task TTL %s, %v; want the hour of retention left", ttl, err)
 	}
 }
+
+// TestCompactSkipsStrayIndexEntries puts index entries whose task is gone
+// or not a task hash ahead of a real completed task: compaction drops
+// them and goes on.
+func TestCompactSkipsStrayIndexEntries(t *testing.T) {
+	t.Parallel()
+	s, rdb, _ := newStore(t)
+	ctx := t.Context()
+	m := message("real")
+	m.CompletedAt = time.Now().Add(-time.Hour).Unix()
+	if err := rdb.HSet(ctx, taskstore.TaskKey(queue, "real"), "msg", m.Encode(), "state", "completed").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, taskstore.TaskKey(queue, "stray-string"), "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	completed := "asynq:{" + queue + "}:completed"
+	for i, id := range []string{"gone", "stray-string", "real"} {
+		if err := rdb.ZAdd(ctx, completed, redis.Z{Score: float64(i), Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Compact(ctx, queue, 0, 10); err != nil || n != 1 {
+		t.Fatalf("Compact = %d, %v; want the real task compacted", n, err)
+	}
+	if left, err := rdb.ZCard(ctx, completed).Result(); err != nil || left != 0 {
+		t.Errorf("index entries left: %d, %v; want none", left, err)
+	}
+}
