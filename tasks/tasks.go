@@ -319,9 +319,12 @@ func WithPriorOutcomeUnknown() Option { return func(o *options) { o.outcomeUnkno
 func PriorOutcomeUnknown(t *asynq.Task) bool { return t.Headers()[HeaderPriorOutcomeUnknown] == "1" }
 
 // optionsOf returns the options t was built with, from its headers.
-func optionsOf(t *asynq.Task) ([]Option, error) {
+func optionsOf(t *asynq.Task) ([]Option, error) { return OptionsFrom(t.Headers()) }
+
+// OptionsFrom returns the options a task with headers h was built with,
+// for instance a dead-lettered task's, to build it anew.
+func OptionsFrom(h map[string]string) ([]Option, error) {
 	var opts []Option
-	h := t.Headers()
 	if v, ok := h[HeaderRetention]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -329,7 +332,7 @@ func optionsOf(t *asynq.Task) ([]Option, error) {
 		}
 		opts = append(opts, WithRetention(time.Duration(n)*time.Second))
 	}
-	if PriorOutcomeUnknown(t) {
+	if h[HeaderPriorOutcomeUnknown] == "1" {
 		opts = append(opts, WithPriorOutcomeUnknown())
 	}
 	return opts, nil

@@ -176,6 +176,11 @@ func TestRedis(t *testing.T) {
 			wantAddr: "127.0.0.1:6379", wantPassword: "pw-4", wantShown: RedisURLDefault},
 		{name: "password in the URL flag", args: []string{"--redis-url", "redis://:pw-5@redis:6379/0"}, wantErr: "REDIS_URL (--redis-url): must not hold a password on the command line"},
 		{name: "password flag", args: []string{"--redis-password", "pw-6"}, wantErr: "REDIS_PASSWORD (--redis-password): secrets are not taken on the command line"},
+		{name: "password with a slash, not percent-encoded", env: map[string]string{"REDIS_URL": "redis://:pw-ab/cd+e==@redis:6379/0"}, wantErr: "percent-encode any /, ?, # or @"},
+		{name: "password with a slash, parsed as a path", env: map[string]string{"REDIS_URL": "redis://:123/pw-secretpart@redis:6379/0"}, wantErr: "percent-encode"},
+		{name: "password with a hash", env: map[string]string{"REDIS_URL": "rediss://u:pw-a#b@redis:6379/0"}, wantErr: "percent-encode"},
+		{name: "password percent-encoded", env: map[string]string{"REDIS_URL": "redis://:pw-ab%2Fcd@redis:6379/0"},
+			wantAddr: "redis:6379", wantPassword: "pw-ab/cd", wantShown: "redis://:xxxxx@redis:6379/0"},
 		{name: "empty password file", env: map[string]string{"REDIS_PASSWORD_FILE": "/pw"}, files: map[string]string{"/pw": "\n"}, wantErr: "REDIS_PASSWORD_FILE (--redis-password-file): the file is empty"},
 	}
 	for _, tt := range tests {
@@ -186,8 +191,10 @@ func TestRedis(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Load error = %v, want %q", err, tt.wantErr)
 				}
-				if strings.Contains(err.Error(), "pw-") {
-					t.Errorf("the error shows the password: %v", err)
+				for _, part := range []string{"pw-", "secretpart", "cd+e"} {
+					if strings.Contains(err.Error(), part) {
+						t.Errorf("the error shows part of the password (%q): %v", part, err)
+					}
 				}
 				return
 			}

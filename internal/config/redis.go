@@ -28,9 +28,18 @@ type Redis struct {
 // password.
 func ParseRedis(r Redis) (*redis.Options, string, error) {
 	u, err := url.Parse(r.URL)
+	// A password holding '/', '?' or '#' ends the URL's authority early:
+	// the URL then fails to parse, with an error that quotes part of the
+	// password, or parses with the rest of the password in its path. Show
+	// nothing of such a URL.
+	if scheme, rest, ok := strings.Cut(r.URL, "://"); ok && strings.Contains(rest, "@") && (err != nil || u.User == nil) {
+		if len(scheme) > 8 || strings.ContainsFunc(scheme, func(c rune) bool { return c < 'a' || c > 'z' }) {
+			scheme = "redis"
+		}
+		return nil, scheme + "://(hidden)", errors.New("is not a valid URL, and it holds an '@': percent-encode any /, ?, # or @ in the user name or password, or give the password in REDIS_PASSWORD_FILE")
+	}
 	if err != nil {
-		// url.Error repeats the whole URL, password included: keep only
-		// the reason.
+		// url.Error repeats the whole URL: keep only the reason.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err

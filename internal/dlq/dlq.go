@@ -67,6 +67,9 @@ type Entry struct {
 	// Payload is the original task payload. Put stores JSON compacted, and
 	// anything that is not JSON as a JSON string.
 	Payload json.RawMessage `json:"payload"`
+	// Headers are the original task's headers (its retention, its
+	// prior-outcome-unknown mark), for requeue to rebuild it.
+	Headers map[string]string `json:"headers,omitempty"`
 	// Reason is one of the Reason constants.
 	Reason string `json:"reason"`
 	// UpstreamCode is the provider's result code or "http_<status>", if any.
@@ -75,7 +78,8 @@ type Entry struct {
 	// truncates it to MessageLimit bytes.
 	Message string `json:"message"`
 	// OutcomeUnknown reports that an earlier attempt's outcome was unknown:
-	// the order may already be cancelled, so check before acting.
+	// the order may already be cancelled, so check before acting. Put keeps
+	// it once an entry of the ID has it.
 	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
 	// Attempts is how many times the task was tried.
 	Attempts int `json:"attempts"`
@@ -179,7 +183,8 @@ return 1`)
 // Put stores e under e.ID and returns it as stored: with a new Seq, times
 // in UTC, defaults filled in. Writing an ID again replaces its entry (a
 // worker that dies after Put re-runs the task and writes again: one entry,
-// not lost) but keeps the earliest FirstFailedAt. The write is atomic, and
+// not lost) but keeps the earliest FirstFailedAt and an OutcomeUnknown
+// mark. The write is atomic, and
 // takes one round trip for a new ID.
 func (s *Store) Put(ctx context.Context, e Entry) (Entry, error) {
 	if err := e.normalize(s.nowFunc()); err != nil {
@@ -197,6 +202,7 @@ func (s *Store) Put(ctx context.Context, e Entry) (Entry, error) {
 			if !prev.FirstFailedAt.IsZero() && prev.FirstFailedAt.Before(first) {
 				next.FirstFailedAt = prev.FirstFailedAt.UTC()
 			}
+			next.OutcomeUnknown = e.OutcomeUnknown || prev.OutcomeUnknown
 			oldProvider = prev.Provider
 		}
 		head, tail, err := encodeSplit(next)

@@ -553,3 +553,24 @@ func TestCorruptEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestPutKeepsOutcomeUnknown writes an entry marked outcome unknown, then
+// the same ID again unmarked, as a later run (the UI's "Run") whose record
+// has expired would: the mark stays.
+func TestPutKeepsOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	e := entry("pandapon:9", "pandapon", t0)
+	e.OutcomeUnknown = true
+	if _, err := s.Put(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	e.OutcomeUnknown = false
+	e.LastFailedAt = t0.Add(time.Hour)
+	if _, err := s.Put(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(t.Context(), e.ID); err != nil || !got.OutcomeUnknown {
+		t.Errorf("after an unmarked Put: %+v, %v; want the mark kept", got, err)
+	}
+}

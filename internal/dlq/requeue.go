@@ -64,9 +64,13 @@ func Replace(ctx context.Context, s *Store, enq *tasks.Enqueuer, t *asynq.Task, 
 	return res, nil
 }
 
-// rebuild returns the task of e's payload, with RequestedAt cleared, and
-// its task ID.
+// rebuild returns the task of e's payload and headers, with RequestedAt
+// cleared, and its task ID.
 func rebuild(e Entry) (*asynq.Task, string, error) {
+	opts, err := tasks.OptionsFrom(e.Headers)
+	if err != nil {
+		return nil, "", fmt.Errorf("stored headers: %w", err)
+	}
 	switch e.TaskType {
 	case tasks.TypeMeariCancel:
 		m, err := tasks.ParseMeariCancel(e.Payload)
@@ -74,7 +78,7 @@ func rebuild(e Entry) (*asynq.Task, string, error) {
 			return nil, "", fmt.Errorf("stored payload: %w", err)
 		}
 		m.RequestedAt = time.Time{}
-		t, err := tasks.NewMeariCancelTask(m)
+		t, err := tasks.NewMeariCancelTask(m, opts...)
 		return t, m.TaskID(), err
 	case tasks.TypePandaPonCancel:
 		p, err := tasks.ParsePandaPonCancel(e.Payload)
@@ -82,7 +86,7 @@ func rebuild(e Entry) (*asynq.Task, string, error) {
 			return nil, "", fmt.Errorf("stored payload: %w", err)
 		}
 		p.RequestedAt = time.Time{}
-		t, err := tasks.NewPandaPonCancelTask(p)
+		t, err := tasks.NewPandaPonCancelTask(p, opts...)
 		return t, p.TaskID(), err
 	}
 	return nil, "", fmt.Errorf("task_type: unknown type %q", e.TaskType)

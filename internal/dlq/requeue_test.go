@@ -34,6 +34,7 @@ func deadLetter(t *testing.T, rdb *redis.Client, s *Store, task *asynq.Task) Ent
 		TaskType: task.Type(),
 		Queue:    res.Queue,
 		Payload:  task.Payload(),
+		Headers:  task.Headers(),
 		Reason:   ReasonPermanent,
 		Attempts: 1,
 	})
@@ -172,4 +173,25 @@ func TestRequeueKeepsEntry(t *testing.T) {
 			t.Errorf("Requeue(missing) error = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// TestRequeueKeepsHeaders requeues a task built with a retention of its
+// own: the requeued task keeps it.
+func TestRequeueKeepsHeaders(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	s := New(rdb, "")
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 77}, tasks.WithRetention(90*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := deadLetter(t, rdb, s, task)
+	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(res.Queue, res.TaskID)
+	if err != nil || info.Retention != 90*time.Minute || info.State != asynq.TaskStatePending {
+		t.Errorf("requeued task: %+v, %v; want pending, with its 90m retention", info, err)
+	}
 }

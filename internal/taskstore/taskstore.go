@@ -148,20 +148,27 @@ type Task struct {
 	// Reported is how many of the task's runs asynq counted as failures
 	// that reported back to the attempt record (its "n" field).
 	Reported int
+	// Unknown is the attempt record's unknown-outcome mark.
+	Unknown bool
 }
 
-// peekScript returns {type, state, msg or value, record n}.
+// UnreportedRuns reports whether the task had runs that asynq counted but
+// that never reported back: their outcome is unknown.
+func (t Task) UnreportedRuns() bool { return t.Retried > t.Reported }
+
+// peekScript returns {type, state, msg or value, record n, record u}.
 // KEYS: task, attempt record.
 var peekScript = redis.NewScript(`
 local kind = redis.call("TYPE", KEYS[1]).ok
-local n = redis.call("HGET", KEYS[2], "n") or "0"
+local n, u = unpack(redis.call("HMGET", KEYS[2], "n", "u"))
+n, u = n or "0", u or "0"
 if kind == "hash" then
 	local msg, state = unpack(redis.call("HMGET", KEYS[1], "msg", "state"))
-	return {kind, state or "", msg or "", n}
+	return {kind, state or "", msg or "", n, u}
 elseif kind == "string" then
-	return {kind, "completed", redis.call("GET", KEYS[1]), n}
+	return {kind, "completed", redis.call("GET", KEYS[1]), n, u}
 end
-return {kind, "", "", n}`)
+return {kind, "", "", n, u}`)
 
 // Peek returns the task of id in queue as stored: hash or compact form.
 // With no task it returns a zero Task and no error.
@@ -170,10 +177,10 @@ func (s *Store) Peek(ctx context.Context, queue, id string) (Task, error) {
 	if err != nil {
 		return Task{}, fmt.Errorf("look up task %s: %w", id, err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return Task{}, fmt.Errorf("look up task %s: unexpected script reply %v", id, res)
 	}
-	t := Task{State: res[1], Raw: res[2]}
+	t := Task{State: res[1], Raw: res[2], Unknown: res[4] == "1"}
 	t.Reported, _ = strconv.Atoi(res[3])
 	switch res[0] {
 	case "none":
@@ -204,7 +211,7 @@ func (s *Store) Peek(ctx context.Context, queue, id string) (Task, error) {
 // otherwise.
 // KEYS: task, pending, scheduled, retry, archived, completed, attempt
 // record. ARGV: message, ID, now (Unix ns), expected raw ("" for no task),
-// mark unknown ("1" or "0"), the record's TTL when marking (ms).
+// mark unknown ("1" or "0"), the TTL of a record that keeps a mark (ms).
 var replaceScript = redis.NewScript(`
 local kind = redis.call("TYPE", KEYS[1]).ok
 local state, raw = "", ""
@@ -243,9 +250,15 @@ redis.call("LPUSH", KEYS[2], ARGV[2])
 redis.call("HDEL", KEYS[7], "n", "a", "f")
 if ARGV[5] == "1" then
 	redis.call("HSET", KEYS[7], "u", "1")
+end
+if redis.call("HEXISTS", KEYS[7], "u") == 1 then
 	redis.call("PEXPIRE", KEYS[7], ARGV[6])
 end
 return {1, state}`)
+
+// RecordTTLFloor is the least a replaced task's marked attempt record
+// lives: long enough for the new task to run and refresh it.
+const RecordTTLFloor = 7 * 24 * time.Hour
 
 // replaceAttempts bounds Replace's optimistic retries while the task keeps
 // changing under it (a worker running it, retrying it).
@@ -255,9 +268,11 @@ const replaceAttempts = 16
 // task's state ("" if there was none). It refuses an active task
 // (ErrActive). When the old task had runs that never reported back to the
 // attempt record, or had completed, the record is marked as having an
-// unknown outcome, for recordTTL: a later permanent answer for the order
-// is then flagged, as an earlier attempt may already have cancelled it.
+// unknown outcome: a later permanent answer for the order is then flagged,
+// as an earlier attempt may already have cancelled it. A record that keeps
+// a mark lives recordTTL from now, at least RecordTTLFloor.
 func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration) (string, error) {
+	recordTTL = max(recordTTL, RecordTTLFloor)
 	if err := s.publish(ctx, m.Queue); err != nil {
 		return "", fmt.Errorf("replace %s: %w", m.ID, err)
 	}
@@ -275,7 +290,7 @@ func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration)
 			return "", fmt.Errorf("replace %s: %w", m.ID, ErrActive)
 		}
 		mark := "0"
-		if old.State == StateCompleted || old.Retried > old.Reported {
+		if old.State == StateCompleted || old.UnreportedRuns() {
 			mark = "1"
 		}
 		res, err := replaceScript.Run(ctx, s.rdb, keys, encoded, m.ID, s.nowFunc().UnixNano(), old.Raw, mark, recordTTL.Milliseconds()).Slice()
@@ -488,10 +503,10 @@ type Archived struct {
 }
 
 // ArchivedSince returns up to limit of queue's archived tasks archived at
-// or after since, oldest first.
-func (s *Store) ArchivedSince(ctx context.Context, queue string, since time.Time, limit int) ([]Archived, error) {
+// or after since, oldest first, skipping the first skip of them.
+func (s *Store) ArchivedSince(ctx context.Context, queue string, since time.Time, skip, limit int) ([]Archived, error) {
 	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, archivedKey(queue), &redis.ZRangeBy{
-		Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf", Count: int64(limit),
+		Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf", Offset: int64(skip), Count: int64(limit),
 	}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list archived tasks of %s: %w", queue, err)
@@ -533,4 +548,32 @@ func (s *Store) DropArchived(ctx context.Context, queue string, ids ...string) (
 		return 0, fmt.Errorf("delete archived tasks of %s: %w", queue, err)
 	}
 	return n, nil
+}
+
+// Running names a task being processed, for MarkUnknown.
+type Running struct {
+	Queue, ID string
+	// TTL is how long its attempt record must live.
+	TTL time.Duration
+}
+
+// MarkUnknown marks the attempt records of tasks as having an unknown
+// outcome, in one round trip: for calls about to be cut off at shutdown,
+// which asynq puts back in their queue without counting them, so that a
+// later permanent answer is flagged even if the worker dies before it can
+// note the cut itself.
+func (s *Store) MarkUnknown(ctx context.Context, tasks []Running) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, t := range tasks {
+		k := AttemptKey(t.Queue, t.ID)
+		pipe.HSet(ctx, k, "u", "1")
+		pipe.PExpire(ctx, k, t.TTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("mark %d running tasks' outcome unknown: %w", len(tasks), err)
+	}
+	return nil
 }

@@ -503,3 +503,27 @@ func TestCompactSkipsStrayIndexEntries(t *testing.T) {
 		t.Errorf("index entries left: %d, %v; want none", left, err)
 	}
 }
+
+// TestReplaceRecordTTL replaces a completed task with a zero retention,
+// which would expire the marked record at once: it lives RecordTTLFloor.
+func TestReplaceRecordTTL(t *testing.T) {
+	t.Parallel()
+	s, rdb, _ := newStore(t)
+	ctx := t.Context()
+	m := message("ttl")
+	m.CompletedAt = time.Now().Unix()
+	if err := rdb.HSet(ctx, taskstore.TaskKey(queue, "ttl"), "msg", m.Encode(), "state", "completed").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replace(ctx, message("ttl"), 0); err != nil {
+		t.Fatal(err)
+	}
+	task, err := s.Peek(ctx, queue, "ttl")
+	if err != nil || !task.Unknown {
+		t.Fatalf("after replacing a completed task: %+v, %v; want the record marked", task, err)
+	}
+	ttl, err := rdb.PTTL(ctx, taskstore.AttemptKey(queue, "ttl")).Result()
+	if err != nil || ttl < taskstore.RecordTTLFloor-time.Minute {
+		t.Errorf("record TTL %s, %v; want at least %s", ttl, err, taskstore.RecordTTLFloor)
+	}
+}

@@ -88,6 +88,9 @@ type Handler struct {
 	nowFunc  func() time.Time
 	stopping func() bool
 	inflight sync.WaitGroup // ProcessTask calls running
+
+	mu      sync.Mutex
+	running map[string]taskstore.Running // task ID → the call in progress
 }
 
 var _ asynq.Handler = (*Handler)(nil)
@@ -118,6 +121,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		store:    taskstore.New(cfg.Redis),
 		nowFunc:  cfg.NowFunc,
 		stopping: cfg.ShuttingDown,
+		running:  map[string]taskstore.Running{},
 	}
 	if h.obs == nil {
 		h.obs = nopObserver{}
@@ -146,6 +150,33 @@ func (h *Handler) Wait(timeout time.Duration) bool {
 		return true
 	case <-time.After(timeout):
 		return false
+	}
+}
+
+// MarkRunningUnknown marks every call in progress as having an unknown
+// outcome in its attempt record. The worker calls it just before asynq's
+// shutdown cuts those calls off: asynq puts them back uncounted, and a
+// call that succeeds in the moment between, or a worker killed right
+// after, would otherwise leave no trace.
+func (h *Handler) MarkRunningUnknown(ctx context.Context) error {
+	h.mu.Lock()
+	running := make([]taskstore.Running, 0, len(h.running))
+	for _, r := range h.running {
+		running = append(running, r)
+	}
+	h.mu.Unlock()
+	return h.store.MarkUnknown(ctx, running)
+}
+
+// track notes a call in progress until the returned func is called.
+func (h *Handler) track(r taskstore.Running) func() {
+	h.mu.Lock()
+	h.running[r.ID] = r
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		delete(h.running, r.ID)
+		h.mu.Unlock()
 	}
 }
 
@@ -180,17 +211,28 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	provider := tasks.ProviderOf(t.Type())
 	log := h.log.With(zap.String("provider", provider), zap.String("task_id", taskID))
 
+	policy := h.Policy(provider)
+	// Bookkeeping must survive the task's context ending at shutdown, but
+	// not hang on a Redis that does not answer.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+
 	j, err := h.decode(t)
 	if err != nil {
-		// Retrying the same bytes on the same worker cannot help.
+		// Retrying the same bytes on the same worker cannot help. An
+		// earlier run, on a worker configured otherwise, may have called
+		// the upstream: the record says.
 		reason := dlq.ReasonBadPayload
 		if errors.Is(err, errNotServable) {
 			reason = dlq.ReasonMisconfigured
 		}
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, outcome{attempt: taskstore.Attempt{Number: retried + 1}}, reason, err)
+		return h.deadLetter(ctx, log, t, taskID, provider, j.order, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
 	}
 	log = log.With(zap.String("order", j.order), zap.Int("attempt", retried+1))
 
+	// Tracked until asynq has the answer, so that a shutdown cut-off
+	// finds it (MarkRunningUnknown).
+	defer h.track(taskstore.Running{Queue: queue, ID: taskID, TTL: policy.RecordTTL()})()
 	start := h.nowFunc()
 	callErr := j.call(ctx)
 	latency := h.nowFunc().Sub(start)
@@ -210,25 +252,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	log = log.With(zap.String("class", pe.Class.String()), zap.String("upstream_code", pe.Code))
 	now := h.nowFunc()
 	interrupted := ctx.Err() != nil
-	policy := h.Policy(provider)
+	exhausted := pe.Class == providers.Transient && policy.Exhausted(retried+1)
+	tooOld := pe.Class == providers.Transient && !exhausted && policy.TooOld(j.requestedAt, now)
 
-	// Bookkeeping must survive the task's context ending at shutdown, but
-	// not hang on a Redis that does not answer.
-	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
-	defer cancel()
 	// asynq counts the run as a failure when it retries it with IsFailure
-	// true: a transient failure we return. A call cut short goes back to
-	// its queue uncounted at shutdown, counted on a deadline or a lost
-	// lease: when unsure, say uncounted, which can only make the next
-	// failure flag an unknown outcome, never miss one.
-	counted := !interrupted && pe.Class == providers.Transient
-	out := outcome{unknown: pe.Unknown}
-	out.attempt, err = h.store.RecordFailure(bg, queue, taskID, retried, counted, pe.Unknown, now, policy.RecordTTL())
-	if err != nil {
-		log.Warn("could not update the attempt record", zap.Error(err))
-		out.attempt = taskstore.Attempt{Number: retried + 1, FirstFailedAt: now}
-	}
-	out.earlierUnknown = out.attempt.EarlierUnknown
+	// true: a transient failure we return for a retry. Not one we
+	// dead-letter (asynq archives it uncounted), not an auth failure, not
+	// at shutdown (asynq may already have put the task back, uncounted),
+	// not a call cut short (uncounted at shutdown, counted on a deadline or
+	// a lost lease): when unsure, say uncounted, which can only make the
+	// next failure flag an unknown outcome, never miss one.
+	counted := !interrupted && !h.stopping() && pe.Class == providers.Transient && !exhausted && !tooOld
+	out := h.record(bg, log, queue, taskID, retried, counted, pe.Unknown, policy)
+	out.unknown = pe.Unknown
 	wrapped := fmt.Errorf("cancel %s %s: %w", provider, j.order, callErr)
 	if interrupted {
 		// Shutdown, the task deadline or a lost lease: asynq puts the task
@@ -237,21 +273,33 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return wrapped
 	}
 
-	switch pe.Class {
-	case providers.Permanent:
+	switch {
+	case pe.Class == providers.Permanent:
 		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonPermanent, wrapped)
-	case providers.Auth:
+	case pe.Class == providers.Auth:
 		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
 		return wrapped
-	}
-	switch {
-	case policy.Exhausted(retried + 1):
+	case exhausted:
 		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonRetriesExhausted, wrapped)
-	case policy.TooOld(j.requestedAt, now):
+	case tooOld:
 		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonMaxAge, wrapped)
 	}
 	log.Warn("attempt failed; will retry", zap.Error(callErr))
 	return wrapped
+}
+
+// record notes a failed run in the task's attempt record and returns what
+// the record says. When Redis fails, it says that an earlier outcome is
+// unknown: it cannot tell otherwise, and flagging an entry is the safe
+// mistake.
+func (h *Handler) record(ctx context.Context, log *zap.Logger, queue, taskID string, retried int, counted, unknown bool, policy retry.Policy) outcome {
+	now := h.nowFunc()
+	a, err := h.store.RecordFailure(ctx, queue, taskID, retried, counted, unknown, now, policy.RecordTTL())
+	if err != nil {
+		log.Warn("could not update the attempt record; an earlier attempt's outcome is taken as unknown", zap.Error(err))
+		a = taskstore.Attempt{Number: retried + 1, FirstFailedAt: now, EarlierUnknown: true}
+	}
+	return outcome{attempt: a, earlierUnknown: a.EarlierUnknown}
 }
 
 // bookkeepingTimeout bounds the Redis writes made after an upstream call.
@@ -284,6 +332,7 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 		TaskType:       t.Type(),
 		Queue:          tasks.QueueFor(provider),
 		Payload:        append([]byte(nil), t.Payload()...),
+		Headers:        t.Headers(),
 		Reason:         reason,
 		Message:        providers.Truncate(cause.Error(), 1024),
 		OutcomeUnknown: out.earlierUnknown || (out.unknown && reason != dlq.ReasonPermanent) || tasks.PriorOutcomeUnknown(t),

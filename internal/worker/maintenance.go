@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
@@ -49,7 +50,15 @@ type maintainer struct {
 	queues       []string
 	interval     time.Duration
 	compactAfter time.Duration
-	since        map[string]time.Time // queue → archive time already reconciled
+	cursors      map[string]cursor // queue → where the archive was reconciled up to
+	passes       atomic.Int64      // completed passes, for tests
+}
+
+// cursor is a place in a queue's archive, ordered by archive time in whole
+// seconds: the tasks archived at or after at, less the first skip of them.
+type cursor struct {
+	at   time.Time
+	skip int
 }
 
 // run maintains until ctx ends, once at once and then every interval.
@@ -78,6 +87,7 @@ func (m *maintainer) pass(ctx context.Context) {
 			m.log.Warn("could not reconcile the archive with the dead-letter queue", zap.String("queue", q), zap.Error(err))
 		}
 	}
+	m.passes.Add(1)
 }
 
 // compact compacts queue's completed tasks older than compactAfter.
@@ -94,10 +104,12 @@ func (m *maintainer) compact(ctx context.Context, queue string) (int, error) {
 }
 
 // reconcile files an entry for each task archived in queue since the last
-// pass that has none.
+// pass that has none. It pages by archive time and, within one second (an
+// "archive all" gives thousands of tasks the same time), by position.
 func (m *maintainer) reconcile(ctx context.Context, queue string) error {
 	for ctx.Err() == nil {
-		archived, err := m.store.ArchivedSince(ctx, queue, m.since[queue], reconcileBatch)
+		c := m.cursors[queue]
+		archived, err := m.store.ArchivedSince(ctx, queue, c.at, c.skip, reconcileBatch)
 		if err != nil || len(archived) == 0 {
 			return err
 		}
@@ -115,15 +127,23 @@ func (m *maintainer) reconcile(ctx context.Context, queue string) error {
 			}
 		}
 		last := archived[len(archived)-1].At
-		if len(archived) < reconcileBatch {
-			m.since[queue] = last.Add(-reconcileOverlap)
+		switch {
+		case len(archived) < reconcileBatch:
+			// Caught up: next time, look back a little.
+			m.cursors[queue] = cursor{at: last.Add(-reconcileOverlap)}
 			return nil
+		case last.Equal(c.at):
+			// The whole batch within the cursor's second: step past it.
+			m.cursors[queue] = cursor{at: c.at, skip: c.skip + len(archived)}
+		default:
+			same := 0
+			for _, a := range archived {
+				if a.At.Equal(last) {
+					same++
+				}
+			}
+			m.cursors[queue] = cursor{at: last, skip: same}
 		}
-		if !last.After(m.since[queue]) {
-			// A full batch archived within one second: step past it.
-			last = last.Add(time.Second)
-		}
-		m.since[queue] = last
 	}
 	return ctx.Err()
 }
@@ -139,18 +159,26 @@ func (m *maintainer) file(ctx context.Context, queue, id string) error {
 	case info.State != asynq.TaskStateArchived:
 		return nil
 	}
+	// Whatever archived it, the task may have had runs whose outcome is
+	// unknown: the attempt record and the task's own mark say.
+	task, err := m.store.Peek(ctx, queue, id)
+	if err != nil {
+		return err
+	}
 	provider, order := tasks.OrderOf(info.Type, info.Payload)
 	e := dlq.Entry{
-		ID:           id,
-		Provider:     provider,
-		Order:        order,
-		TaskType:     info.Type,
-		Queue:        queue,
-		Payload:      info.Payload,
-		Reason:       dlq.ReasonArchived,
-		Message:      providers.Truncate("archived without a dead-letter entry (the monitoring UI, asynq's retry limit or a handler panic); asynq's last error: "+info.LastErr, dlq.MessageLimit),
-		Attempts:     info.Retried + 1,
-		LastFailedAt: info.LastFailedAt,
+		ID:             id,
+		Provider:       provider,
+		Order:          order,
+		TaskType:       info.Type,
+		Queue:          queue,
+		Payload:        info.Payload,
+		Headers:        info.Headers,
+		OutcomeUnknown: task.Unknown || task.UnreportedRuns() || info.Headers[tasks.HeaderPriorOutcomeUnknown] == "1",
+		Reason:         dlq.ReasonArchived,
+		Message:        providers.Truncate("archived without a dead-letter entry (the monitoring UI, asynq's retry limit or a handler panic); asynq's last error: "+info.LastErr, dlq.MessageLimit),
+		Attempts:       info.Retried + 1,
+		LastFailedAt:   info.LastFailedAt,
 	}
 	if e.Provider == "" {
 		e.Provider = "unknown"
@@ -160,7 +188,8 @@ func (m *maintainer) file(ctx context.Context, queue, id string) error {
 	}
 	m.obs.Reconciled(e.Provider)
 	m.log.Warn("archived task had no dead-letter entry: filed one",
-		zap.String("provider", e.Provider), zap.String("order", e.Order), zap.String("task_id", id), zap.String("queue", queue))
+		zap.String("provider", e.Provider), zap.String("order", e.Order), zap.String("task_id", id), zap.String("queue", queue),
+		zap.Bool("outcome_unknown", e.OutcomeUnknown))
 	return nil
 }
 

@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,6 +222,17 @@ func TestSuccessPathNoRedisCalls(t *testing.T) {
 	}
 }
 
+// waitPasses waits until w's maintainer has completed n more passes.
+func waitPasses(t *testing.T, w *Worker, n int64) {
+	t.Helper()
+	want := w.maint.passes.Load() + n
+	for deadline := time.Now().Add(15 * time.Second); w.maint.passes.Load() < want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("maintenance ran %d passes, want %d", w.maint.passes.Load(), want)
+		}
+	}
+}
+
 // TestReconcilerFilesArchived archives tasks as the monitoring UI's
 // buttons do, around the worker: the maintenance pass files a DLQ entry
 // for each, says so, and leaves the worker's own entries alone.
@@ -236,19 +249,28 @@ func TestReconcilerFilesArchived(t *testing.T) {
 	}
 	var archived []tasks.Result
 	for _, order := range []string{"2542285634920881001", "2542285634920881002"} {
-		res := r.enqueuePandaPon(t, order)
+		archived = append(archived, r.enqueuePandaPon(t, order))
+	}
+	// The second had a run whose outcome is unknown, as a reset after the
+	// request was sent leaves it, before it was archived.
+	if _, err := taskstore.New(r.rdb).RecordFailure(t.Context(), archived[1].Queue, archived[1].TaskID, 0, true, true, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range archived {
 		if err := r.insp.ArchiveTask(res.Queue, res.TaskID); err != nil {
 			t.Fatal(err)
 		}
-		archived = append(archived, res)
 	}
-	for _, res := range archived {
+	for i, res := range archived {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			e, err := r.store.Get(t.Context(), res.TaskID)
 			if err == nil {
 				if e.Reason != dlq.ReasonArchived || e.Provider != tasks.ProviderPandaPon || e.Order != res.TaskID[len("pandapon:"):] || len(e.Payload) == 0 {
 					t.Errorf("filed entry %+v", e)
+				}
+				if e.OutcomeUnknown != (i == 1) {
+					t.Errorf("filed entry %s: outcome unknown %v, want %v", e.ID, e.OutcomeUnknown, i == 1)
 				}
 				break
 			}
@@ -270,7 +292,7 @@ func TestReconcilerFilesArchived(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
-	time.Sleep(100 * time.Millisecond) // several maintenance passes; nothing to signal their absence of effect
+	waitPasses(t, r.w, 3)
 	if _, err := r.store.Get(t.Context(), archived[0].TaskID); !errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("a purged entry came back: %v", err)
 	}
@@ -305,5 +327,148 @@ func TestWorkerCompactsCompleted(t *testing.T) {
 	}
 	if n := len(r.sb.Calls("meari", "DONE-1")); n != 1 {
 		t.Errorf("upstream calls %d, want 1", n)
+	}
+}
+
+// TestReconcilerArchiveAll archives more tasks than one reconcile batch in
+// the same second, as the UI's "archive all" does: every one gets its
+// entry.
+func TestReconcilerArchiveAll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("enqueues 1,500 tasks")
+	}
+	t.Parallel()
+	r := newRig(t, withMaintenance(20*time.Millisecond, 0))
+	if err := r.insp.PauseQueue(tasks.QueuePandaPon); err != nil {
+		t.Fatal(err)
+	}
+	const n = reconcileBatch + 500
+	for i := range n {
+		r.enqueuePandaPon(t, fmt.Sprint(1000000+i))
+	}
+	if _, err := r.insp.ArchiveAllPendingTasks(tasks.QueuePandaPon); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := r.store.Count(t.Context(), tasks.ProviderPandaPon)
+		if err == nil && c == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries filed, want %d (%v)", c, n, err)
+		}
+	}
+}
+
+// TestDeadLetteringCountsNothing checks that a run the worker dead-letters
+// is not noted as one asynq counted: asynq archives it without counting,
+// and a later run (the UI's "Run", then a crash) must still show a gap.
+func TestDeadLetteringCountsNothing(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy
+	p.MaxAttempts = 2
+	r := newRig(t, withPolicy(p))
+	r.sb.Script("meari", "EXH-1", sandbox.HTTPStatus(503))
+	res := r.enqueueMeari(t, "EXH-1")
+	info := r.waitState(t, res, asynq.TaskStateArchived)
+	n, err := r.rdb.HGet(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID), "n").Int()
+	if err != nil || n != info.Retried {
+		t.Fatalf("record n = %d, %v; want asynq's retry count %d", n, err, info.Retried)
+	}
+	// Run from the UI, crashed: asynq's lease recovery counts it.
+	a, err := taskstore.New(r.rdb).RecordFailure(t.Context(), res.Queue, res.TaskID, info.Retried+1, false, false, time.Now(), time.Hour)
+	if err != nil || !a.EarlierUnknown {
+		t.Errorf("after a crashed run: %+v, %v; want an earlier unknown outcome", a, err)
+	}
+}
+
+// failRecordHook fails every script on an attempt record, as a Redis gone
+// at that moment would.
+type failRecordHook struct{ countingHook }
+
+func (h *failRecordHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.HasPrefix(cmd.Name(), "eval") && strings.Contains(fmt.Sprint(cmd.Args()), ":attempt:") {
+			err := errors.New("connection reset by peer")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestRecordFailureUnreadable checks that a permanent answer whose attempt
+// record cannot be read is dead-lettered marked outcome unknown: the
+// worker cannot tell, and flagging is the safe mistake.
+func TestRecordFailureUnreadable(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.w.Shutdown()
+	failing := redis.NewClient(r.rdb.Options())
+	t.Cleanup(func() { _ = failing.Close() })
+	failing.AddHook(&failRecordHook{})
+	h, err := NewHandler(HandlerConfig{
+		Logger: r.opts.Logger, Redis: failing, DLQ: dlq.New(r.rdb, ""),
+		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
+		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := asynq.NewServerFromRedisClient(r.rdb, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{tasks.QueueMeari: 1}, TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	r.sb.Script("meari", "NOREC-1", sandbox.MeariCode("4001"))
+	res := r.enqueueMeari(t, "NOREC-1")
+	r.waitState(t, res, asynq.TaskStateArchived)
+	e, err := r.store.Get(t.Context(), res.TaskID)
+	if err != nil || !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent {
+		t.Errorf("entry %+v, %v; want permanent, outcome unknown", e, err)
+	}
+}
+
+// TestMarkRunningUnknown marks a call in flight, as the worker does just
+// before asynq cuts such calls off at shutdown.
+func TestMarkRunningUnknown(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withUpstreamTimeout(time.Minute))
+	r.sb.Script("meari", "MARK-1", sandbox.Slow(time.Minute, sandbox.OK()))
+	res := r.enqueueMeari(t, "MARK-1")
+	waitCalls(t, r.sb, "meari", "MARK-1", 1)
+	if err := r.w.handler.MarkRunningUnknown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	task, err := taskstore.New(r.rdb).Peek(t.Context(), res.Queue, res.TaskID)
+	if err != nil || !task.Unknown {
+		t.Errorf("after the mark: %+v, %v; want the record marked unknown", task, err)
+	}
+	if err := r.w.handler.MarkRunningUnknown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdownMarksBeforeCutOff lets the calls' own bookkeeping fail, as a
+// worker killed right after asynq's cut-off would: the mark written just
+// before the cut-off still flags the order.
+func TestShutdownMarksBeforeCutOff(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withShutdownTimeout(400*time.Millisecond), withUpstreamTimeout(time.Minute))
+	r.w.Shutdown()
+	hooked := redis.NewClient(r.rdb.Options())
+	t.Cleanup(func() { _ = hooked.Close() })
+	hooked.AddHook(&failRecordHook{})
+	r.opts.Redis = hooked
+	w := r.restart(t)
+	r.sb.Script("meari", "MARKED-1", sandbox.Slow(time.Minute, sandbox.OK()))
+	res := r.enqueueMeari(t, "MARKED-1")
+	waitCalls(t, r.sb, "meari", "MARKED-1", 1)
+	w.Shutdown()
+	task, err := taskstore.New(r.rdb).Peek(t.Context(), res.Queue, res.TaskID)
+	if err != nil || !task.Unknown || task.State != taskstore.StatePending {
+		t.Errorf("after the cut-off: %+v, %v; want the task pending and its record marked unknown", task, err)
 	}
 }

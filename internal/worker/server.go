@@ -56,9 +56,11 @@ type Worker struct {
 	queues  map[string]int
 	state   atomic.Int32 // stateNew, stateRunning or stateStopped
 	maint   *maintainer  // nil when off
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the maintainer returns
-	log     *zap.Logger
+	// shutdownTimeout is asynq's: how long Shutdown lets calls run.
+	shutdownTimeout time.Duration
+	stop            context.CancelFunc
+	done            chan struct{} // closed when the maintainer returns
+	log             *zap.Logger
 }
 
 // Worker states, for Running.
@@ -146,6 +148,10 @@ func New(o Options) (*Worker, error) {
 		LogLevel:                 level,
 	})
 	w.srv, w.mux, w.handler, w.queues = srv, mux, h, queues
+	w.shutdownTimeout = c.ShutdownTimeout
+	if w.shutdownTimeout <= 0 {
+		w.shutdownTimeout = 8 * time.Second // asynq's default
+	}
 	if o.MaintenanceInterval >= 0 {
 		obs := o.Observer
 		if obs == nil {
@@ -160,7 +166,7 @@ func New(o Options) (*Worker, error) {
 			queues:       sortedQueues(queues),
 			interval:     cmp.Or(o.MaintenanceInterval, MaintenanceIntervalDefault),
 			compactAfter: max(cmp.Or(o.CompactAfter, CompactAfterDefault), 0),
-			since:        map[string]time.Time{},
+			cursors:      map[string]cursor{},
 		}
 	}
 	return w, nil
@@ -189,6 +195,11 @@ func (w *Worker) Start() error {
 // shutdown, for calls it cut short to note that in their attempt records.
 const handlerWaitTimeout = 5 * time.Second
 
+// markAheadMax is how long before asynq cuts off the calls still running
+// at shutdown that they are marked as having an unknown outcome: a quarter
+// of the shutdown timeout, at most this.
+const markAheadMax = time.Second
+
 // Shutdown stops fetching, waits up to the configured shutdown timeout for
 // in-flight calls, and puts back any still running: they are retried by
 // the next worker, nothing is lost. Each call cut short then notes in its
@@ -196,7 +207,19 @@ const handlerWaitTimeout = 5 * time.Second
 // answer is flagged; Shutdown waits for that, within handlerWaitTimeout.
 func (w *Worker) Shutdown() {
 	w.state.Store(stateStopped)
+	// Just before asynq cuts the calls still running off, mark them: if
+	// one succeeds in the moment between, or the worker is killed before
+	// the calls note the cut themselves, the mark still tells.
+	ahead := min(w.shutdownTimeout/4, markAheadMax)
+	mark := time.AfterFunc(w.shutdownTimeout-ahead, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ahead+bookkeepingTimeout)
+		defer cancel()
+		if err := w.handler.MarkRunningUnknown(ctx); err != nil {
+			w.log.Warn("could not mark the calls about to be cut off", zap.Error(err))
+		}
+	})
 	w.srv.Shutdown()
+	mark.Stop()
 	if !w.handler.Wait(handlerWaitTimeout) {
 		w.log.Warn("calls cut short at shutdown did not finish their bookkeeping in time", zap.Duration("waited", handlerWaitTimeout))
 	}
