@@ -16,6 +16,7 @@ import (
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // buildWorker builds the worker binary into a temporary directory.
@@ -46,6 +47,19 @@ func startWorker(t *testing.T, bin string, env []string) (*exec.Cmd, *syncBuffer
 		}
 	})
 	return cmd, &logs
+}
+
+// binaryRig builds the worker binary and starts a Redis and a sandbox
+// PandaPon upstream (access key "ak", secret "as-secret", user "u1") for it.
+func binaryRig(t *testing.T) (bin string, srv *redistest.Server, rdb *redis.Client, sb *sandbox.Sandbox, up *httptest.Server) {
+	t.Helper()
+	bin = buildWorker(t)
+	srv = redistest.New(t)
+	rdb = srv.Client(t)
+	sb = sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
+	up = httptest.NewServer(sb)
+	t.Cleanup(up.Close)
+	return bin, srv, rdb, sb, up
 }
 
 // logField waits until logs hold a JSON line with message msg and returns
@@ -80,12 +94,7 @@ func TestSIGKILLMidCall(t *testing.T) {
 		t.Skip("kills the worker binary and waits out asynq's lease")
 	}
 	t.Parallel()
-	bin := buildWorker(t)
-	redis := redistest.New(t)
-	rdb := redis.Client(t)
-	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
-	up := httptest.NewServer(sb)
-	t.Cleanup(up.Close)
+	bin, redis, rdb, sb, up := binaryRig(t)
 
 	const order = "2542285634920880794"
 	refused := false

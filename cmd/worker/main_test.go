@@ -231,12 +231,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 		t.Skip("builds and runs the worker binary")
 	}
 	t.Parallel()
-	bin := buildWorker(t)
-	redis := redistest.New(t)
-	rdb := redis.Client(t)
-	sb := sandbox.New(sandbox.Config{PandaPon: sandbox.PandaPonAccount{AccessKey: "ak", AccessSecret: "as-secret", UserID: "u1"}})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	bin, redis, rdb, sb, srv := binaryRig(t)
 
 	const n = 12
 	enq := tasks.NewEnqueuer(rdb)
