@@ -96,22 +96,9 @@ func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ta
 		return st, nil
 	}
 
-	task, err := taskstore.New(rdb).Peek(ctx, st.Queue, taskID)
-	switch {
-	case err != nil:
-		return Status{}, fmt.Errorf("status %s: %w", taskID, err)
-	case task.State == "":
-		return st, nil
-	case task.Compact:
-		st.State, st.Retried, st.CompletedAt = StateCompleted, task.Retried, timePtr(task.CompletedAt)
-		return st, nil
-	}
-	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(st.Queue, taskID)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return st, nil
-	case err != nil:
-		return Status{}, fmt.Errorf("status %s: %w", taskID, err)
+	info, err := readTask(ctx, rdb, &st, taskID)
+	if err != nil || info == nil {
+		return st, err
 	}
 	st.Retried = info.Retried
 	if p, o := tasks.OrderOf(info.Type, info.Payload); o != "" {
@@ -143,6 +130,36 @@ func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ta
 		st.LastFailedAt = timePtr(info.LastFailedAt)
 	}
 	return st, nil
+}
+
+// readTask reads the task of st from asynq. A compacted completed task,
+// which asynq's Inspector cannot read, is put in st (completed, its time
+// and retry count) and no info is returned; so is a missing task (st is
+// left not found). A task compacted between the two reads is read again.
+func readTask(ctx context.Context, rdb redis.UniversalClient, st *Status, taskID string) (*asynq.TaskInfo, error) {
+	ts, insp := taskstore.New(rdb), asynq.NewInspectorFromRedisClient(rdb)
+	var lastErr error
+	for range 2 {
+		task, err := ts.Peek(ctx, st.Queue, taskID)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("status %s: %w", taskID, err)
+		case task.State == "":
+			return nil, nil
+		case task.Compact:
+			st.State, st.Retried, st.CompletedAt = StateCompleted, task.Retried, timePtr(task.CompletedAt)
+			return nil, nil
+		}
+		info, err := insp.GetTaskInfo(st.Queue, taskID)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			return nil, nil
+		case err == nil:
+			return info, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("status %s: %w", taskID, lastErr)
 }
 
 // fromID returns the provider and order named by a task ID:
