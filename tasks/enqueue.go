@@ -76,8 +76,8 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Resu
 		res.AlreadyQueued, res.State = !enqueued, state
 		return res, nil
 	}
-	// The attempt record keeps its unknown-outcome mark as long as a
-	// finished task would be kept.
+	// A marked attempt record lives as long as a finished task would be
+	// kept, at least taskstore.RecordTTLFloor.
 	old, err := e.store.Replace(ctx, m, m.Retention)
 	if errors.Is(err, taskstore.ErrActive) {
 		return Result{}, fmt.Errorf("force enqueue %s: %w", m.ID, ErrActive)

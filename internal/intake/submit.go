@@ -15,7 +15,7 @@ import (
 // per item and the enqueue commands print it.
 const (
 	// StateQueued: enqueued now; with force, in place of the order's
-	// earlier task (Replaced, and TaskState its state).
+	// earlier task (Replaced, and Result.State, "task_state", its state).
 	StateQueued = "queued"
 	// StateAlreadyQueued: a task for the order is waiting, retrying or
 	// running; nothing new was enqueued.
