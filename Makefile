@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test test-short demo lint fmt bench compose-check clean
+.PHONY: all build test test-short demo lint fmt bench bench-quick bench-go compose-check clean
 
 all: lint test build
 
@@ -27,7 +27,19 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# The worker against asynq's no-op handler and a hand-written handler, and
+# enqueue file against a plain asynq client, in one run (about 10 minutes;
+# run it with nothing else busy). Writes BENCHMARKS.md.
 bench:
+	$(GO) run ./bench -out BENCHMARKS.md
+
+# The same with N = 2,000 and one repetition: checks that it works and that
+# every task is processed exactly once (the test suite runs it too).
+bench-quick:
+	$(GO) run ./bench -quick
+
+# Go micro-benchmarks (allocations per call and the like).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Validates docker-compose.yml without a Docker engine.

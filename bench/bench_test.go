@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestQuick runs the quick benchmark end to end: its own Redis and stub,
+// the three contenders, pickup and enqueue. It asserts that the benchmark
+// works and that every task was processed exactly once (the bench exits 1
+// otherwise), never a speed.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the quick benchmark takes about 40 s")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("REQUIRE_REDIS") == "1" {
+			t.Fatal("REQUIRE_REDIS=1 but redis-server is not on PATH")
+		}
+		t.Skip("redis-server is not on PATH")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	report := filepath.Join(dir, "report.md")
+	cmd := exec.Command(bin, "-quick", "-out", report)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench -quick: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{
+		"| 20ms | 200 | (c) cancelworker worker |",
+		"| 0s | 50 | (a) asynq, no-op handler |",
+		"## Idle pickup", "| `enqueue file` |", "## Targets",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "violations") {
+		t.Errorf("report lists exactly-once violations:\n%s", text)
+	}
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+)
+
+// cell names one throughput configuration of one contender.
+type cell struct {
+	k     contender
+	delay time.Duration
+	conc  int
+}
+
+// report is everything one benchmark run measured.
+type report struct {
+	s          settings
+	started    time.Time
+	took       time.Duration
+	machine    []string
+	runs       map[cell][]runResult
+	pickups    map[contender]pickupResult
+	enqueue    map[bool][]enqueueResult // key: "enqueue file" (true) or the plain client
+	violations []string
+}
+
+// measure runs every measurement, contenders interleaved within each
+// repetition so that drift on the machine touches them alike.
+func (b *bench) measure(ctx context.Context) (*report, error) {
+	r := &report{s: b.s, started: time.Now().UTC(), runs: map[cell][]runResult{}, pickups: map[contender]pickupResult{}, enqueue: map[bool][]enqueueResult{}}
+	r.machine = b.machine()
+	note := func(what string, bad []string) {
+		for _, v := range bad {
+			r.violations = append(r.violations, what+": "+v)
+		}
+		if len(bad) > 0 {
+			b.keep = true
+		}
+	}
+	for _, d := range b.s.delays {
+		for _, c := range b.s.concurrency {
+			for rep := range b.s.reps {
+				if !b.s.parts["throughput"] {
+					break
+				}
+				for _, k := range contenders {
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+					res, bad, err := b.throughput(ctx, k, d, c, b.s.n)
+					what := fmt.Sprintf("%s, delay %s, concurrency %d, repetition %d", k.key, d, c, rep+1)
+					if err != nil {
+						b.keep = true
+						return nil, fmt.Errorf("%s: %w", what, err)
+					}
+					note(what, bad)
+					r.runs[cell{k, d, c}] = append(r.runs[cell{k, d, c}], res)
+					fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s  %4.0f µs CPU/task  %3.0f MB\n", what, res.rate, micros(res.cpu), mb(res.rss))
+				}
+			}
+		}
+	}
+	for _, k := range []contender{handwrittenC, workerBin} {
+		if !b.s.parts["pickup"] {
+			break
+		}
+		res, bad, err := b.pickup(ctx, k, b.s.pickups)
+		if err != nil {
+			b.keep = true
+			return nil, fmt.Errorf("idle pickup, %s: %w", k.key, err)
+		}
+		note("idle pickup, "+k.key, bad)
+		r.pickups[k] = res
+		fmt.Fprintf(os.Stderr, "bench: idle pickup %-14s p50 %s p99 %s; idle Redis %.0f commands/s\n", k.key, res.p50, res.p99, res.idleCommands)
+	}
+	path, err := b.writeOrders(b.s.enqueueN)
+	if err != nil {
+		return nil, err
+	}
+	for rep := range b.s.reps {
+		if !b.s.parts["enqueue"] {
+			break
+		}
+		for _, fileCmd := range []bool{true, false} {
+			res, bad, err := b.enqueueRun(ctx, fileCmd, path, b.s.enqueueN)
+			what := fmt.Sprintf("enqueue, %s, repetition %d", producerName(fileCmd), rep+1)
+			if err != nil {
+				b.keep = true
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			note(what, bad)
+			r.enqueue[fileCmd] = append(r.enqueue[fileCmd], res)
+			fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s\n", what, res.rate)
+		}
+	}
+	r.took = time.Since(r.started)
+	return r, nil
+}
+
+func producerName(fileCmd bool) string {
+	if fileCmd {
+		return "`enqueue file`"
+	}
+	return "plain asynq.Client, 16 goroutines"
+}
+
+// machine describes where the run happened.
+func (b *bench) machine() []string {
+	var lines []string
+	if out, err := exec.Command("uname", "-srm").Output(); err == nil {
+		lines = append(lines, "OS: "+strings.TrimSpace(string(out)))
+	}
+	if cpuinfo, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(cpuinfo), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				lines = append(lines, "CPU: "+strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":")))
+				break
+			}
+		}
+	}
+	lines = append(lines, fmt.Sprintf("cores: %d (GOMAXPROCS %d for the contenders, 1 for the stub)", runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	if meminfo, err := os.ReadFile("/proc/meminfo"); err == nil {
+		first, _, _ := strings.Cut(string(meminfo), "\n")
+		lines = append(lines, "memory: "+strings.Join(strings.Fields(strings.TrimPrefix(first, "MemTotal:")), " "))
+	}
+	lines = append(lines, "Go: "+runtime.Version())
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/hibiken/asynq", "github.com/redis/go-redis/v9":
+				lines = append(lines, d.Path+" "+d.Version)
+			}
+		}
+	}
+	if b.redisVersion != "" {
+		lines = append(lines, b.redisVersion)
+	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		lines = append(lines, "commit: "+strings.TrimSpace(string(out)))
+	}
+	return lines
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func mb(b int64) float64             { return float64(b) / (1 << 20) }
+
+// percentile returns the p-th percentile of ds by nearest rank.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (p*len(s)+99)/100 - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func pick[T any](rs []T, f func(T) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+func (r *report) rate(k contender, d time.Duration, c int) float64 {
+	return median(pick(r.runs[cell{k, d, c}], func(x runResult) float64 { return x.rate }))
+}
+
+func (r *report) markdown() string {
+	var sb strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
+	w("# Benchmarks\n\n")
+	w("Measured by `make bench` (`go run ./bench -out BENCHMARKS.md`) on %s, in one run of %s.\n", r.started.Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
+	if r.s.quick {
+		w("This is a quick run (`make bench-quick`): it shows the benchmark works; its figures are not the ones to quote.\n")
+	}
+	w("\n")
+	for _, l := range r.machine {
+		w("- %s\n", l)
+	}
+	if len(r.s.workerEnv) > 0 {
+		w("- worker environment added for this run: `%s`\n", strings.Join(r.s.workerEnv, " "))
+	}
+	w("\nN = %d tasks per throughput run, %d repetition(s), medians (min–max over the repetitions). "+
+		"Redis (no persistence), the stub upstream (one P) and the contender share the machine's cores. "+
+		"Every run is checked: each task completed, none retried or archived, and the upstream called once per order (the worker's /metrics agreeing).\n\n", r.s.n, r.s.reps)
+
+	w("## Throughput\n\n")
+	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task; RSS is its peak (VmHWM).\n\n")
+	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | peak RSS MB |\n")
+	w("|---|---|---|---|---|---|---|---|\n")
+	for _, d := range r.s.delays {
+		for _, c := range r.s.concurrency {
+			for _, k := range contenders {
+				rs := r.runs[cell{k, d, c}]
+				rates := pick(rs, func(x runResult) float64 { return x.rate })
+				ratioB, ratioA := "", ""
+				if k == workerBin {
+					ratioB = fmt.Sprintf("%.2f×", r.rate(workerBin, d, c)/r.rate(handwrittenC, d, c))
+					ratioA = fmt.Sprintf("%.2f×", r.rate(workerBin, d, c)/r.rate(noopC, d, c))
+				}
+				w("| %s | %d | %s | %s | %s | %s | %.0f | %.1f |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
+					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })),
+					median(pick(rs, func(x runResult) float64 { return mb(x.rss) })))
+			}
+		}
+	}
+	for _, d := range r.s.delays {
+		if d == 0 {
+			continue
+		}
+		for _, c := range r.s.concurrency {
+			bound := float64(c) / d.Seconds()
+			w("\nAt %s and concurrency %d the bound is concurrency / delay = %.0f tasks/s; the worker reaches %.2f of it.\n", d, c, bound, r.rate(workerBin, d, c)/bound)
+		}
+	}
+
+	w("\n## Idle pickup\n\n")
+	w("%d single enqueues 100 ms apart to an idle contender (concurrency 50, delay 0): the time from each enqueue to its upstream call. The Redis load is that of the idle contender, measured over 3 s before the enqueues.\n\n", r.s.pickups)
+	w("| contender | p50 | p99 | max | idle Redis commands/s | idle Redis CPU |\n|---|---|---|---|---|---|\n")
+	for _, k := range []contender{handwrittenC, workerBin} {
+		p := r.pickups[k]
+		w("| %s | %s | %s | %s | %.0f | %.2f%% |\n", k.name, ms(p.p50), ms(p.p99), ms(p.max), p.idleCommands, 100*p.idleCPU)
+	}
+
+	w("\n## Enqueue\n\n")
+	w("The same %d-line JSON Lines file into an empty Redis, each producer a whole process from start to exit.\n\n", r.s.enqueueN)
+	w("| producer | tasks/s | CPU µs/task |\n|---|---|---|\n")
+	for _, fileCmd := range []bool{true, false} {
+		rs := r.enqueue[fileCmd]
+		w("| %s | %s | %.0f |\n", producerName(fileCmd), spread(pick(rs, func(x enqueueResult) float64 { return x.rate }), "%.0f"),
+			median(pick(rs, func(x enqueueResult) float64 { return micros(x.cpu) })))
+	}
+	fileRate := median(pick(r.enqueue[true], func(x enqueueResult) float64 { return x.rate }))
+	clientRate := median(pick(r.enqueue[false], func(x enqueueResult) float64 { return x.rate }))
+
+	w("\n## Targets\n\n| target | measured | |\n|---|---|---|\n")
+	target := func(name, measured string, ok bool) {
+		verdict := "met"
+		if !ok {
+			verdict = "**not met**"
+		}
+		w("| %s | %s | %s |\n", name, measured, verdict)
+	}
+	has := func(d time.Duration, c int) bool { return len(r.runs[cell{workerBin, d, c}]) > 0 }
+	for _, dc := range []struct {
+		d time.Duration
+		c int
+	}{{0, 50}, {0, 200}, {20 * time.Millisecond, 200}} {
+		if has(dc.d, dc.c) {
+			x := r.rate(workerBin, dc.d, dc.c) / r.rate(handwrittenC, dc.d, dc.c)
+			target(fmt.Sprintf("worker ≥ 1.2× hand-written, %s / C=%d", dc.d, dc.c), fmt.Sprintf("%.2f×", x), x >= 1.2)
+		}
+	}
+	if d, c := 20*time.Millisecond, 50; has(d, c) {
+		x := r.rate(workerBin, d, c) / (float64(c) / d.Seconds())
+		target("worker ≥ 0.95 of C / latency, 20ms / C=50", fmt.Sprintf("%.2f", x), x >= 0.95)
+	}
+	for _, c := range r.s.concurrency {
+		if has(0, c) {
+			x := median(pick(r.runs[cell{workerBin, 0, c}], func(x runResult) float64 { return micros(x.cpu) }))
+			target(fmt.Sprintf("worker CPU ≤ 130 µs/task, 0s / C=%d", c), fmt.Sprintf("%.0f µs", x), x <= 130)
+		}
+	}
+	for _, d := range r.s.delays {
+		if has(d, 200) {
+			x := median(pick(r.runs[cell{workerBin, d, 200}], func(x runResult) float64 { return mb(x.rss) }))
+			target(fmt.Sprintf("worker peak RSS ≤ 40 MB, %s / C=200", d), fmt.Sprintf("%.1f MB", x), x <= 40)
+		}
+	}
+	p := r.pickups[workerBin]
+	target("idle pickup p50 ≤ 50 ms, p99 ≤ 200 ms", fmt.Sprintf("p50 %s, p99 %s", ms(p.p50), ms(p.p99)), p.p50 <= 50*time.Millisecond && p.p99 <= 200*time.Millisecond)
+	target("`enqueue file` ≥ 1.0× plain client", fmt.Sprintf("%.2f×", fileRate/clientRate), fileRate >= clientRate)
+	if len(r.violations) > 0 {
+		w("\n## Exactly-once violations\n\n")
+		for _, v := range r.violations {
+			w("- %s\n", v)
+		}
+	}
+	return sb.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// spread formats the median of xs with their range when there are several.
+func spread(xs []float64, format string) string {
+	m := fmt.Sprintf(format, median(xs))
+	if len(xs) < 2 {
+		return m
+	}
+	return fmt.Sprintf("%s ("+format+"–"+format+")", m, slices.Min(xs), slices.Max(xs))
+}

@@ -1,0 +1,566 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/redis/go-redis/v9"
+)
+
+// The bench's fake Meari account. The secret is not a real one; it still
+// reaches the worker through a file, as a real one would.
+const (
+	benchKey       = "bench-partner"
+	benchSecret    = "bench-secret-not-a-real-one"
+	benchSourceApp = 72
+)
+
+// Keys of the Meari queue in asynq's layout.
+var (
+	pendingKey   = "asynq:{" + tasks.QueueMeari + "}:pending"
+	activeKey    = "asynq:{" + tasks.QueueMeari + "}:active"
+	completedKey = "asynq:{" + tasks.QueueMeari + "}:completed"
+	retryKey     = "asynq:{" + tasks.QueueMeari + "}:retry"
+	archivedKey  = "asynq:{" + tasks.QueueMeari + "}:archived"
+)
+
+// contender is one of the three servers measured.
+type contender struct{ key, name string }
+
+var (
+	noopC        = contender{"noop", "(a) asynq, no-op handler"}
+	handwrittenC = contender{"handwritten", "(b) hand-written asynq handler"}
+	workerBin    = contender{"worker", "(c) cancelworker worker"}
+	contenders   = []contender{noopC, handwrittenC, workerBin}
+)
+
+// bench holds what every run shares: the binaries, Redis and the stub.
+type bench struct {
+	s                     settings
+	dir                   string
+	self, worker, enqueue string
+	redisAddr             string
+	redisVersion          string
+	rdb                   *redis.Client
+	stub, redis           *proc
+	stubURL               string
+	secretFile            string
+	keep                  bool // keep dir: something went wrong
+}
+
+func setUp(ctx context.Context, s settings) (*bench, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "cancelworker-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{s: s, dir: dir}
+	if b.self, err = os.Executable(); err != nil {
+		return b, err
+	}
+	for _, c := range []struct {
+		out *string
+		pkg string
+	}{{&b.worker, "./cmd/worker"}, {&b.enqueue, "./cmd/enqueue"}} {
+		*c.out = filepath.Join(dir, filepath.Base(c.pkg))
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", *c.out, c.pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("go build %s: %v\n%s", c.pkg, err, out)
+		}
+	}
+	b.secretFile = filepath.Join(dir, "meari-secret")
+	if err := os.WriteFile(b.secretFile, []byte(benchSecret), 0o600); err != nil {
+		return b, err
+	}
+
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return b, errors.New("redis-server is not on PATH (apt-get install redis-server)")
+	}
+	if out, err := exec.Command(path, "--version").Output(); err == nil {
+		b.redisVersion = strings.TrimSpace(string(out))
+	}
+	if b.redisAddr, err = freeAddr(); err != nil {
+		return b, err
+	}
+	_, port, _ := strings.Cut(b.redisAddr, ":")
+	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		return b, err
+	}
+	b.redis, err = startProc("redis-server", nil, logf, path, "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+	if err != nil {
+		return b, err
+	}
+	b.rdb = redis.NewClient(&redis.Options{Addr: b.redisAddr, PoolSize: 40})
+	if err := waitFor("redis-server", 10*time.Second, 10*time.Millisecond, func() (bool, error) {
+		if err := b.redis.exited(); err != nil {
+			return false, err
+		}
+		return b.rdb.Ping(ctx).Err() == nil, nil
+	}); err != nil {
+		return b, err
+	}
+
+	stubAddr, err := freeAddr()
+	if err != nil {
+		return b, err
+	}
+	b.stubURL = "http://" + stubAddr
+	if logf, err = os.Create(filepath.Join(dir, "stub.log")); err != nil {
+		return b, err
+	}
+	if b.stub, err = startProc("stub", []string{"GOMAXPROCS=1", envSecret + "=" + benchSecret}, logf, b.self, "stub", stubAddr); err != nil {
+		return b, err
+	}
+	err = waitFor("the stub upstream", 10*time.Second, 10*time.Millisecond, func() (bool, error) {
+		if err := b.stub.exited(); err != nil {
+			return false, err
+		}
+		_, err := b.stubStats(ctx, false)
+		return err == nil, nil
+	})
+	return b, err
+}
+
+func (b *bench) tearDown() {
+	if b.stub != nil {
+		_ = b.stub.stop(5 * time.Second)
+	}
+	if b.rdb != nil {
+		_ = b.rdb.Close()
+	}
+	if b.redis != nil {
+		_ = b.redis.stop(5 * time.Second)
+	}
+	if b.keep {
+		fmt.Fprintf(os.Stderr, "bench: logs kept in %s\n", b.dir)
+		return
+	}
+	_ = os.RemoveAll(b.dir)
+}
+
+// reset empties Redis and the stub's counts and sets its delay.
+func (b *bench) reset(ctx context.Context, delay time.Duration) error {
+	if err := b.rdb.FlushAll(ctx).Err(); err != nil {
+		return err
+	}
+	resp, err := http.Post(b.stubURL+"/reset?delay="+delay.String(), "text/plain", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("stub reset: %s", resp.Status)
+	}
+	return nil
+}
+
+func (b *bench) stubStats(ctx context.Context, arrivals bool) (stubStats, error) {
+	var st stubStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.stubURL+"/stats?arrivals="+strconv.FormatBool(arrivals), nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// meariTask returns the task of order num, as every producer builds it.
+func meariTask(num string) tasks.MeariCancel {
+	return tasks.MeariCancel{SourceApp: benchSourceApp, UserAccount: "bench@example.com", OrderType: 1, OrderNum: num}
+}
+
+// preEnqueue enqueues n tasks named prefix0000000...; not timed.
+func (b *bench) preEnqueue(ctx context.Context, prefix string, n int) error {
+	enq := tasks.NewEnqueuer(b.rdb)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		next = make(chan int)
+	)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t, err := tasks.NewMeariCancelTask(meariTask(fmt.Sprintf("%s%07d", prefix, i)))
+				if err == nil {
+					var res tasks.Result
+					res, err = enq.Enqueue(ctx, t, false)
+					if err == nil && res.AlreadyQueued {
+						err = fmt.Errorf("task %s was there already", res.TaskID)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("pre-enqueue: %d failed, the first: %w", len(errs), errs[0])
+	}
+	return nil
+}
+
+// startContender starts k serving the Meari queue with concurrency conc,
+// its output to a log file; for the worker it also returns the admin
+// server's address.
+func (b *bench) startContender(k contender, conc int) (p *proc, admin string, err error) {
+	logf, err := os.Create(filepath.Join(b.dir, k.key+".log"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close() // the child has its own descriptor
+	c := strconv.Itoa(conc)
+	switch k {
+	case noopC:
+		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c)
+	case handwrittenC:
+		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, "handwritten", b.redisAddr, c, b.stubURL)
+	case workerBin:
+		if admin, err = freeAddr(); err != nil {
+			return nil, "", err
+		}
+		// The production configuration: JSON logs at info (to a file),
+		// the admin server with /metrics and the UI, the default retry
+		// policy; nothing set for the benchmark but the concurrency.
+		p, err = startProc(k.key, append([]string{
+			"REDIS_URL=redis://" + b.redisAddr,
+			"MEARI_BASE_URL=" + b.stubURL,
+			"MEARI_PARTNER_KEY=" + benchKey,
+			"MEARI_PARTNER_SECRET_FILE=" + b.secretFile,
+			"MEARI_SOURCE_APP=" + strconv.Itoa(benchSourceApp),
+			"WORKER_CONCURRENCY=" + c,
+			"LOG_FORMAT=json",
+			"LOG_LEVEL=info",
+			"ADMIN_ADDR=" + admin,
+		}, b.s.workerEnv...), logf, b.worker)
+	}
+	return p, admin, err
+}
+
+// runResult is one throughput run.
+type runResult struct {
+	rate    float64       // tasks per second
+	cpu     time.Duration // CPU time per task
+	rss     int64         // peak RSS, bytes
+	elapsed time.Duration
+}
+
+// throughput runs contender k once over n pre-enqueued tasks and checks
+// that each was processed exactly once. The clock runs from the first task
+// taken to the last completed; CPU is the contender's over that window.
+func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration, conc, n int) (runResult, []string, error) {
+	var res runResult
+	if err := b.reset(ctx, delay); err != nil {
+		return res, nil, err
+	}
+	if err := b.preEnqueue(ctx, "T", n); err != nil {
+		return res, nil, err
+	}
+	p, admin, err := b.startContender(k, conc)
+	if err != nil {
+		return res, nil, err
+	}
+	defer func() { _ = p.stop(20 * time.Second) }()
+
+	var (
+		t0   time.Time
+		cpu0 time.Duration
+	)
+	err = waitFor(k.key+" to take its first task", 30*time.Second, time.Millisecond, func() (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		l, err := b.rdb.LLen(ctx, pendingKey).Result()
+		if err != nil || l >= int64(n) {
+			return false, err
+		}
+		t0 = time.Now()
+		cpu0, err = cpuTime(p.pid())
+		return true, err
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	err = waitFor(k.key+" to complete every task", 10*time.Minute, 5*time.Millisecond, func() (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		z, err := b.rdb.ZCard(ctx, completedKey).Result()
+		return z >= int64(n), err
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	res.elapsed = time.Since(t0)
+	cpu1, err1 := cpuTime(p.pid())
+	rss, err2 := peakRSS(p.pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return res, nil, err
+	}
+	res.rate = float64(n) / res.elapsed.Seconds()
+	res.cpu = (cpu1 - cpu0) / time.Duration(n)
+	res.rss = rss
+
+	// Exactly once: every task completed, none left anywhere, and the
+	// upstream saw each order once (no call at all for the no-op).
+	var bad []string
+	pipe := b.rdb.Pipeline()
+	counts := []*redis.IntCmd{pipe.LLen(ctx, pendingKey), pipe.LLen(ctx, activeKey), pipe.ZCard(ctx, retryKey), pipe.ZCard(ctx, archivedKey), pipe.ZCard(ctx, completedKey)}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return res, nil, err
+	}
+	names := []string{"pending", "active", "retry", "archived", "completed"}
+	for i, c := range counts {
+		want := int64(0)
+		if names[i] == "completed" {
+			want = int64(n)
+		}
+		if c.Val() != want {
+			bad = append(bad, fmt.Sprintf("%s tasks: %d, want %d", names[i], c.Val(), want))
+		}
+	}
+	if k == workerBin {
+		ok, err := b.workerSuccesses(ctx, admin)
+		if err != nil {
+			return res, nil, err
+		}
+		if ok != n {
+			bad = append(bad, fmt.Sprintf("/metrics counts %d successful attempts, want %d", ok, n))
+		}
+	}
+	if err := p.stop(20 * time.Second); err != nil {
+		bad = append(bad, fmt.Sprintf("%s exit: %v", k.key, err))
+	}
+	st, err := b.stubStats(ctx, false)
+	if err != nil {
+		return res, nil, err
+	}
+	wantCalls := n
+	if k == noopC {
+		wantCalls = 0
+	}
+	if st.Calls != wantCalls || st.Orders != wantCalls || st.Bad != 0 || len(st.Repeats) != 0 {
+		bad = append(bad, fmt.Sprintf("upstream: %d calls for %d orders, %d badly signed, %d orders called more than once; want %d calls, each order once",
+			st.Calls, st.Orders, st.Bad, len(st.Repeats), wantCalls))
+	}
+	return res, bad, nil
+}
+
+// workerSuccesses sums cancelworker_attempts_total{class="success"} from
+// the worker's /metrics.
+func (b *bench) workerSuccesses(ctx context.Context, admin string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("worker /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "cancelworker_attempts_total{") && strings.Contains(l, `class="success"`) {
+			f := strings.Fields(l)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("worker /metrics: %q: %w", l, err)
+			}
+			total += int(v)
+		}
+	}
+	return total, nil
+}
+
+// pickupResult is the idle pickup run of one contender.
+type pickupResult struct {
+	p50, p99, max time.Duration
+	// Redis load while the contender sat idle.
+	idleCommands float64 // commands per second
+	idleCPU      float64 // Redis CPU seconds per second
+}
+
+// pickup enqueues count tasks one at a time, 100 ms apart, to an idle
+// contender and measures the time from each enqueue to its upstream call.
+func (b *bench) pickup(ctx context.Context, k contender, count int) (pickupResult, []string, error) {
+	var res pickupResult
+	if err := b.reset(ctx, 0); err != nil {
+		return res, nil, err
+	}
+	p, _, err := b.startContender(k, 50)
+	if err != nil {
+		return res, nil, err
+	}
+	defer func() { _ = p.stop(20 * time.Second) }()
+	if err := waitFor(k.key+" to register", 30*time.Second, 10*time.Millisecond, func() (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		z, err := b.rdb.ZCard(ctx, "asynq:servers").Result()
+		return z > 0, err
+	}); err != nil {
+		return res, nil, err
+	}
+	// The Redis load of an idle server: a measurement window, after a
+	// second for its start-up work to finish.
+	time.Sleep(time.Second)
+	c0, cpu0, err := b.redisLoad(ctx)
+	if err != nil {
+		return res, nil, err
+	}
+	const window = 3 * time.Second
+	time.Sleep(window)
+	c1, cpu1, err := b.redisLoad(ctx)
+	if err != nil {
+		return res, nil, err
+	}
+	res.idleCommands = float64(c1-c0-1) / window.Seconds()
+	res.idleCPU = (cpu1 - cpu0) / window.Seconds()
+
+	enq := tasks.NewEnqueuer(b.rdb)
+	sent := make(map[string]time.Time, count)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := range count {
+		<-tick.C
+		num := fmt.Sprintf("P%07d", i)
+		t, err := tasks.NewMeariCancelTask(meariTask(num))
+		if err != nil {
+			return res, nil, err
+		}
+		sent[num] = time.Now()
+		if _, err := enq.Enqueue(ctx, t, false); err != nil {
+			return res, nil, err
+		}
+	}
+	var st stubStats
+	if err := waitFor("every pickup to reach the upstream", 30*time.Second, 10*time.Millisecond, func() (bool, error) {
+		st, err = b.stubStats(ctx, true)
+		return err == nil && st.Orders >= count, err
+	}); err != nil {
+		return res, nil, err
+	}
+	lat := make([]time.Duration, 0, count)
+	for num, at := range sent {
+		lat = append(lat, time.Unix(0, st.Arrived[num]).Sub(at))
+	}
+	res.p50, res.p99, res.max = percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
+	var bad []string
+	if st.Calls != count || st.Bad != 0 || len(st.Repeats) != 0 {
+		bad = append(bad, fmt.Sprintf("pickup: %d calls for %d orders, %d badly signed, want each of %d once", st.Calls, st.Orders, st.Bad, count))
+	}
+	return res, bad, nil
+}
+
+// redisLoad returns Redis's total commands processed and CPU seconds used.
+func (b *bench) redisLoad(ctx context.Context) (commands int64, cpu float64, err error) {
+	info, err := b.rdb.Info(ctx, "stats", "cpu").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(l, ":")
+		switch k {
+		case "total_commands_processed":
+			commands, _ = strconv.ParseInt(v, 10, 64)
+		case "used_cpu_sys", "used_cpu_user":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		}
+	}
+	return commands, cpu, nil
+}
+
+// enqueueResult is one run of a producer process.
+type enqueueResult struct {
+	rate float64       // tasks per second, whole process
+	cpu  time.Duration // its CPU time per task
+}
+
+// enqueueRun runs one producer over the file of n lines into an empty
+// Redis, timing the whole process, and checks that n tasks are pending.
+func (b *bench) enqueueRun(ctx context.Context, fileCmd bool, path string, n int) (enqueueResult, []string, error) {
+	var res enqueueResult
+	if err := b.reset(ctx, 0); err != nil {
+		return res, nil, err
+	}
+	logf, err := os.Create(filepath.Join(b.dir, "enqueue.log"))
+	if err != nil {
+		return res, nil, err
+	}
+	defer logf.Close()
+	start := time.Now()
+	var p *proc
+	if fileCmd {
+		p, err = startProc("enqueue file", []string{"REDIS_URL=redis://" + b.redisAddr}, logf, b.enqueue, "file", path)
+	} else {
+		p, err = startProc("asynq client", nil, logf, b.self, "client", b.redisAddr, path)
+	}
+	if err != nil {
+		return res, nil, err
+	}
+	<-p.done
+	elapsed := time.Since(start)
+	var bad []string
+	if p.err != nil {
+		bad = append(bad, fmt.Sprintf("%s: %v (see %s)", p.name, p.err, logf.Name()))
+	}
+	st := p.cmd.ProcessState
+	res.rate = float64(n) / elapsed.Seconds()
+	res.cpu = (st.UserTime() + st.SystemTime()) / time.Duration(n)
+	l, err := b.rdb.LLen(ctx, pendingKey).Result()
+	if err != nil {
+		return res, nil, err
+	}
+	if l != int64(n) {
+		bad = append(bad, fmt.Sprintf("%s: %d tasks pending, want %d", p.name, l, n))
+	}
+	return res, bad, nil
+}
+
+// writeOrders writes n cancellations as JSON Lines.
+func (b *bench) writeOrders(n int) (string, error) {
+	path := filepath.Join(b.dir, "orders.jsonl")
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, `{"provider":"meari","userAccount":"bench@example.com","orderType":1,"orderNum":"E%07d","sourceApp":%d}`+"\n", i, benchSourceApp)
+	}
+	return path, os.WriteFile(path, []byte(sb.String()), 0o644)
+}
