@@ -84,8 +84,9 @@ type settings struct {
 	quick                      bool
 	// workerEnv is added to the worker's environment: for measuring a
 	// knob's effect; the report says so when it is set.
-	workerEnv []string
-	parts     map[string]bool // which measurements to run
+	workerEnv  []string
+	parts      map[string]bool // which measurements to run
+	contenders []contender     // which contenders
 }
 
 func run(args []string) int {
@@ -102,9 +103,21 @@ func run(args []string) int {
 		workerEnv = append(workerEnv, v)
 		return nil
 	})
+	var variants []contender
+	fs.Func("variant", "run the worker also with `NAME=value[,NAME=value]` added to its environment, as a contender of its own (repeatable)", func(v string) error {
+		env := strings.Fields(strings.ReplaceAll(v, ",", " "))
+		for _, e := range env {
+			if !strings.Contains(e, "=") {
+				return fmt.Errorf("want NAME=value, got %q", e)
+			}
+		}
+		variants = append(variants, variant(strings.Join(env, " ")))
+		return nil
+	})
 	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, enqueue (default all)")
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
+	who := fs.String("contenders", "", "comma-separated contenders to run: noop, handwritten, worker (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -122,6 +135,16 @@ func run(args []string) int {
 			s.parts[strings.TrimSpace(p)] = true
 		}
 	}
+	s.contenders = contenders
+	if *who != "" {
+		s.contenders = nil
+		for _, k := range contenders {
+			if strings.Contains(","+*who+",", ","+k.key+",") {
+				s.contenders = append(s.contenders, k)
+			}
+		}
+	}
+	s.contenders = append(s.contenders, variants...)
 	if *delays != "" {
 		s.delays = nil
 		for _, v := range strings.Split(*delays, ",") {

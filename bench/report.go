@@ -50,7 +50,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 				if !b.s.parts["throughput"] {
 					break
 				}
-				for _, k := range contenders {
+				for _, k := range b.s.contenders {
 					if err := ctx.Err(); err != nil {
 						return nil, err
 					}
@@ -62,14 +62,14 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 					}
 					note(what, bad)
 					r.runs[cell{k, d, c}] = append(r.runs[cell{k, d, c}], res)
-					fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s  %4.0f µs CPU/task  %3.0f MB\n", what, res.rate, micros(res.cpu), mb(res.rss))
+					fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s  %4.0f µs CPU/task (Redis %3.0f, stub %3.0f)  %3.0f MB\n", what, res.rate, micros(res.cpu), micros(res.redisCPU), micros(res.stubCPU), mb(res.rss))
 				}
 			}
 		}
 	}
-	for _, k := range []contender{handwrittenC, workerBin} {
-		if !b.s.parts["pickup"] {
-			break
+	for _, k := range b.s.contenders {
+		if !b.s.parts["pickup"] || k == noopC {
+			continue
 		}
 		res, bad, err := b.pickup(ctx, k, b.s.pickups)
 		if err != nil {
@@ -184,6 +184,19 @@ func pick[T any](rs []T, f func(T) float64) []float64 {
 	return out
 }
 
+// ratio returns the median over the repetitions of k's rate over base's
+// in the same repetition: the contenders of one repetition run one after
+// the other, so their ratio is less touched by the machine's drift (its
+// speed varies by tens of percent over minutes) than a ratio of medians.
+func (r *report) ratio(k, base contender, d time.Duration, c int) float64 {
+	ks, bs := r.runs[cell{k, d, c}], r.runs[cell{base, d, c}]
+	var xs []float64
+	for i := range min(len(ks), len(bs)) {
+		xs = append(xs, ks[i].rate/bs[i].rate)
+	}
+	return median(xs)
+}
+
 func (r *report) rate(k contender, d time.Duration, c int) float64 {
 	return median(pick(r.runs[cell{k, d, c}], func(x runResult) float64 { return x.rate }))
 }
@@ -208,21 +221,23 @@ func (r *report) markdown() string {
 		"Every run is checked: each task completed, none retried or archived, and the upstream called once per order (the worker's /metrics agreeing).\n\n", r.s.n, r.s.reps)
 
 	w("## Throughput\n\n")
-	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task; RSS is its peak (VmHWM).\n\n")
-	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | peak RSS MB |\n")
-	w("|---|---|---|---|---|---|---|---|\n")
+	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task, and beside it Redis's and the stub's over the same window; RSS is the contender's peak (VmHWM). The ratios are medians of the ratios within each repetition, whose contenders run one after the other.\n\n")
+	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | Redis, stub µs/task | peak RSS MB |\n")
+	w("|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range r.s.delays {
 		for _, c := range r.s.concurrency {
-			for _, k := range contenders {
+			for _, k := range r.s.contenders {
 				rs := r.runs[cell{k, d, c}]
 				rates := pick(rs, func(x runResult) float64 { return x.rate })
 				ratioB, ratioA := "", ""
-				if k == workerBin {
-					ratioB = fmt.Sprintf("%.2f×", r.rate(workerBin, d, c)/r.rate(handwrittenC, d, c))
-					ratioA = fmt.Sprintf("%.2f×", r.rate(workerBin, d, c)/r.rate(noopC, d, c))
+				if k.isWorker() {
+					ratioB = fmt.Sprintf("%.2f×", r.ratio(k, handwrittenC, d, c))
+					ratioA = fmt.Sprintf("%.2f×", r.ratio(k, noopC, d, c))
 				}
-				w("| %s | %d | %s | %s | %s | %s | %.0f | %.1f |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
+				w("| %s | %d | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
 					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })),
+					median(pick(rs, func(x runResult) float64 { return micros(x.redisCPU) })),
+					median(pick(rs, func(x runResult) float64 { return micros(x.stubCPU) })),
 					median(pick(rs, func(x runResult) float64 { return mb(x.rss) })))
 			}
 		}
@@ -240,8 +255,11 @@ func (r *report) markdown() string {
 	w("\n## Idle pickup\n\n")
 	w("%d single enqueues 100 ms apart to an idle contender (concurrency 50, delay 0): the time from each enqueue to its upstream call. The Redis load is that of the idle contender, measured over 3 s before the enqueues.\n\n", r.s.pickups)
 	w("| contender | p50 | p99 | max | idle Redis commands/s | idle Redis CPU |\n|---|---|---|---|---|---|\n")
-	for _, k := range []contender{handwrittenC, workerBin} {
-		p := r.pickups[k]
+	for _, k := range r.s.contenders {
+		p, ok := r.pickups[k]
+		if !ok {
+			continue
+		}
 		w("| %s | %s | %s | %s | %.0f | %.2f%% |\n", k.name, ms(p.p50), ms(p.p99), ms(p.max), p.idleCommands, 100*p.idleCPU)
 	}
 
@@ -270,7 +288,7 @@ func (r *report) markdown() string {
 		c int
 	}{{0, 50}, {0, 200}, {20 * time.Millisecond, 200}} {
 		if has(dc.d, dc.c) {
-			x := r.rate(workerBin, dc.d, dc.c) / r.rate(handwrittenC, dc.d, dc.c)
+			x := r.ratio(workerBin, handwrittenC, dc.d, dc.c)
 			target(fmt.Sprintf("worker ≥ 1.2× hand-written, %s / C=%d", dc.d, dc.c), fmt.Sprintf("%.2f×", x), x >= 1.2)
 		}
 	}

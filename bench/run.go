@@ -36,13 +36,23 @@ var (
 	archivedKey  = "asynq:{" + tasks.QueueMeari + "}:archived"
 )
 
-// contender is one of the three servers measured.
-type contender struct{ key, name string }
+// contender is one of the servers measured. A worker variant (-variant)
+// is the worker binary with env added, for measuring a knob.
+type contender struct{ key, name, env string }
+
+func (k contender) isWorker() bool {
+	return k.key == workerBin.key || strings.HasPrefix(k.key, workerBin.key+" ")
+}
+
+// variant returns the worker with env (NAME=value, space-separated) added.
+func variant(env string) contender {
+	return contender{key: workerBin.key + " " + env, name: "(c) worker with `" + env + "`", env: env}
+}
 
 var (
-	noopC        = contender{"noop", "(a) asynq, no-op handler"}
-	handwrittenC = contender{"handwritten", "(b) hand-written asynq handler"}
-	workerBin    = contender{"worker", "(c) cancelworker worker"}
+	noopC        = contender{key: "noop", name: "(a) asynq, no-op handler"}
+	handwrittenC = contender{key: "handwritten", name: "(b) hand-written asynq handler"}
+	workerBin    = contender{key: "worker", name: "(c) cancelworker worker"}
 	contenders   = []contender{noopC, handwrittenC, workerBin}
 )
 
@@ -237,18 +247,18 @@ func (b *bench) preEnqueue(ctx context.Context, prefix string, n int) error {
 // its output to a log file; for the worker it also returns the admin
 // server's address.
 func (b *bench) startContender(k contender, conc int) (p *proc, admin string, err error) {
-	logf, err := os.Create(filepath.Join(b.dir, k.key+".log"))
+	logf, err := os.Create(filepath.Join(b.dir, strings.ReplaceAll(k.key, " ", "_")+".log"))
 	if err != nil {
 		return nil, "", err
 	}
 	defer logf.Close() // the child has its own descriptor
 	c := strconv.Itoa(conc)
-	switch k {
-	case noopC:
+	switch {
+	case k == noopC:
 		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c)
-	case handwrittenC:
+	case k == handwrittenC:
 		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, "handwritten", b.redisAddr, c, b.stubURL)
-	case workerBin:
+	case k.isWorker():
 		if admin, err = freeAddr(); err != nil {
 			return nil, "", err
 		}
@@ -265,7 +275,7 @@ func (b *bench) startContender(k contender, conc int) (p *proc, admin string, er
 			"LOG_FORMAT=json",
 			"LOG_LEVEL=info",
 			"ADMIN_ADDR=" + admin,
-		}, b.s.workerEnv...), logf, b.worker)
+		}, append(b.s.workerEnv, strings.Fields(k.env)...)...), logf, b.worker)
 	}
 	return p, admin, err
 }
@@ -276,6 +286,9 @@ type runResult struct {
 	cpu     time.Duration // CPU time per task
 	rss     int64         // peak RSS, bytes
 	elapsed time.Duration
+	// The CPU per task of Redis and of the stub over the same window: the
+	// three share the machine's cores.
+	redisCPU, stubCPU time.Duration
 }
 
 // throughput runs contender k once over n pre-enqueued tasks and checks
@@ -296,8 +309,8 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	defer func() { _ = p.stop(20 * time.Second) }()
 
 	var (
-		t0   time.Time
-		cpu0 time.Duration
+		t0                 time.Time
+		cpu0, rcpu0, scpu0 time.Duration
 	)
 	err = waitFor(k.key+" to take its first task", 30*time.Second, time.Millisecond, func() (bool, error) {
 		if err := p.exited(); err != nil {
@@ -309,6 +322,12 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 		}
 		t0 = time.Now()
 		cpu0, err = cpuTime(p.pid())
+		if err == nil {
+			rcpu0, err = cpuTime(b.redis.pid())
+		}
+		if err == nil {
+			scpu0, err = cpuTime(b.stub.pid())
+		}
 		return true, err
 	})
 	if err != nil {
@@ -327,9 +346,13 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	res.elapsed = time.Since(t0)
 	cpu1, err1 := cpuTime(p.pid())
 	rss, err2 := peakRSS(p.pid())
-	if err := errors.Join(err1, err2); err != nil {
+	rcpu1, err3 := cpuTime(b.redis.pid())
+	scpu1, err4 := cpuTime(b.stub.pid())
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return res, nil, err
 	}
+	res.redisCPU = (rcpu1 - rcpu0) / time.Duration(n)
+	res.stubCPU = (scpu1 - scpu0) / time.Duration(n)
 	res.rate = float64(n) / res.elapsed.Seconds()
 	res.cpu = (cpu1 - cpu0) / time.Duration(n)
 	res.rss = rss
@@ -352,7 +375,7 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 			bad = append(bad, fmt.Sprintf("%s tasks: %d, want %d", names[i], c.Val(), want))
 		}
 	}
-	if k == workerBin {
+	if k.isWorker() {
 		ok, err := b.workerSuccesses(ctx, admin)
 		if err != nil {
 			return res, nil, err

@@ -54,14 +54,30 @@ const (
 // Core.MaxBody.
 var ErrBodyTooLarge = errors.New("reply body too large")
 
+// IdleConnsDefault is how many idle keep-alive connections per host the
+// client built by NewHTTPClient keeps when not told otherwise.
+const IdleConnsDefault = 32
+
 // NewHTTPClient returns the http.Client a provider client reuses for all its
-// calls: keep-alive connections with an idle pool sized for a busy worker,
-// redirects not followed (a redirected POST would silently become a GET), and
-// timeout bounding the whole call, reading the body included. A timeout of
-// zero or less means TimeoutDefault. The client is safe for concurrent use.
+// calls: keep-alive connections with an idle pool of IdleConnsDefault per
+// host, redirects not followed (a redirected POST would silently become a
+// GET), and timeout bounding the whole call, reading the body included. A
+// timeout of zero or less means TimeoutDefault. The client is safe for
+// concurrent use.
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	return NewHTTPClientFor(timeout, 0)
+}
+
+// NewHTTPClientFor is NewHTTPClient for a caller with up to calls requests
+// in flight at once: its idle pool keeps that many connections per host,
+// so that no call opens a new connection (a TCP and TLS handshake) while
+// another one's sits unused. calls of zero or less means IdleConnsDefault.
+func NewHTTPClientFor(timeout time.Duration, calls int) *http.Client {
 	if timeout <= 0 {
 		timeout = TimeoutDefault
+	}
+	if calls <= 0 {
+		calls = IdleConnsDefault
 	}
 	dial := &net.Dialer{Timeout: min(timeout, dialTimeoutMax), KeepAlive: 30 * time.Second}
 	return &http.Client{
@@ -70,8 +86,8 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           dial.DialContext,
 			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   32,
+			MaxIdleConns:          max(100, 2*calls),
+			MaxIdleConnsPerHost:   calls,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   min(timeout, 10*time.Second),
 			ExpectContinueTimeout: time.Second,

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -565,5 +567,74 @@ func TestNewHTTPClient(t *testing.T) {
 	}
 	if n := len(conns); n != 1 {
 		t.Fatalf("two calls opened %d connections, want 1", n)
+	}
+}
+
+// TestHTTPClientForKeepsOneConnectionPerCall checks that a client sized for
+// n calls in flight keeps n connections for the next n calls, where one
+// with the default pool opens new ones.
+func TestHTTPClientForKeepsOneConnectionPerCall(t *testing.T) {
+	const calls = 50
+	for _, tt := range []struct {
+		name    string
+		hc      *http.Client
+		wantNew int64 // connections opened by the second wave
+	}{
+		{"sized to the calls", providers.NewHTTPClientFor(5*time.Second, calls), 0},
+		{"default pool", providers.NewHTTPClient(5 * time.Second), calls - providers.IdleConnsDefault},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				opened  atomic.Int64
+				arrived sync.WaitGroup
+				mu      sync.Mutex
+				release chan struct{} // closed to answer the wave's calls
+			)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				ch := release
+				mu.Unlock()
+				arrived.Done()
+				<-ch
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					opened.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			core := &providers.Core{Provider: "p", HTTP: tt.hc}
+			// wave has every call in flight at once, then answers them all.
+			wave := func() {
+				mu.Lock()
+				release = make(chan struct{})
+				ch := release
+				mu.Unlock()
+				arrived.Add(calls)
+				var done sync.WaitGroup
+				for range calls {
+					done.Add(1)
+					go func() {
+						defer done.Done()
+						if _, err := core.PostJSON(context.Background(), srv.URL, nil, []byte(`{}`)); err != nil {
+							t.Error(err)
+						}
+					}()
+				}
+				arrived.Wait()
+				close(ch)
+				done.Wait()
+			}
+			wave()
+			first := opened.Load()
+			wave()
+			if first != calls {
+				t.Fatalf("first wave opened %d connections, want %d", first, calls)
+			}
+			if got := opened.Load() - first; got != tt.wantNew {
+				t.Errorf("second wave opened %d new connections, want %d", got, tt.wantNew)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -15,8 +16,12 @@ type Transport struct {
 	// HTTPClient is set.
 	Timeout time.Duration
 	// HTTPClient, if not nil, sends the requests instead of one built by
-	// NewHTTPClient(Timeout).
+	// NewHTTPClientFor(Timeout, Calls).
 	HTTPClient *http.Client
+	// Calls is how many calls may be in flight at once (the worker's
+	// concurrency): the idle connection pool is sized to it. Zero means
+	// IdleConnsDefault. It is not used when HTTPClient is set.
+	Calls int
 	// NowFunc returns the time the request timestamp is taken from. Nil
 	// means time.Now. It must be safe for concurrent use.
 	NowFunc func() time.Time
@@ -26,12 +31,16 @@ type Transport struct {
 	NonceFunc func() string
 }
 
-// Validate reports a bad Timeout, naming the field.
+// Validate reports a bad Timeout or Calls, naming the field.
 func (t Transport) Validate() error {
+	var errs []error
 	if t.Timeout < 0 {
-		return fmt.Errorf("Timeout: must not be negative, got %s", t.Timeout)
+		errs = append(errs, fmt.Errorf("Timeout: must not be negative, got %s", t.Timeout))
 	}
-	return nil
+	if t.Calls < 0 {
+		errs = append(errs, fmt.Errorf("Calls: must not be negative, got %d", t.Calls))
+	}
+	return errors.Join(errs...)
 }
 
 // Build returns the HTTP core for provider and the clock and nonce source to
@@ -40,7 +49,7 @@ func (t Transport) Validate() error {
 func (t Transport) Build(provider string, defaultNonce func() string) (core Core, now func() time.Time, nonce func() string) {
 	hc := t.HTTPClient
 	if hc == nil {
-		hc = NewHTTPClient(t.Timeout)
+		hc = NewHTTPClientFor(t.Timeout, t.Calls)
 	}
 	now, nonce = t.NowFunc, t.NonceFunc
 	if now == nil {

@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 
+	worker.SizeRedis(cfg.Redis, cfg)
 	rdb := redis.NewClient(cfg.Redis)
 	defer rdb.Close()
 	shown := cfg.RedisURL
@@ -91,7 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Concurrency), zap.Any("queues", w.Queues()))
+	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Concurrency),
+		zap.Int("dequeuers", cfg.Dequeuers), zap.Duration("poll_interval", cfg.PollInterval), zap.Any("queues", w.Queues()))
 	adm, err := startAdmin(cfg, rdb, m, w, log)
 	if err != nil {
 		log.Error("cannot start the admin server; stopping", zap.Error(err))

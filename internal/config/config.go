@@ -26,6 +26,8 @@ import (
 const (
 	RedisURLDefault        = "redis://127.0.0.1:6379/0"
 	ConcurrencyDefault     = 10
+	DequeuersDefault       = 4
+	PollIntervalDefault    = 50 * time.Millisecond
 	ShutdownTimeoutDefault = 25 * time.Second
 	UpstreamTimeoutDefault = 10 * time.Second
 	LogLevelDefault        = "info"
@@ -115,11 +117,17 @@ func CommandLineSecret(fileVar, envVar string) string {
 type Config struct {
 	// RedisURL is the Redis URL as it may be shown: its password, if any,
 	// replaced by "xxxxx".
-	RedisURL        string
-	Redis           *redis.Options
-	Meari           Meari
-	PandaPon        PandaPon
-	Concurrency     int
+	RedisURL    string
+	Redis       *redis.Options
+	Meari       Meari
+	PandaPon    PandaPon
+	Concurrency int
+	// Dequeuers is how many asynq servers the worker runs, each taking
+	// tasks from Redis one at a time and sharing Concurrency.
+	Dequeuers int
+	// PollInterval is how often an idle dequeuer looks for new tasks
+	// (asynq's TaskCheckInterval; each sleep is drawn from ½ to 1½ of it).
+	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	UpstreamTimeout time.Duration
 	MaxAge          time.Duration // 0: retry.MaxAgeDefault
@@ -176,6 +184,8 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		{env: "PANDAPON_USER_ID", flag: "pandapon-user-id", help: "PandaPon user id"},
 		{env: "PANDAPON_MAX_ATTEMPTS", flag: "pandapon-max-attempts", def: "0", help: "PandaPon attempts before dead-lettering (0: default)"},
 		{env: "WORKER_CONCURRENCY", flag: "concurrency", def: strconv.Itoa(ConcurrencyDefault), help: "tasks processed at once"},
+		{env: "WORKER_DEQUEUERS", flag: "dequeuers", def: strconv.Itoa(DequeuersDefault), help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"},
+		{env: "WORKER_POLL_INTERVAL", flag: "poll-interval", def: PollIntervalDefault.String(), help: "how often an idle dequeuer looks for new tasks: the wait before an idle worker sees one"},
 		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: ShutdownTimeoutDefault.String(), help: "how long in-flight calls may finish on SIGTERM"},
 		{env: "UPSTREAM_TIMEOUT", flag: "upstream-timeout", def: UpstreamTimeoutDefault.String(), help: "bound on one upstream call, body included"},
 		{env: "RETRY_MAX_AGE", flag: "retry-max-age", def: "0", help: "dead-letter a cancellation still failing this long after it was requested (0: default)"},
@@ -354,6 +364,22 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	c.Concurrency = int(integer("WORKER_CONCURRENCY", 1))
 	if c.Concurrency > 1000 {
 		bad(byEnv["WORKER_CONCURRENCY"], "must be at most 1000, got %d", c.Concurrency)
+	}
+	c.Dequeuers = int(integer("WORKER_DEQUEUERS", 1))
+	switch {
+	case c.Dequeuers > 16:
+		bad(byEnv["WORKER_DEQUEUERS"], "must be at most 16, got %d", c.Dequeuers)
+	case c.Dequeuers > c.Concurrency && c.Concurrency >= 1 && byEnv["WORKER_DEQUEUERS"].set:
+		bad(byEnv["WORKER_DEQUEUERS"], "must be at most WORKER_CONCURRENCY (%d): each dequeuer needs a share of it, got %d", c.Concurrency, c.Dequeuers)
+	case c.Dequeuers > c.Concurrency && c.Concurrency >= 1:
+		c.Dequeuers = c.Concurrency // the default, for a concurrency below it
+	}
+	c.PollInterval = duration("WORKER_POLL_INTERVAL")
+	if s := byEnv["WORKER_POLL_INTERVAL"]; c.PollInterval < time.Millisecond || c.PollInterval > 10*time.Second {
+		// A value that is not a duration, or negative, is reported above.
+		if _, err := time.ParseDuration(strings.TrimSpace(s.raw)); err == nil && c.PollInterval >= 0 {
+			bad(s, "must be from 1ms to 10s, got %s", c.PollInterval)
+		}
 	}
 	c.ShutdownTimeout = duration("SHUTDOWN_TIMEOUT")
 	c.UpstreamTimeout = duration("UPSTREAM_TIMEOUT")

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // pandapon is a complete PandaPon configuration, so that Load has a
@@ -203,6 +204,30 @@ func TestRedis(t *testing.T) {
 			}
 			if c.Redis.Addr != tt.wantAddr || c.Redis.Password != tt.wantPassword || c.RedisURL != tt.wantShown {
 				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", c.Redis.Addr, c.Redis.Password, c.RedisURL, tt.wantAddr, tt.wantPassword, tt.wantShown)
+			}
+		})
+	}
+}
+
+func TestDequeuersAndPollInterval(t *testing.T) {
+	tests := []struct {
+		name          string
+		env           map[string]string
+		wantDequeuers int
+		wantPoll      time.Duration
+	}{
+		{name: "defaults", wantDequeuers: DequeuersDefault, wantPoll: PollIntervalDefault},
+		{name: "the default follows a concurrency below it", env: map[string]string{"WORKER_CONCURRENCY": "1"}, wantDequeuers: 1, wantPoll: PollIntervalDefault},
+		{name: "set", env: map[string]string{"WORKER_CONCURRENCY": "40", "WORKER_DEQUEUERS": "4", "WORKER_POLL_INTERVAL": "1s"}, wantDequeuers: 4, wantPoll: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.env, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Dequeuers != tt.wantDequeuers || c.PollInterval != tt.wantPoll {
+				t.Errorf("Dequeuers %d, PollInterval %s; want %d, %s", c.Dequeuers, c.PollInterval, tt.wantDequeuers, tt.wantPoll)
 			}
 		})
 	}

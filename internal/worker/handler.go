@@ -209,14 +209,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	provider := tasks.ProviderOf(t.Type())
-	log := h.log.With(zap.String("provider", provider), zap.String("task_id", taskID))
+	// The fields of this attempt's log lines, encoded once per line: the
+	// success path writes one line and derives no logger.
+	fields := make([]zap.Field, 0, 8)
+	fields = append(fields, zap.String("provider", provider), zap.String("task_id", taskID))
 
 	policy := h.Policy(provider)
-	// Bookkeeping must survive the task's context ending at shutdown, but
-	// not hang on a Redis that does not answer.
-	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
-	defer cancel()
-
 	j, err := h.decode(t)
 	if err != nil {
 		// Retrying the same bytes on the same worker cannot help. An
@@ -226,9 +224,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if errors.Is(err, errNotServable) {
 			reason = dlq.ReasonMisconfigured
 		}
+		log := h.log.With(fields...)
+		bg, cancel := bookkeeping(ctx)
+		defer cancel()
 		return h.deadLetter(ctx, log, t, taskID, provider, j.order, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
 	}
-	log = log.With(zap.String("order", j.order), zap.Int("attempt", retried+1))
+	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
 
 	// Tracked until asynq has the answer, so that a shutdown cut-off
 	// finds it (MarkRunningUnknown).
@@ -236,13 +237,16 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	start := h.nowFunc()
 	callErr := j.call(ctx)
 	latency := h.nowFunc().Sub(start)
-	log = log.With(zap.Int64("latency_ms", latency.Milliseconds()))
+	fields = append(fields, zap.Int64("latency_ms", latency.Milliseconds()))
 
 	if callErr == nil {
 		h.obs.Attempt(provider, "success", "", latency)
-		log.Info("order cancelled")
+		h.log.Info("order cancelled", fields...)
 		return nil
 	}
+	log := h.log.With(fields...)
+	bg, cancel := bookkeeping(ctx)
+	defer cancel()
 
 	var pe *providers.Error
 	if !errors.As(callErr, &pe) {
@@ -305,6 +309,13 @@ func (h *Handler) record(ctx context.Context, log *zap.Logger, queue, taskID str
 // bookkeepingTimeout bounds the Redis writes made after an upstream call.
 const bookkeepingTimeout = 5 * time.Second
 
+// bookkeeping returns the context of the Redis writes after a failed
+// attempt: they must survive the task's context ending at shutdown, but not
+// hang on a Redis that does not answer.
+func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+}
+
 // outcome is what a failed attempt leaves for its DLQ entry.
 type outcome struct {
 	attempt taskstore.Attempt
@@ -347,7 +358,7 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 	if errors.As(cause, &pe) {
 		e.UpstreamCode = pe.Code
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	pctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	if _, err := h.dlq.Put(pctx, e); err != nil {
 		// Not recorded: let asynq retry rather than archive without a record.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,9 +49,10 @@ type Options struct {
 	CompactAfter time.Duration
 }
 
-// Worker is the asynq server with the cancellation handler.
+// Worker is the asynq servers (Config.Dequeuers of them, sharing the
+// concurrency) with the cancellation handler.
 type Worker struct {
-	srv     *asynq.Server
+	srvs    []*asynq.Server
 	mux     *asynq.ServeMux
 	handler *Handler
 	queues  map[string]int
@@ -103,7 +105,7 @@ func New(o Options) (*Worker, error) {
 		cl, err := meari.New(meari.Config{
 			BaseURL: c.Meari.BaseURL, PartnerKey: c.Meari.PartnerKey, PartnerSecret: c.Meari.PartnerSecret,
 			SourceApp: c.Meari.SourceApp, SignMode: c.Meari.SignMode, TimestampFormat: c.Meari.TimestampFormat,
-			Transport: providers.Transport{Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc},
+			Transport: providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("meari: %w", err)
@@ -116,7 +118,7 @@ func New(o Options) (*Worker, error) {
 	if c.PandaPon.Enabled {
 		cl, err := pandapon.New(pandapon.Config{
 			BaseURL: c.PandaPon.BaseURL, AccessKey: c.PandaPon.AccessKey, AccessSecret: c.PandaPon.AccessSecret,
-			UserID: c.PandaPon.UserID, Transport: providers.Transport{Timeout: c.UpstreamTimeout, NowFunc: o.NowFunc},
+			UserID: c.PandaPon.UserID, Transport: providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pandapon: %w", err)
@@ -137,17 +139,28 @@ func New(o Options) (*Worker, error) {
 	if c.LogLevel >= zapcore.WarnLevel {
 		level = asynq.WarnLevel
 	}
-	srv := asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
-		Concurrency:              c.Concurrency,
-		Queues:                   queues,
-		RetryDelayFunc:           retry.DelayFunc(byType, retry.Policy{}),
-		IsFailure:                retry.IsFailure,
-		ShutdownTimeout:          c.ShutdownTimeout,
-		DelayedTaskCheckInterval: o.DelayedTaskCheckInterval,
-		Logger:                   o.Logger.Named("asynq").Sugar(),
-		LogLevel:                 level,
-	})
-	w.srv, w.mux, w.handler, w.queues = srv, mux, h, queues
+	// asynq's processor takes one task at a time from Redis, a round trip
+	// each: more than one server (dequeuer) keeps the slots filled when
+	// the round trips, not the upstream, are the limit.
+	n := max(c.Dequeuers, 1)
+	for i := range n {
+		share := c.Concurrency / n
+		if i < c.Concurrency%n {
+			share++
+		}
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
+			Concurrency:              share,
+			Queues:                   queues,
+			RetryDelayFunc:           retry.DelayFunc(byType, retry.Policy{}),
+			IsFailure:                retry.IsFailure,
+			ShutdownTimeout:          c.ShutdownTimeout,
+			TaskCheckInterval:        c.PollInterval,
+			DelayedTaskCheckInterval: o.DelayedTaskCheckInterval,
+			Logger:                   o.Logger.Named("asynq").Sugar(),
+			LogLevel:                 level,
+		}))
+	}
+	w.mux, w.handler, w.queues = mux, h, queues
 	w.shutdownTimeout = c.ShutdownTimeout
 	if w.shutdownTimeout <= 0 {
 		w.shutdownTimeout = 8 * time.Second // asynq's default
@@ -172,13 +185,42 @@ func New(o Options) (*Worker, error) {
 	return w, nil
 }
 
+// SizeRedis sizes the Redis client options o for the worker configured by
+// c, where o leaves a size at zero:
+//   - the pool: one connection per task in flight (each finishes with a
+//     round trip of its own), a few per dequeuer (its fetch loop,
+//     heartbeat, forwarder, janitor, recoverer and cancellation
+//     subscription), and some for the maintainer, the admin server and
+//     /metrics. go-redis's default, 10 per CPU, is smaller than a
+//     concurrency of 200 on a small machine;
+//   - the buffers: 4 KiB each way per connection. A task message is a few
+//     hundred bytes; go-redis's default of 32 KiB each way would make 200
+//     connections cost 12 MiB.
+func SizeRedis(o *redis.Options, c config.Config) {
+	if o.PoolSize == 0 {
+		o.PoolSize = c.Concurrency + 8*max(c.Dequeuers, 1) + 10
+	}
+	if o.ReadBufferSize == 0 {
+		o.ReadBufferSize = redisBufferSize
+	}
+	if o.WriteBufferSize == 0 {
+		o.WriteBufferSize = redisBufferSize
+	}
+}
+
+const redisBufferSize = 4 << 10
+
 // Queues returns the served queues and their weights.
 func (w *Worker) Queues() map[string]int { return w.queues }
 
-// Start starts fetching and processing tasks.
+// Start starts fetching and processing tasks. If one of the dequeuers
+// cannot start, those started are shut down again.
 func (w *Worker) Start() error {
-	if err := w.srv.Start(w.mux); err != nil {
-		return err
+	for i, srv := range w.srvs {
+		if err := srv.Start(w.mux); err != nil {
+			shutdownAll(w.srvs[:i])
+			return err
+		}
 	}
 	if w.state.CompareAndSwap(stateNew, stateRunning) && w.maint != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -218,7 +260,7 @@ func (w *Worker) Shutdown() {
 			w.log.Warn("could not mark the calls about to be cut off", zap.Error(err))
 		}
 	})
-	w.srv.Shutdown()
+	shutdownAll(w.srvs)
 	mark.Stop()
 	if !w.handler.Wait(handlerWaitTimeout) {
 		w.log.Warn("calls cut short at shutdown did not finish their bookkeeping in time", zap.Duration("waited", handlerWaitTimeout))
@@ -242,5 +284,19 @@ func (w *Worker) Running() error {
 	return nil
 }
 
-// Ping reports whether the asynq server can reach Redis.
-func (w *Worker) Ping() error { return w.srv.Ping() }
+// shutdownAll shuts the servers down at once, each within its timeout.
+func shutdownAll(srvs []*asynq.Server) {
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.Shutdown()
+		}()
+	}
+	wg.Wait()
+}
+
+// Ping reports whether the asynq servers can reach Redis (they share one
+// client).
+func (w *Worker) Ping() error { return w.srvs[0].Ping() }
