@@ -48,18 +48,21 @@ var ErrActive = errors.New("a task for this order is being processed right now; 
 // Redis client given to NewEnqueuer.
 type Enqueuer struct {
 	store *taskstore.Store
+	batch *batcher
 }
 
 // NewEnqueuer returns an Enqueuer that talks to Redis through rdb. The
 // caller keeps ownership of rdb.
 func NewEnqueuer(rdb redis.UniversalClient) *Enqueuer {
-	return &Enqueuer{store: taskstore.New(rdb)}
+	store := taskstore.New(rdb)
+	return &Enqueuer{store: store, batch: &batcher{store: store}}
 }
 
 // Enqueue enqueues t, built by NewMeariCancelTask or NewPandaPonCancelTask,
-// in one round trip. If a task for the same order exists, it enqueues
-// nothing, reports AlreadyQueued with that task's State, and returns a nil
-// error. With force it replaces that task instead, atomically: if Redis
+// in one round trip, shared with the other Enqueue calls of this Enqueuer
+// in flight at the same moment (a pipeline). If a task for the same order
+// exists, it enqueues nothing, reports AlreadyQueued with that task's
+// State, and returns a nil error. With force it replaces that task instead, atomically: if Redis
 // fails, the old task is still there. A task being processed is never
 // replaced (ErrActive).
 func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Result, error) {
@@ -69,11 +72,11 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Resu
 	}
 	res := Result{TaskID: m.ID, Queue: m.Queue}
 	if !force {
-		state, enqueued, err := e.store.Enqueue(ctx, m)
-		if err != nil {
-			return Result{}, err
+		r := e.batch.enqueue(ctx, m)
+		if r.Err != nil {
+			return Result{}, r.Err
 		}
-		res.AlreadyQueued, res.State = !enqueued, state
+		res.AlreadyQueued, res.State = !r.Enqueued, r.Existing
 		return res, nil
 	}
 	// A marked attempt record lives as long as a finished task would be

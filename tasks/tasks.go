@@ -496,6 +496,12 @@ func decode(b []byte, v interface{ Validate() error }) error {
 
 // ParseMeariCancel decodes and validates a Meari task payload.
 func ParseMeariCancel(b []byte) (MeariCancel, error) {
+	if m, ok := parseMeariCanonical(b); ok {
+		if err := m.Validate(); err != nil {
+			return m, fmt.Errorf("%w: %w", ErrPayload, err)
+		}
+		return m, nil
+	}
 	var m MeariCancel
 	err := decode(b, &m)
 	return m, err

@@ -24,7 +24,7 @@ func BenchmarkEnqueueFile(b *testing.B) {
 		workers int
 	}{
 		{name: "sequential", workers: 1},
-		{name: "concurrent", workers: 32},
+		{name: "concurrent", workers: workersDefault},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := redistest.New(b)

@@ -18,8 +18,12 @@ import (
 )
 
 const (
+	// workersDefault is --concurrency's default: enough enqueues in flight
+	// that the Enqueuer's pipelines carry many each (tasks.Enqueuer
+	// batches those in flight together).
+	workersDefault = 256
 	// workersMax bounds --concurrency.
-	workersMax = 256
+	workersMax = 1024
 	// maxLineBytes is the longest line taken, line ending excluded; a
 	// longer line is reported invalid and skipped.
 	maxLineBytes = 64 << 10
@@ -94,7 +98,7 @@ func (s *fileSummary) counts() string {
 func (a *app) fileCommand() *cobra.Command {
 	var (
 		sourceApp = &textFlag{typ: "int"}
-		workersF  = &textFlag{typ: "int", value: strconv.Itoa(intake.WorkersDefault)}
+		workersF  = &textFlag{typ: "int", value: strconv.Itoa(workersDefault)}
 		force     bool
 		path      string
 		defaults  intake.Defaults

@@ -123,7 +123,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "file, a directory", args: []string{"file", "."}, want: []string{"<path>: is a directory: ."}},
 		{name: "file, everything at once", args: []string{"file", "-", "--concurrency", "0", "--source-app", "x"}, want: []string{
 			`--source-app: must be an integer, got "x"`,
-			"--concurrency: must be from 1 to 256, got 0",
+			"--concurrency: must be from 1 to 1024, got 0",
 		}},
 		{name: "file, concurrency not a number", args: []string{"file", "-", "--concurrency", "many"}, want: []string{`--concurrency: must be an integer, got "many"`}},
 		{name: "file, source app from the environment", args: []string{"file", "-"}, env: map[string]string{envSourceApp: "0"}, want: []string{"MEARI_SOURCE_APP (--source-app): must be a positive integer, got 0"}},

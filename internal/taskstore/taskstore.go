@@ -115,20 +115,70 @@ return {1, ""}`)
 // Enqueue adds m to its queue as asynq's client would, unless a task with
 // its ID exists: then it returns that task's state and false.
 func (s *Store) Enqueue(ctx context.Context, m Message) (existing string, enqueued bool, err error) {
-	if err := s.publish(ctx, m.Queue); err != nil {
-		return "", false, fmt.Errorf("enqueue %s: %w", m.ID, err)
+	r := s.EnqueueMany(ctx, []Message{m})[0]
+	return r.Existing, r.Enqueued, r.Err
+}
+
+// EnqueueResult is what EnqueueMany did with one message.
+type EnqueueResult struct {
+	// Existing is the state of the task already holding the message's ID
+	// when Enqueued is false.
+	Existing string
+	Enqueued bool
+	Err      error
+}
+
+// EnqueueMany is Enqueue for each of ms, in one pipelined round trip:
+// Redis runs them in order, so a later message with the ID of an earlier
+// one finds it there, as one Enqueue after the other would.
+func (s *Store) EnqueueMany(ctx context.Context, ms []Message) []EnqueueResult {
+	if len(ms) == 0 {
+		return nil
 	}
-	keys := []string{TaskKey(m.Queue, m.ID), pendingKey(m.Queue)}
-	res, err := enqueueScript.Run(ctx, s.rdb, keys, m.Encode(), m.ID, s.nowFunc().UnixNano()).Slice()
-	if err != nil {
-		return "", false, fmt.Errorf("enqueue %s: %w", m.ID, err)
+	out := make([]EnqueueResult, len(ms))
+	for _, m := range ms {
+		if err := s.publish(ctx, m.Queue); err != nil {
+			for j := range out {
+				out[j].Err = fmt.Errorf("enqueue %s: %w", ms[j].ID, err)
+			}
+			return out
+		}
 	}
-	if len(res) != 2 {
-		return "", false, fmt.Errorf("enqueue %s: unexpected script reply %v", m.ID, res)
+	for try := 0; ; try++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(ms))
+		now := s.nowFunc().UnixNano()
+		for i, m := range ms {
+			cmds[i] = enqueueScript.EvalSha(ctx, pipe, []string{TaskKey(m.Queue, m.ID), pendingKey(m.Queue)}, m.Encode(), m.ID, now)
+		}
+		_, _ = pipe.Exec(ctx) // each command's error is read below
+		if try == 0 && cmds[0].Err() != nil && redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			// The script is not in Redis's cache (a restart, SCRIPT
+			// FLUSH): then no command of the pipeline ran. Load it, and
+			// send them again.
+			if err := enqueueScript.Load(ctx, s.rdb).Err(); err != nil {
+				for i := range out {
+					out[i].Err = fmt.Errorf("enqueue %s: %w", ms[i].ID, err)
+				}
+				return out
+			}
+			continue
+		}
+		for i, c := range cmds {
+			res, err := c.Slice()
+			switch {
+			case err != nil:
+				out[i].Err = fmt.Errorf("enqueue %s: %w", ms[i].ID, err)
+			case len(res) != 2:
+				out[i].Err = fmt.Errorf("enqueue %s: unexpected script reply %v", ms[i].ID, res)
+			default:
+				ok, _ := res[0].(int64)
+				out[i].Existing, _ = res[1].(string)
+				out[i].Enqueued = ok == 1
+			}
+		}
+		return out
 	}
-	ok, _ := res[0].(int64)
-	state, _ := res[1].(string)
-	return state, ok == 1, nil
 }
 
 // Task is what Peek found under a task's key.

@@ -527,3 +527,38 @@ func TestReplaceRecordTTL(t *testing.T) {
 		t.Errorf("record TTL %s, %v; want at least %s", ttl, err, taskstore.RecordTTLFloor)
 	}
 }
+
+// TestEnqueueMany sends several enqueues in one pipeline: they run in
+// order (the second of one ID finds the first), and still do after Redis
+// has lost its script cache.
+func TestEnqueueMany(t *testing.T) {
+	t.Parallel()
+	s, rdb, insp := newStore(t)
+	ctx := t.Context()
+	for round, flush := range []bool{false, true} {
+		if flush {
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, b := fmt.Sprintf("many-a-%d", round), fmt.Sprintf("many-b-%d", round)
+		res := s.EnqueueMany(ctx, []taskstore.Message{message(a), message(a), message(b)})
+		want := []taskstore.EnqueueResult{{Enqueued: true}, {Existing: taskstore.StatePending}, {Enqueued: true}}
+		if len(res) != len(want) {
+			t.Fatalf("round %d: %d results, want %d", round, len(res), len(want))
+		}
+		for i := range want {
+			if res[i] != want[i] {
+				t.Errorf("round %d, message %d: %+v, want %+v", round, i, res[i], want[i])
+			}
+		}
+		for _, id := range []string{a, b} {
+			if _, err := insp.GetTaskInfo(queue, id); err != nil {
+				t.Errorf("round %d: task %s: %v", round, id, err)
+			}
+		}
+	}
+	if got := s.EnqueueMany(ctx, nil); len(got) != 0 {
+		t.Errorf("EnqueueMany(nil) = %v", got)
+	}
+}
