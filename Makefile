@@ -27,7 +27,7 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# The worker against asynq's no-op handler and a hand-written handler, and
+# The worker against asynq with an empty handler and a hand-written handler, and
 # enqueue file against a plain asynq client, in one run (about 10 minutes;
 # run it with nothing else busy). Writes BENCHMARKS.md.
 bench:

@@ -40,7 +40,7 @@ func TestQuick(t *testing.T) {
 	text := string(b)
 	for _, want := range []string{
 		"| 20ms | 200 | (c) cancelworker worker |",
-		"| 0s | 50 | (a) asynq, no-op handler |",
+		"| 0s | 50 | (a) asynq, handler that only waits the delay |",
 		"## Idle pickup", "| `enqueue file` |", "## Targets",
 	} {
 		if !strings.Contains(text, want) {

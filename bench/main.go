@@ -3,9 +3,11 @@
 //
 //   - throughput: N pre-enqueued Meari cancellations, for upstream delay
 //     0 and 20 ms and concurrency 50 and 200, served by (a) asynq with a
-//     no-op handler (the ceiling), (b) a hand-written asynq handler doing
-//     the Meari call (the reference) and (c) the worker binary in its
-//     production configuration; tasks/s, CPU per task, peak RSS;
+//     handler that calls nothing and only waits the delay (the ceiling),
+//     (b) a hand-written asynq handler doing the Meari call (the
+//     reference) and (c) the worker binary in its production
+//     configuration; tasks/s, CPU per task, peak RSS; and a CPU profile of
+//     the worker, broken down per task;
 //   - idle pickup: single enqueues 100 ms apart to an idle worker, and the
 //     time from each enqueue to its upstream call;
 //   - the enqueue side: "enqueue file" against a plain asynq.Client from 16
@@ -60,7 +62,10 @@ func child(name string, args []string) (code int, ok bool) {
 	case "stub":
 		err = runStub(args[0])
 	case "noop":
-		err = runNoop(args[0], conc())
+		var delay time.Duration
+		if delay, err = time.ParseDuration(args[2]); err == nil {
+			err = runNoop(args[0], conc(), delay)
+		}
 	case "handwritten":
 		err = runHandwritten(args[0], conc(), args[2], os.Getenv(envKey), os.Getenv(envSecret))
 	case "client":
@@ -104,7 +109,7 @@ func run(args []string) int {
 		return nil
 	})
 	var variants []contender
-	fs.Func("variant", "run the worker also with `NAME=value[,NAME=value]` added to its environment, as a contender of its own (repeatable)", func(v string) error {
+	fs.Func("variant", "run the worker also with `NAME=value[,NAME=value]` added to its environment, as a contender of its own ({redis} in a value is the bench's Redis address; repeatable)", func(v string) error {
 		env := strings.Fields(strings.ReplaceAll(v, ",", " "))
 		for _, e := range env {
 			if !strings.Contains(e, "=") {
@@ -117,6 +122,7 @@ func run(args []string) int {
 	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, enqueue (default all)")
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
+	keep := fs.Bool("keep", false, "keep the work directory (logs, binaries) and say where")
 	who := fs.String("contenders", "", "comma-separated contenders to run: noop, handwritten, worker (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -180,6 +186,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
+	b.keep = *keep
 	defer b.tearDown()
 	rep, err := b.measure(ctx)
 	if err != nil {

@@ -26,11 +26,23 @@ import (
 // The peers the worker is measured against run in processes of their own,
 // as the worker does: this binary started with a peer's name.
 
-// runNoop serves the Meari queue with a handler that does nothing: what
-// asynq itself costs, the ceiling of any asynq-based worker.
-func runNoop(redisAddr string, concurrency int) error {
+// runNoop serves the Meari queue with a handler that calls nothing and
+// only waits for the upstream delay, if any: what asynq itself costs, the
+// ceiling of any asynq-based worker.
+func runNoop(redisAddr string, concurrency int, delay time.Duration) error {
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(tasks.TypeMeariCancel, func(context.Context, *asynq.Task) error { return nil })
+	mux.HandleFunc(tasks.TypeMeariCancel, func(ctx context.Context, _ *asynq.Task) error {
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
 	return serve(redisAddr, concurrency, mux)
 }
 

@@ -50,7 +50,7 @@ func variant(env string) contender {
 }
 
 var (
-	noopC        = contender{key: "noop", name: "(a) asynq, no-op handler"}
+	noopC        = contender{key: "noop", name: "(a) asynq, handler that only waits the delay"}
 	handwrittenC = contender{key: "handwritten", name: "(b) hand-written asynq handler"}
 	workerBin    = contender{key: "worker", name: "(c) cancelworker worker"}
 	contenders   = []contender{noopC, handwrittenC, workerBin}
@@ -246,8 +246,13 @@ func (b *bench) preEnqueue(ctx context.Context, prefix string, n int) error {
 // startContender starts k serving the Meari queue with concurrency conc,
 // its output to a log file; for the worker it also returns the admin
 // server's address.
-func (b *bench) startContender(k contender, conc int) (p *proc, admin string, err error) {
-	logf, err := os.Create(filepath.Join(b.dir, strings.ReplaceAll(k.key, " ", "_")+".log"))
+func (b *bench) startContender(k contender, conc int, delay time.Duration) (p *proc, admin string, err error) {
+	logf, err := os.Create(filepath.Join(b.dir, strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, k.key)+".log"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -255,7 +260,7 @@ func (b *bench) startContender(k contender, conc int) (p *proc, admin string, er
 	c := strconv.Itoa(conc)
 	switch {
 	case k == noopC:
-		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c)
+		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c, delay.String())
 	case k == handwrittenC:
 		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, "handwritten", b.redisAddr, c, b.stubURL)
 	case k.isWorker():
@@ -275,7 +280,7 @@ func (b *bench) startContender(k contender, conc int) (p *proc, admin string, er
 			"LOG_FORMAT=json",
 			"LOG_LEVEL=info",
 			"ADMIN_ADDR=" + admin,
-		}, append(b.s.workerEnv, strings.Fields(k.env)...)...), logf, b.worker)
+		}, append(b.s.workerEnv, strings.Fields(strings.ReplaceAll(k.env, "{redis}", b.redisAddr))...)...), logf, b.worker)
 	}
 	return p, admin, err
 }
@@ -302,7 +307,7 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	if err := b.preEnqueue(ctx, "T", n); err != nil {
 		return res, nil, err
 	}
-	p, admin, err := b.startContender(k, conc)
+	p, admin, err := b.startContender(k, conc, delay)
 	if err != nil {
 		return res, nil, err
 	}
@@ -358,7 +363,7 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	res.rss = rss
 
 	// Exactly once: every task completed, none left anywhere, and the
-	// upstream saw each order once (no call at all for the no-op).
+	// upstream saw each order once (no call at all for (a)).
 	var bad []string
 	pipe := b.rdb.Pipeline()
 	counts := []*redis.IntCmd{pipe.LLen(ctx, pendingKey), pipe.LLen(ctx, activeKey), pipe.ZCard(ctx, retryKey), pipe.ZCard(ctx, archivedKey), pipe.ZCard(ctx, completedKey)}
@@ -447,7 +452,7 @@ func (b *bench) pickup(ctx context.Context, k contender, count int) (pickupResul
 	if err := b.reset(ctx, 0); err != nil {
 		return res, nil, err
 	}
-	p, _, err := b.startContender(k, 50)
+	p, _, err := b.startContender(k, 50, 0)
 	if err != nil {
 		return res, nil, err
 	}
@@ -586,4 +591,124 @@ func (b *bench) writeOrders(n int) (string, error) {
 		fmt.Fprintf(&sb, `{"provider":"meari","userAccount":"bench@example.com","orderType":1,"orderNum":"E%07d","sourceApp":%d}`+"\n", i, benchSourceApp)
 	}
 	return path, os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// profileGroup is one line of the CPU breakdown: the functions whose
+// cumulative time it sums (none of them calling another).
+type profileGroup struct {
+	name  string
+	funcs []string
+	micro float64 // µs of CPU per task
+}
+
+// profileGroups is where a task's CPU goes in the worker, by the
+// functions that own it.
+func profileGroups() []profileGroup {
+	return []profileGroup{
+		{name: "asynq: fetching the task (Dequeue script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).Dequeue"}},
+		{name: "asynq: marking it complete (MarkAsComplete script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).MarkAsComplete"}},
+		{name: "handler: the Meari call on the calling goroutine (sign, encode, net/http round trip, reply)", funcs: []string{"github.com/cancelworker/cancelworker/providers/meari.(*Client).Cancel"}},
+		{name: "net/http: the connection's read and write goroutines", funcs: []string{"net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
+		{name: "handler: decoding the payload", funcs: []string{"github.com/cancelworker/cancelworker/internal/worker.(*Handler).decode"}},
+		{name: "handler: the log line", funcs: []string{"go.uber.org/zap.(*Logger).Info"}},
+		{name: "handler: metrics", funcs: []string{"github.com/cancelworker/cancelworker/internal/metrics.(*Metrics).Attempt"}},
+		{name: "Go runtime: scheduler (goroutine switches, idle Ps)", funcs: []string{"runtime.mcall"}},
+		{name: "Go runtime: garbage collector", funcs: []string{"runtime.gcBgMarkWorker"}},
+	}
+}
+
+// profile runs the worker over n tasks at delay 0 and concurrency conc with
+// its profiling endpoint on (ADMIN_PPROF, off in the measured runs), takes
+// a CPU profile of seconds while it works, and returns the profile's
+// breakdown per task and the whole's.
+func (b *bench) profile(ctx context.Context, conc, n int, seconds int) ([]profileGroup, float64, error) {
+	if err := b.reset(ctx, 0); err != nil {
+		return nil, 0, err
+	}
+	if err := b.preEnqueue(ctx, "T", n); err != nil {
+		return nil, 0, err
+	}
+	k := variant("ADMIN_PPROF=true")
+	p, admin, err := b.startContender(k, conc, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = p.stop(20 * time.Second) }()
+	if err := waitFor("the worker to take its first task", 30*time.Second, time.Millisecond, func() (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		l, err := b.rdb.LLen(ctx, pendingKey).Result()
+		return l < int64(n), err
+	}); err != nil {
+		return nil, 0, err
+	}
+	before, err := b.rdb.ZCard(ctx, completedKey).Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	prof, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("CPU profile: %s, %v", resp.Status, err)
+	}
+	after, err := b.rdb.ZCard(ctx, completedKey).Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	if after <= before {
+		return nil, 0, fmt.Errorf("no task completed while profiling")
+	}
+	if after >= int64(n) {
+		return nil, 0, fmt.Errorf("the tasks ran out before the profile ended: use more")
+	}
+	path := filepath.Join(b.dir, "worker.cpu.pprof")
+	if err := os.WriteFile(path, prof, 0o644); err != nil {
+		return nil, 0, err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=100000", b.worker, path).Output()
+	if err != nil {
+		return nil, 0, fmt.Errorf("go tool pprof: %w", err)
+	}
+	cum, total := parseTop(string(out))
+	tasks := float64(after - before)
+	groups := profileGroups()
+	for i := range groups {
+		for _, f := range groups[i].funcs {
+			groups[i].micro += cum[f].Seconds() * 1e6 / tasks
+		}
+	}
+	return groups, total.Seconds() * 1e6 / tasks, nil
+}
+
+// parseTop reads `go tool pprof -top -cum` output: each function's
+// cumulative time, and the total sampled.
+func parseTop(out string) (map[string]time.Duration, time.Duration) {
+	cum := map[string]time.Duration{}
+	var total time.Duration
+	for _, l := range strings.Split(out, "\n") {
+		if _, rest, ok := strings.Cut(l, "Total samples = "); ok {
+			f, _, _ := strings.Cut(rest, " ")
+			total, _ = time.ParseDuration(f)
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) < 6 || !strings.HasSuffix(f[1], "%") {
+			continue
+		}
+		d, err := time.ParseDuration(f[3])
+		if err != nil {
+			continue
+		}
+		cum[strings.Join(f[5:], " ")] = d
+	}
+	return cum, total
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,8 +42,10 @@ const (
 	MonitoringPath = "/monitoring/"
 	DLQPath        = "/monitoring/dlq"
 	MetricsPath    = "/metrics"
-	HealthPath     = "/healthz"
-	ReadyPath      = "/readyz"
+	// ProfilingPath serves net/http/pprof when Config.Profiling is on.
+	ProfilingPath = "/debug/pprof/"
+	HealthPath    = "/healthz"
+	ReadyPath     = "/readyz"
 )
 
 // CheckTimeoutDefault bounds each readiness check.
@@ -159,6 +162,13 @@ func New(o Options) (*Server, error) {
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
 	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger}))
 	mux.Handle("GET /{$}", guard(http.HandlerFunc(index)))
+	if o.Config.Profiling {
+		// Not /debug/pprof/cmdline: nothing there a profile needs.
+		mux.Handle("GET "+ProfilingPath, guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET "+ProfilingPath+"profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET "+ProfilingPath+"trace", guard(http.HandlerFunc(pprof.Trace)))
+		mux.Handle("GET "+ProfilingPath+"symbol", guard(http.HandlerFunc(pprof.Symbol)))
+	}
 	// In every mode: a page on another site must not be able to drive the
 	// UI's write API through the user's browser, nor reach a loopback
 	// server by a rebound DNS name.

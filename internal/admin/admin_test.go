@@ -60,6 +60,8 @@ func TestBasicAuth(t *testing.T) {
 		"public":         {Addr: "0.0.0.0:8080", User: user, Password: pass},
 		"loopback":       {Addr: "127.0.0.1:8080"},
 		"loopback+creds": {Addr: "[::1]:8080", User: user, Password: pass},
+		"public+pprof":   {Addr: "0.0.0.0:8080", User: user, Password: pass, Profiling: true},
+		"loopback+pprof": {Addr: "127.0.0.1:8080", Profiling: true},
 	}
 	servers := map[string]*httptest.Server{}
 	for name, c := range configs {
@@ -94,6 +96,13 @@ func TestBasicAuth(t *testing.T) {
 		{name: "loopback with credentials accepts them", server: "loopback+creds", path: "/monitoring/", user: user, pass: pass, want: 200},
 		{name: "loopback with credentials healthz open", server: "loopback+creds", path: "/healthz", want: 200},
 		{name: "unknown path", server: "loopback", path: "/nope", want: 404},
+		{name: "profiles off by default", server: "loopback", path: "/debug/pprof/", want: 404},
+		{name: "public profiles without credentials", server: "public+pprof", path: "/debug/pprof/", want: 401},
+		{name: "public heap profile without credentials", server: "public+pprof", path: "/debug/pprof/heap", want: 401},
+		{name: "public profiles right credentials", server: "public+pprof", path: "/debug/pprof/", user: user, pass: pass, want: 200},
+		{name: "public heap profile right credentials", server: "public+pprof", path: "/debug/pprof/heap", user: user, pass: pass, want: 200},
+		{name: "command line not served", server: "public+pprof", path: "/debug/pprof/cmdline", user: user, pass: pass, want: 404},
+		{name: "loopback goroutine dump", server: "loopback+pprof", path: "/debug/pprof/goroutine?debug=1", want: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 const (
 	RedisURLDefault        = "redis://127.0.0.1:6379/0"
 	ConcurrencyDefault     = 10
-	DequeuersDefault       = 4
+	DequeuersDefault       = 8
 	PollIntervalDefault    = 50 * time.Millisecond
 	ShutdownTimeoutDefault = 25 * time.Second
 	UpstreamTimeoutDefault = 10 * time.Second
@@ -74,6 +74,10 @@ type Admin struct {
 	Password string
 	// ReadOnly makes the monitoring UI view-only.
 	ReadOnly bool
+	// Profiling serves Go's runtime profiles at ProfilingPath
+	// (ADMIN_PPROF), behind the same auth as the UI: CPU, heap,
+	// goroutines, for finding where the time goes in production.
+	Profiling bool
 	// AllowedHosts are host names, besides the loopback names and Addr's own
 	// host, that requests may carry in their Host header
 	// (ADMIN_ALLOWED_HOSTS): the names the server is reached by through a
@@ -196,6 +200,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		{env: "ADMIN_PASSWORD", flag: "admin-password", secret: true, help: "admin basic auth password (prefer ADMIN_PASSWORD_FILE)"},
 		{env: "ADMIN_PASSWORD_FILE", flag: "admin-password-file", help: "file holding the admin basic auth password"},
 		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI read-only: true or false"},
+		{env: "ADMIN_PPROF", flag: "admin-pprof", def: "false", help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"},
 		{env: "ADMIN_ALLOWED_HOSTS", flag: "admin-allowed-hosts", help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"},
 	}
 	byEnv := map[string]*setting{}
@@ -428,6 +433,11 @@ func loadAdmin(a *Admin, byEnv map[string]*setting, password string) []error {
 		bad(byEnv["ADMIN_READONLY"], "must be true or false, got %q", byEnv["ADMIN_READONLY"].raw)
 	} else {
 		a.ReadOnly = ro
+	}
+	if on, err := strconv.ParseBool(strings.TrimSpace(byEnv["ADMIN_PPROF"].raw)); err != nil {
+		bad(byEnv["ADMIN_PPROF"], "must be true or false, got %q", byEnv["ADMIN_PPROF"].raw)
+	} else {
+		a.Profiling = on
 	}
 	if hosts, err := httpguard.ParseHosts(byEnv["ADMIN_ALLOWED_HOSTS"].raw); err != nil {
 		bad(byEnv["ADMIN_ALLOWED_HOSTS"], "%v", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -425,4 +426,44 @@ func collectSignatures(sb *sandbox.Sandbox) []string {
 		}
 	}
 	return sigs
+}
+
+// TestDequeuers runs the worker as three asynq servers sharing a
+// concurrency of 7: each is registered with its share, together they serve
+// every order once, and a short poll interval has an idle worker pick a
+// task up at once.
+func TestDequeuers(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withConcurrency(7), func(r *rig) {
+		r.opts.Config.Dequeuers = 3
+		r.opts.Config.PollInterval = 10 * time.Millisecond
+	})
+	var shares []int
+	for deadline := time.Now().Add(10 * time.Second); len(shares) != 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d asynq servers registered, want 3", len(shares))
+		}
+		servers, err := r.insp.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = shares[:0]
+		for _, s := range servers {
+			shares = append(shares, s.Concurrency)
+		}
+	}
+	slices.Sort(shares)
+	if !slices.Equal(shares, []int{2, 2, 3}) {
+		t.Errorf("concurrency shares %v, want [2 2 3]", shares)
+	}
+	var results []tasks.Result
+	for i := range 30 {
+		results = append(results, r.enqueueMeari(t, fmt.Sprintf("DQ%02d", i)))
+	}
+	for i, res := range results {
+		r.waitState(t, res, asynq.TaskStateCompleted)
+		if calls := r.sb.Calls(tasks.ProviderMeari, fmt.Sprintf("DQ%02d", i)); len(calls) != 1 {
+			t.Errorf("order DQ%02d: %d upstream calls, want 1", i, len(calls))
+		}
+	}
 }
