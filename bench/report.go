@@ -33,6 +33,7 @@ type report struct {
 	profile                         []profileGroup
 	profileTotal                    float64
 	profileN, profileConc, profSecs int
+	profileErr                      string
 }
 
 // measure runs every measurement, contenders interleaved within each
@@ -80,10 +81,13 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		}
 		var err error
 		if r.profile, r.profileTotal, err = b.profile(ctx, r.profileConc, r.profileN, r.profSecs); err != nil {
+			// Not a measurement of its own: say so and go on.
 			b.keep = true
-			return nil, fmt.Errorf("profile: %w", err)
+			r.profileErr = err.Error()
+			fmt.Fprintf(os.Stderr, "bench: profile of the worker failed: %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "bench: profile of the worker: %.0f µs of CPU per task sampled\n", r.profileTotal)
 		}
-		fmt.Fprintf(os.Stderr, "bench: profile of the worker: %.0f µs of CPU per task sampled\n", r.profileTotal)
 	}
 	for _, k := range b.s.contenders {
 		if !b.s.parts["pickup"] || k == noopC {
@@ -270,6 +274,9 @@ func (r *report) markdown() string {
 		}
 	}
 
+	if r.profileErr != "" {
+		w("\nThe worker's CPU profile failed: %s\n", r.profileErr)
+	}
 	if len(r.profile) > 0 {
 		w("\n### Where the worker's CPU goes\n\n")
 		w("A CPU profile of the worker (an extra run with `ADMIN_PPROF=true`, delay 0, concurrency %d, %d s while it worked through %d tasks), per task completed in that window; "+

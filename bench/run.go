@@ -643,6 +643,17 @@ func (b *bench) profile(ctx context.Context, conc, n int, seconds int) ([]profil
 	}); err != nil {
 		return nil, 0, err
 	}
+	// The worker starts its admin server just after its dequeuers.
+	if err := waitFor("the worker's admin server", 30*time.Second, 5*time.Millisecond, func() (bool, error) {
+		resp, err := http.Get("http://" + admin + "/healthz")
+		if err != nil {
+			return false, p.exited()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	}); err != nil {
+		return nil, 0, err
+	}
 	before, err := b.rdb.ZCard(ctx, completedKey).Result()
 	if err != nil {
 		return nil, 0, err

@@ -33,6 +33,16 @@ type batcher struct {
 	senders int
 }
 
+// answered reports whether c has its result.
+func answered(c *enqueueCall) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // enqueueCall is one Enqueue waiting for its round trip.
 type enqueueCall struct {
 	ctx  context.Context
@@ -53,7 +63,7 @@ func (b *batcher) enqueue(ctx context.Context, m taskstore.Message) taskstore.En
 	if b.senders < batchSenders {
 		b.senders++
 		b.mu.Unlock()
-		b.send()
+		b.send(c)
 		<-c.done
 		return c.res
 	}
@@ -75,14 +85,21 @@ func (b *batcher) enqueue(ctx context.Context, m taskstore.Message) taskstore.En
 }
 
 // send sends what is pending, batchMax at a time, until nothing is; it
-// holds one of the sender places, and gives it back when done.
-func (b *batcher) send() {
+// holds one of the sender places, and gives it back when done. Once own
+// (the caller's call, if any) has its answer, it hands the place and the
+// rest of the work to a goroutine, so that its caller returns.
+func (b *batcher) send(own *enqueueCall) {
 	for {
 		b.mu.Lock()
 		n := min(len(b.pending), batchMax)
 		if n == 0 {
 			b.senders--
 			b.mu.Unlock()
+			return
+		}
+		if own != nil && answered(own) {
+			b.mu.Unlock()
+			go b.send(nil)
 			return
 		}
 		batch := slices.Clone(b.pending[:n])
