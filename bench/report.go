@@ -388,8 +388,8 @@ func (r *report) outOfReach(w func(string, ...any)) {
 			a := r.rate(noopC, d, c)
 			lines = append(lines, fmt.Sprintf("- **0.95 of concurrency / latency at 20 ms, C=50.** asynq with a handler that only waits the 20 ms reached %.0f tasks/s, "+
 				"%.2f of the %.0f bound: each slot cycle took %.1f ms, %.1f ms more than the wait. asynq frees a slot only after the complete round trip and fills it "+
-				"only after a fetch round trip, one fetch at a time per server, so a slot idles between calls; an upstream that answers in 20 ms after its own overhead "+
-				"(the worker's calls took about 21 ms here, see latency_ms in its log) leaves less still. The worker reached %.2f. "+
+				"only after a fetch round trip, one fetch at a time per server, so a slot idles between calls; a real call adds its own overhead to the 20 ms "+
+				"(the worker logs each call's latency_ms), which leaves less still. The worker reached %.2f. "+
 				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do.",
 				a, a/bound, bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), x))
 		}
