@@ -57,7 +57,7 @@ type Error struct {
 	RetryAfter time.Duration
 	// Unknown reports that the request may have reached the upstream and been
 	// acted on although no answer was read (a timeout or reset after sending,
-	// a truncated or unexpected 2xx body). See UPSTREAMS.md section 4.
+	// a truncated or unexpected 2xx body). See docs/upstreams.md §4.
 	Unknown bool
 	// Err is the underlying cause, if any.
 	Err error

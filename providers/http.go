@@ -104,7 +104,7 @@ type Response struct {
 }
 
 // Core sends requests to one provider and classifies what goes wrong, per
-// UPSTREAMS.md §3. Both provider clients use it. A Core is safe for
+// docs/upstreams.md §3. Both provider clients use it. A Core is safe for
 // concurrent use once its fields are set; do not change them afterwards.
 type Core struct {
 	// Provider names the provider in every Error ("meari", "pandapon").
@@ -123,7 +123,7 @@ type Core struct {
 // PostJSON POSTs body as application/json to url with the extra header, and
 // reads the reply body through the MaxBody limit and closes it. It does not
 // look at the status: see CheckStatus. On failure it returns a *Error
-// classified per UPSTREAMS.md §3:
+// classified per docs/upstreams.md §3:
 //   - connection refused, DNS failure or any failure to connect: Transient,
 //     Unknown false (the request was never sent);
 //   - timeout, reset or close after sending, truncated or oversized body:
@@ -204,7 +204,7 @@ func (c *Core) transportError(ctx context.Context, err error, reading bool) *Err
 	return e
 }
 
-// CheckStatus classifies resp's HTTP status per UPSTREAMS.md §3: nil for
+// CheckStatus classifies resp's HTTP status per docs/upstreams.md §3: nil for
 // 2xx (the provider then decodes the body); Transient for 429 and 5xx, with
 // Retry-After honoured; Auth for 401 and 403; Permanent for any other 4xx.
 // Any other status (1xx, 3xx: a misconfigured base URL) is Transient, bounded

@@ -83,7 +83,7 @@ func asError(t *testing.T, err error) *providers.Error {
 	return pe
 }
 
-// TestPostJSONTransport covers the network rows of UPSTREAMS.md §3.
+// TestPostJSONTransport covers the network rows of docs/upstreams.md §3.
 func TestPostJSONTransport(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -235,7 +235,7 @@ func TestPostJSONSends(t *testing.T) {
 	}
 }
 
-// TestCheckStatus covers the HTTP status rows of UPSTREAMS.md §3, through a
+// TestCheckStatus covers the HTTP status rows of docs/upstreams.md §3, through a
 // real server and client.
 func TestCheckStatus(t *testing.T) {
 	t.Parallel()

@@ -206,7 +206,7 @@ func reasonLabel(r string) string {
 	return Other
 }
 
-// meariCodes are Meari's documented result codes (UPSTREAMS.md §1); any
+// meariCodes are Meari's documented result codes (docs/upstreams.md §1); any
 // other is reported as "other".
 var meariCodes = map[string]bool{"1001": true, "1003": true, "1005": true, "1023": true, "4001": true, "4002": true}
 

@@ -1,5 +1,5 @@
 // Package meari cancels Meari "SDKV4" orders: it signs the request
-// (sign.go), sends it and classifies the reply per UPSTREAMS.md §1 and §3.
+// (sign.go), sends it and classifies the reply per docs/upstreams.md §1 and §3.
 package meari
 
 import (
@@ -28,7 +28,7 @@ const (
 )
 
 // TimestampFormat selects how the timestamp field is written. See
-// UPSTREAMS.md §1.
+// docs/upstreams.md §1.
 type TimestampFormat string
 
 const (
@@ -225,7 +225,7 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	}
 }
 
-// validate checks the ten body fields (UPSTREAMS.md §1), reporting every
+// validate checks the ten body fields (docs/upstreams.md §1), reporting every
 // problem at once. The signature is not set yet, so it is not checked.
 func (c *Client) validate(r Request) error {
 	var errs []error
@@ -252,7 +252,7 @@ func (c *Client) validate(r Request) error {
 	return errors.Join(errs...)
 }
 
-// Classify returns the class of a resultCode per UPSTREAMS.md §1, or 0 for
+// Classify returns the class of a resultCode per docs/upstreams.md §1, or 0 for
 // success (1001). Unknown codes are Transient, bounded by the retry budget.
 func Classify(code string) providers.Class {
 	class, _ := lookup(code)

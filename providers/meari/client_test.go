@@ -136,7 +136,7 @@ func checkNoSecrets(t *testing.T, err error, calls []received) {
 	}
 }
 
-// TestCancelResultCodes has one case per row of the UPSTREAMS.md §1 table,
+// TestCancelResultCodes has one case per row of the docs/upstreams.md §1 table,
 // with resultCode both as a string and as a number.
 func TestCancelResultCodes(t *testing.T) {
 	t.Parallel()
@@ -192,7 +192,7 @@ func TestCancelResultCodes(t *testing.T) {
 	}
 }
 
-// TestCancelHTTPLevel has one case per row of the UPSTREAMS.md §3 table.
+// TestCancelHTTPLevel has one case per row of the docs/upstreams.md §3 table.
 func TestCancelHTTPLevel(t *testing.T) {
 	t.Parallel()
 	// An HTTP date has whole seconds: the delay is counted from testNow.

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// SignMode selects how the string to sign is built. See UPSTREAMS.md §1.
+// SignMode selects how the string to sign is built. See docs/upstreams.md §1.
 type SignMode string
 
 const (

@@ -1,6 +1,6 @@
 // Package pandapon cancels PandaPon 1688 orders before payment: it signs the
 // request headers (sign.go), sends the request and classifies the reply per
-// UPSTREAMS.md §2 and §3.
+// docs/upstreams.md §2 and §3.
 package pandapon
 
 import (
@@ -214,7 +214,7 @@ func (r reply) data() *bool {
 	return &v
 }
 
-// Classify returns the class of a reply per UPSTREAMS.md §2, or 0 for
+// Classify returns the class of a reply per docs/upstreams.md §2, or 0 for
 // success. code is the reply's code as text; data is its boolean data, nil
 // when absent or not a boolean. Code 200 without a boolean data is not the
 // expected shape: Transient (the caller reports it as bad_response).

@@ -127,7 +127,7 @@ func checkNoSecrets(t *testing.T, err error, calls []received) {
 	}
 }
 
-// TestCancelReplyCodes has one case per row of the UPSTREAMS.md §2 table, and
+// TestCancelReplyCodes has one case per row of the docs/upstreams.md §2 table, and
 // the lenient decoding of the reply.
 func TestCancelReplyCodes(t *testing.T) {
 	t.Parallel()
@@ -226,7 +226,7 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// TestCancelHTTPLevel has one case per row of the UPSTREAMS.md §3 table; the
+// TestCancelHTTPLevel has one case per row of the docs/upstreams.md §3 table; the
 // HTTP status is checked before the body's code.
 func TestCancelHTTPLevel(t *testing.T) {
 	t.Parallel()

@@ -9,7 +9,7 @@ import (
 // StringToSign returns the message PandaPon signs: the three signed system
 // headers in a fixed order. user-id is not signed.
 //
-// DECISION (UPSTREAMS.md §2): the vendor does not publish the rule; this is
+// DECISION (docs/upstreams.md §2): the vendor does not publish the rule; this is
 // the one place it is written down.
 func StringToSign(accessKey, nonce, timestamp string) string {
 	return "access-key=" + accessKey + "&nonce-str=" + nonce + "&timestamp=" + timestamp

@@ -1,5 +1,5 @@
 // Package sandbox fakes both upstream cancel-order APIs, Meari and PandaPon,
-// as UPSTREAMS.md describes them. A *Sandbox is a real http.Handler: it checks
+// as docs/upstreams.md describes them. A *Sandbox is a real http.Handler: it checks
 // every request as the vendor would (body shape, timestamp, signature,
 // replayed nonce), answers the outcomes scripted for the order, and records
 // what it received. The integration tests serve it with httptest; the demo
@@ -248,7 +248,7 @@ func (s *Sandbox) WaitCalls(ctx context.Context, provider, order string, n int) 
 // Cancelled reports whether the sandbox served a success for an order at
 // least once. A Slow success counts once its delay ends, even when the client
 // had already gone: the upstream cancelled the order although nobody read the
-// answer (UPSTREAMS.md section 4).
+// answer (docs/upstreams.md §4).
 func (s *Sandbox) Cancelled(provider, order string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
