@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cancelworker/cancelworker/internal/text"
 )
 
 // Class says what the worker does with a failed call.
@@ -102,14 +104,5 @@ func ClassOf(err error) Class {
 }
 
 // Truncate shortens s to at most n bytes without splitting a UTF-8 sequence,
-// marking the cut with "…".
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+// marking the cut with "…" (text.Truncate).
+func Truncate(s string, n int) string { return text.Truncate(s, n) }

@@ -48,6 +48,7 @@ const (
 	CodeNetwork           = "network"            // any other transport failure
 	CodeBadResponse       = "bad_response"       // a 2xx body that is not the expected JSON shape
 	CodeInvalidRequest    = "invalid_request"    // refused before calling upstream
+	CodeInternal          = "internal"           // a failure that is not a provider's typed outcome (a bug of ours)
 )
 
 // ErrBodyTooLarge is the cause (Error.Err) of a reply body longer than

@@ -43,8 +43,9 @@ const (
 	QueuePandaPon = "cancel:pandapon"
 )
 
-// Providers lists the provider names in a fixed order.
-var Providers = []string{ProviderMeari, ProviderPandaPon}
+// Providers returns the provider names in a fixed order, a new slice each
+// call.
+func Providers() []string { return []string{ProviderMeari, ProviderPandaPon} }
 
 // QueueFor returns the queue of provider p, or "" for an unknown provider.
 func QueueFor(p string) string {
@@ -217,12 +218,12 @@ func ParseOrderID(s string) (OrderID, error) {
 	}
 	for _, r := range s {
 		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("must be a positive integer of decimal digits, got %q", truncate(s, 40))
+			return 0, fmt.Errorf("must be a positive integer of decimal digits, got %q", text.Truncate(s, 40))
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("must fit in a signed 64-bit integer, got %q", truncate(s, 40))
+		return 0, fmt.Errorf("must fit in a signed 64-bit integer, got %q", text.Truncate(s, 40))
 	}
 	if n <= 0 {
 		return 0, fmt.Errorf("must be a positive integer, got %d", n)
@@ -328,7 +329,7 @@ func OptionsFrom(h map[string]string) ([]Option, error) {
 	if v, ok := h[HeaderRetention]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("header %s: must be whole seconds, got %q", HeaderRetention, truncate(v, 40))
+			return nil, fmt.Errorf("header %s: must be whole seconds, got %q", HeaderRetention, text.Truncate(v, 40))
 		}
 		opts = append(opts, WithRetention(time.Duration(n)*time.Second))
 	}
@@ -512,11 +513,4 @@ func ParsePandaPonCancel(b []byte) (PandaPonCancel, error) {
 	var p PandaPonCancel
 	err := decode(b, &p)
 	return p, err
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/text"
+
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -151,7 +153,7 @@ func (a *app) checkGlobals(p *problems) {
 	d, err := time.ParseDuration(a.timeout.value)
 	switch {
 	case err != nil:
-		p.add("--timeout", "must be a duration such as 10s or 1m, got %q", truncate(a.timeout.value, 40))
+		p.add("--timeout", "must be a duration such as 10s or 1m, got %q", text.Truncate(a.timeout.value, 40))
 	case d <= 0:
 		p.add("--timeout", "must be positive, got %s", d)
 	default:

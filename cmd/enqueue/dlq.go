@@ -68,7 +68,7 @@ func (a *app) dlqListCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.StringVar(&provider, "provider", "", "only this provider's entries: "+strings.Join(tasks.Providers, " or "))
+	f.StringVar(&provider, "provider", "", "only this provider's entries: "+strings.Join(tasks.Providers(), " or "))
 	f.Var(limitF, "limit", fmt.Sprintf("show at most this many entries, 1 to %d", listLimitMax))
 	f.Var(offsetF, "offset", "skip this many entries")
 
@@ -88,7 +88,7 @@ func (a *app) dlqListCommand() *cobra.Command {
 			opts.Offset = int(n)
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		entries, total, err := dlq.New(rdb, "").List(ctx, opts)
+		entries, total, err := dlq.New(rdb).List(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func cell(s string, width int) string {
 		return "-"
 	}
 	if width > 0 {
-		s = truncate(s, width)
+		s = text.Truncate(s, width)
 	}
 	return s
 }
@@ -183,7 +183,7 @@ func (a *app) dlqShowCommand() *cobra.Command {
 			p.add("<id>", "give exactly one entry ID, got %d arguments", len(args))
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		e, err := dlq.New(rdb, "").Get(ctx, id)
+		e, err := dlq.New(rdb).Get(ctx, id)
 		if errors.Is(err, dlq.ErrNotFound) {
 			return fmt.Errorf("dlq entry %q not found", id)
 		}
@@ -252,7 +252,7 @@ type selection struct {
 func (s *selection) flags(cmd *cobra.Command, verb string) {
 	f := cmd.Flags()
 	f.BoolVar(&s.all, "all", false, verb+" every entry (of --provider, if given)")
-	f.StringVar(&s.provider, "provider", "", "with --all, only this provider's entries: "+strings.Join(tasks.Providers, " or "))
+	f.StringVar(&s.provider, "provider", "", "with --all, only this provider's entries: "+strings.Join(tasks.Providers(), " or "))
 }
 
 func (s *selection) check(p *problems, args []string) {
@@ -308,7 +308,7 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 	}
 	sel.flags(cmd, "requeue")
 	cmd.RunE = a.runE(sel.check, func(ctx context.Context, rdb *redis.Client) error {
-		store := dlq.New(rdb, "")
+		store := dlq.New(rdb)
 		ids, err := sel.resolve(ctx, store)
 		if err != nil {
 			return err
@@ -377,7 +377,7 @@ other IDs are still purged.`,
 			p.add("--yes", "is required: purge deletes entries for good")
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		store := dlq.New(rdb, "")
+		store := dlq.New(rdb)
 		ids, err := sel.resolve(ctx, store)
 		if err != nil {
 			return err

@@ -29,7 +29,7 @@ func (h *harness) seed() []dlq.Entry {
 // dlqIDs returns the IDs left in the harness's dead-letter queue.
 func (h *harness) dlqIDs() []string {
 	h.t.Helper()
-	ids, err := dlq.New(h.srv.Client(h.t), "").IDs(h.t.Context(), "")
+	ids, err := dlq.New(h.srv.Client(h.t)).IDs(h.t.Context(), "")
 	if err != nil {
 		h.t.Fatalf("dlq ids: %v", err)
 	}
@@ -328,7 +328,7 @@ func TestDLQPurgeWithoutYesKeepsEntries(t *testing.T) {
 	if got := h.dlqIDs(); len(got) != 3 {
 		t.Errorf("entries left: want all 3, got %q", got)
 	}
-	_, err := dlq.New(h.srv.Client(t), "").Get(t.Context(), pandaponID)
+	_, err := dlq.New(h.srv.Client(t)).Get(t.Context(), pandaponID)
 	if errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("entry %s: purged without --yes", pandaponID)
 	}

@@ -6,7 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/cancelworker/cancelworker/internal/text"
 
 	"github.com/cancelworker/cancelworker/tasks"
 )
@@ -118,7 +119,7 @@ func (e *failure) Unwrap() error { return e.err }
 func parseInt(p *problems, name string, f *textFlag) (int64, bool) {
 	n, err := strconv.ParseInt(f.value, 10, 64)
 	if err != nil {
-		p.add(name, "must be an integer, got %q", truncate(f.value, 40))
+		p.add(name, "must be an integer, got %q", text.Truncate(f.value, 40))
 		return 0, false
 	}
 	return n, true
@@ -155,7 +156,7 @@ func orderType(p *problems, f *textFlag, required bool) int {
 	n, err := strconv.Atoi(f.value)
 	switch _, ok := orderTypeNames[n]; {
 	case err != nil:
-		p.add(name, "must be 1 (cloud), 2 (ai) or 3 (flow4g), got %q", truncate(f.value, 40))
+		p.add(name, "must be 1 (cloud), 2 (ai) or 3 (flow4g), got %q", text.Truncate(f.value, 40))
 	case !ok:
 		p.add(name, "must be 1 (cloud), 2 (ai) or 3 (flow4g), got %d", n)
 	default:
@@ -171,22 +172,10 @@ func checkProvider(p *problems, name, v string, empty bool) {
 		return
 	}
 	if v == "" {
-		p.add(name, "is required: %s", strings.Join(tasks.Providers, " or "))
+		p.add(name, "is required: %s", strings.Join(tasks.Providers(), " or "))
 		return
 	}
-	p.add(name, "must be %s, got %q", strings.Join(tasks.Providers, " or "), truncate(v, 40))
-}
-
-// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	p.add(name, "must be %s, got %q", strings.Join(tasks.Providers(), " or "), text.Truncate(v, 40))
 }
 
 // sourceAppDefault resolves --source-app, which defaults to

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/text"
+
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/intake"
@@ -124,11 +126,11 @@ func (a *app) listenAddr(p *problems, f *textFlag) string {
 	}
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
-		p.add(name, "must be host:port, e.g. %s, got %q", addrDefault, truncate(v, 60))
+		p.add(name, "must be host:port, e.g. %s, got %q", addrDefault, text.Truncate(v, 60))
 		return ""
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
-		p.add(name, "must have a port from 0 to 65535, got %q", truncate(port, 20))
+		p.add(name, "must have a port from 0 to 65535, got %q", text.Truncate(port, 20))
 		return ""
 	}
 	return v

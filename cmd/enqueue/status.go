@@ -51,7 +51,7 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 
 	cmd.RunE = a.runE(func(p *problems, args []string) {
 		if len(args) != 2 {
-			p.add("<provider> <order>", "give exactly two arguments, the provider (%s) and the order, got %d", strings.Join(tasks.Providers, " or "), len(args))
+			p.add("<provider> <order>", "give exactly two arguments, the provider (%s) and the order, got %d", strings.Join(tasks.Providers(), " or "), len(args))
 			return
 		}
 		provider, order := args[0], args[1]
@@ -76,7 +76,7 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 			what = "pandapon order " + pc.OrderRef()
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		store := dlq.New(rdb, "")
+		store := dlq.New(rdb)
 		found := make([]status.Status, 0, len(lookups))
 		var last status.Status
 		for _, l := range lookups {

@@ -165,7 +165,7 @@ func TestStatusMeari(t *testing.T) {
 // putEntry stores e in the harness's dead-letter queue.
 func (h *harness) putEntry(e dlq.Entry) dlq.Entry {
 	h.t.Helper()
-	e, err := dlq.New(h.srv.Client(h.t), "").Put(h.t.Context(), e)
+	e, err := dlq.New(h.srv.Client(h.t)).Put(h.t.Context(), e)
 	if err != nil {
 		h.t.Fatalf("dlq put: %v", err)
 	}

@@ -155,7 +155,7 @@ func TestSIGKILLMidCall(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("dead-lettered %s after the kill", time.Since(killed).Round(time.Second))
-	e, err := dlq.New(rdb, "").Get(t.Context(), res.TaskID)
+	e, err := dlq.New(rdb).Get(t.Context(), res.TaskID)
 	if err != nil {
 		t.Fatal(err)
 	}

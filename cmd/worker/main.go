@@ -138,7 +138,7 @@ func startAdmin(cfg config.Config, rdb *redis.Client, m *metrics.Metrics, w *wor
 	adm, err := admin.New(admin.Options{
 		Config:  cfg.Admin,
 		Redis:   cfg.Redis,
-		DLQ:     dlq.New(rdb, ""),
+		DLQ:     dlq.New(rdb),
 		Metrics: m.Handler(),
 		Checks:  []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 		Logger:  log,

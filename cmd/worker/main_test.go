@@ -319,7 +319,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 			t.Errorf("order %s not cancelled at the upstream", order)
 		}
 	}
-	if c, err := dlq.New(rdb, "").Count(t.Context(), ""); err != nil || c != 0 {
+	if c, err := dlq.New(rdb).Count(t.Context(), ""); err != nil || c != 0 {
 		t.Errorf("DLQ count %d (err %v), want 0", c, err)
 	}
 	_ = second.Process.Signal(syscall.SIGTERM)

@@ -31,7 +31,7 @@ func newServer(t *testing.T, o admin.Options) (*admin.Server, *httptest.Server, 
 		o.Redis = redisOptions(srv)
 	}
 	if o.DLQ == nil {
-		o.DLQ = dlq.New(rdb, "")
+		o.DLQ = dlq.New(rdb)
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -142,7 +142,7 @@ func TestNewRefusesPublicWithoutCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := admin.New(admin.Options{Config: tt.cfg, Redis: &redis.Options{Addr: "127.0.0.1:1"}, DLQ: dlq.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), ""), Logger: zap.NewNop()})
+			_, err := admin.New(admin.Options{Config: tt.cfg, Redis: &redis.Options{Addr: "127.0.0.1:1"}, DLQ: dlq.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})), Logger: zap.NewNop()})
 			if err == nil || !strings.Contains(err.Error(), "ADMIN_USER") || !strings.Contains(err.Error(), "ADMIN_PASSWORD") {
 				t.Fatalf("admin.New = %v, want an error naming ADMIN_USER and ADMIN_PASSWORD", err)
 			}
@@ -225,7 +225,7 @@ func TestReadyzCheckTimeout(t *testing.T) {
 func TestDLQPage(t *testing.T) {
 	t.Parallel()
 	_, hs, rdb := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}})
-	store := dlq.New(rdb, "")
+	store := dlq.New(rdb)
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	put := func(i int, provider, order string, e dlq.Entry) {
 		e.ID, e.Provider, e.Order = provider+":"+order, provider, order
@@ -380,7 +380,7 @@ func TestStartAndShutdown(t *testing.T) {
 func TestDLQPageCorruptEntry(t *testing.T) {
 	t.Parallel()
 	_, hs, rdb := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}})
-	store := dlq.New(rdb, "")
+	store := dlq.New(rdb)
 	good := dlq.Entry{ID: "meari:72:1:GOOD", Provider: "meari", Order: "1:GOOD", TaskType: tasks.TypeMeariCancel, Queue: tasks.QueueMeari,
 		Reason: dlq.ReasonPermanent, UpstreamCode: "4001", Message: "upstream said \u202eevil"}
 	if _, err := store.Put(t.Context(), good); err != nil {

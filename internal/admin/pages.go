@@ -85,7 +85,7 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	provider := q.Get("provider")
 	if provider != "" && tasks.QueueFor(provider) == "" {
-		http.Error(w, fmt.Sprintf("provider: must be one of %s, got %q", strings.Join(tasks.Providers, ", "), provider), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("provider: must be one of %s, got %q", strings.Join(tasks.Providers(), ", "), provider), http.StatusBadRequest)
 		return
 	}
 	page, err := intParam(q, "page", 1, 1, 1_000_000)
@@ -125,7 +125,7 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	view := dlqView{Provider: provider, Total: total, Page: page, Pages: (total + int64(size) - 1) / int64(size)}
-	for _, prov := range append([]string{""}, tasks.Providers...) {
+	for _, prov := range append([]string{""}, tasks.Providers()...) {
 		n := total
 		if prov != provider {
 			if n, err = p.store.Count(ctx, prov); err != nil {

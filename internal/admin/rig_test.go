@@ -100,7 +100,7 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 	adm, err := admin.New(admin.Options{
 		Config:  ac,
 		Redis:   redisOptions(srv),
-		DLQ:     dlq.New(rdb, ""),
+		DLQ:     dlq.New(rdb),
 		Metrics: m.Handler(),
 		Checks:  []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 		Logger:  log,
@@ -121,7 +121,7 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 	})
 	return &rig{
 		rdb: rdb, sb: sb, w: w, m: m, adm: adm, logs: logs,
-		store: dlq.New(rdb, ""),
+		store: dlq.New(rdb),
 		enq:   tasks.NewEnqueuer(rdb),
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
 		base:  adm.URL(),

@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	var adm *admin.Server
 	if cfg.Admin.Addr != "" {
 		adm, err = admin.New(admin.Options{
-			Config: cfg.Admin, Redis: redisOpt, DLQ: dlq.New(rdb, ""), Metrics: m.Handler(),
+			Config: cfg.Admin, Redis: redisOpt, DLQ: dlq.New(rdb), Metrics: m.Handler(),
 			Checks: []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 			Logger: log, FallbackToFreePort: true,
 		})
@@ -169,7 +169,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	}
 	defer w.Shutdown()
 
-	store := dlq.New(rdb, "")
+	store := dlq.New(rdb)
 	sts, err := settle(ctx, rdb, store, ss, ids)
 	if err != nil {
 		return err

@@ -20,7 +20,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/cancelworker/cancelworker/internal/text"
 
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -46,7 +47,7 @@ const (
 	ReasonArchived = "archived"
 )
 
-// PrefixDefault is the key prefix used when New is given "".
+// PrefixDefault is the key prefix of the store's keys.
 const PrefixDefault = "cancelworker:dlq:"
 
 // MessageLimit is the most bytes of Entry.Message that Put stores.
@@ -120,13 +121,10 @@ type Store struct {
 	nowFunc func() time.Time
 }
 
-// New returns a Store keeping its keys under prefix in rdb; "" means
-// PrefixDefault. The caller keeps ownership of rdb.
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	if prefix == "" {
-		prefix = PrefixDefault
-	}
-	return &Store{rdb: rdb, tasks: taskstore.New(rdb), prefix: prefix, nowFunc: time.Now}
+// New returns a Store keeping its keys under PrefixDefault in rdb. The
+// caller keeps ownership of rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, tasks: taskstore.New(rdb), prefix: PrefixDefault, nowFunc: time.Now}
 }
 
 func (s *Store) entriesKey() string { return s.prefix + "entries" }
@@ -248,7 +246,7 @@ func (e *Entry) normalize(now time.Time) error {
 		e.Payload = b
 	}
 	e.Corrupt, e.Raw = "", ""
-	e.Message = truncate(e.Message, MessageLimit)
+	e.Message = text.Truncate(e.Message, MessageLimit-len("…"))
 	if e.LastFailedAt.IsZero() {
 		e.LastFailedAt = now
 	}
@@ -290,7 +288,7 @@ func decode(id, s string) Entry {
 	switch {
 	case err != nil:
 	case e.ID != id:
-		err = fmt.Errorf("it holds the ID %q", truncate(e.ID, 80))
+		err = fmt.Errorf("it holds the ID %q", text.Truncate(e.ID, 80-len("…")))
 	case e.Provider == "":
 		err = errors.New("it has no provider")
 	default:
@@ -298,20 +296,7 @@ func decode(id, s string) Entry {
 		return e
 	}
 	provider, _, _ := strings.Cut(id, ":")
-	return Entry{ID: id, Provider: provider, Corrupt: err.Error(), Raw: truncate(strings.ToValidUTF8(s, "\uFFFD"), RawShown)}
-}
-
-// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
-func truncate(s string, n int) string {
-	const mark = "…"
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return Entry{ID: id, Provider: provider, Corrupt: err.Error(), Raw: text.Truncate(strings.ToValidUTF8(s, "\uFFFD"), RawShown-len("…"))}
 }
 
 // Get returns the entry of id, or an error matching ErrNotFound. An entry

@@ -22,7 +22,7 @@ const bigPayload = `{"order_id":2542285634920880794,"cancel_reason":"buyer <chan
 func newStore(t *testing.T) (*Store, *redis.Client) {
 	t.Helper()
 	rdb := redistest.New(t).Client(t)
-	return New(rdb, ""), rdb
+	return New(rdb), rdb
 }
 
 func entry(id, provider string, last time.Time) Entry {

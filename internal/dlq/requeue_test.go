@@ -80,7 +80,7 @@ func TestRequeue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := redistest.New(t).Client(t)
-			s := New(rdb, "")
+			s := New(rdb)
 			e := deadLetter(t, rdb, s, tt.task)
 			before := time.Now()
 
@@ -132,7 +132,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := redistest.New(t).Client(t)
-			s := New(rdb, "")
+			s := New(rdb)
 			e := Entry{ID: "pandapon:2542285634920880794", Provider: "pandapon", TaskType: tasks.TypePandaPonCancel, Queue: tasks.QueuePandaPon, Payload: json.RawMessage(good), Reason: ReasonBadPayload}
 			tt.edit(&e)
 			put, err := s.Put(t.Context(), e)
@@ -154,7 +154,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 	t.Run("corrupt entry", func(t *testing.T) {
 		t.Parallel()
 		rdb := redistest.New(t).Client(t)
-		s := New(rdb, "")
+		s := New(rdb)
 		if err := rdb.HSet(t.Context(), s.entriesKey(), "pandapon:5", "{oops").Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 	t.Run("missing entry", func(t *testing.T) {
 		t.Parallel()
 		rdb := redistest.New(t).Client(t)
-		if _, err := Requeue(t.Context(), New(rdb, ""), tasks.NewEnqueuer(rdb), "pandapon:5"); !errors.Is(err, ErrNotFound) {
+		if _, err := Requeue(t.Context(), New(rdb), tasks.NewEnqueuer(rdb), "pandapon:5"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Requeue(missing) error = %v, want ErrNotFound", err)
 		}
 	})
@@ -180,7 +180,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 func TestRequeueKeepsHeaders(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.New(t).Client(t)
-	s := New(rdb, "")
+	s := New(rdb)
 	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 77}, tasks.WithRetention(90*time.Minute))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/text"
+
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/status"
@@ -134,7 +136,7 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 		rdb:   rdb,
 		sub:   NewSubmitter(rdb),
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
-		store: dlq.New(rdb, ""),
+		store: dlq.New(rdb),
 		log:   o.Logger,
 	}
 	if h.log == nil {
@@ -427,7 +429,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		ids = []string{tasks.PandaPonCancel{OrderID: id}.TaskID()}
 	default:
-		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
+		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers(), " or "), strconv.Quote(text.Truncate(provider, shownMax)))
 	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, http.StatusBadRequest, errs)
@@ -450,7 +452,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(found) == 0:
-		writeError(w, http.StatusNotFound, "", fmt.Sprintf("not found: no task and no dead-letter entry for %s order %s", provider, truncate(order, shownMax)))
+		writeError(w, http.StatusNotFound, "", fmt.Sprintf("not found: no task and no dead-letter entry for %s order %s", provider, text.Truncate(order, shownMax)))
 	case scan:
 		writeJSON(w, http.StatusOK, found)
 	default:
@@ -465,7 +467,7 @@ func (h *Handler) meariIDs(errs *fieldErrors, order string, q url.Values) (ids [
 	if v, ok := q[FieldSourceApp]; ok {
 		n, err := strconv.ParseInt(v[0], 10, 64)
 		if err != nil {
-			errs.add(FieldSourceApp, "must be a positive integer, got %s", strconv.Quote(truncate(v[0], shownMax)))
+			errs.add(FieldSourceApp, "must be a positive integer, got %s", strconv.Quote(text.Truncate(v[0], shownMax)))
 		}
 		m.SourceApp = n
 	} else if m.SourceApp == 0 {
@@ -475,7 +477,7 @@ func (h *Handler) meariIDs(errs *fieldErrors, order string, q url.Values) (ids [
 	if v, ok := q[FieldOrderType]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || n < 1 || n > 3 {
-			errs.add(FieldOrderType, "must be %s, got %s", orderTypes, strconv.Quote(truncate(v[0], shownMax)))
+			errs.add(FieldOrderType, "must be %s, got %s", orderTypes, strconv.Quote(text.Truncate(v[0], shownMax)))
 		}
 		types, m.OrderType = []int{n}, n
 	}

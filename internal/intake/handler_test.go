@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cancelworker/cancelworker/internal/dlq"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cancelworker/cancelworker/internal/dlq"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/status"
@@ -561,7 +562,7 @@ func TestPostTellsTheTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store := dlq.New(e.rdb, "")
+	store := dlq.New(e.rdb)
 	if _, err := store.Put(t.Context(), dlq.Entry{ID: "pandapon:1001", Provider: "pandapon", Order: "1001", TaskType: tasks.TypePandaPonCancel,
 		Queue: tasks.QueuePandaPon, Payload: []byte(`{"order_id":1001}`), Reason: dlq.ReasonPermanent, OutcomeUnknown: true}); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/cancelworker/cancelworker/internal/text"
 
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
@@ -174,14 +175,14 @@ func Decode(raw []byte, d Defaults) (Cancellation, []FieldError) {
 	case !ok:
 		return Cancellation{}, errs
 	case in.provider == nil:
-		errs.add(FieldProvider, "is required: %s", strings.Join(tasks.Providers, " or "))
+		errs.add(FieldProvider, "is required: %s", strings.Join(tasks.Providers(), " or "))
 		return Cancellation{}, errs
 	case provider == tasks.ProviderMeari:
 		c, fes = decodeMeari(&in, d, errs)
 	case provider == tasks.ProviderPandaPon:
 		c, fes = decodePandaPon(&in, errs)
 	default:
-		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers, " or "), strconv.Quote(truncate(provider, shownMax)))
+		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers(), " or "), strconv.Quote(text.Truncate(provider, shownMax)))
 		return Cancellation{}, errs
 	}
 	c.Force = force && len(fes) == 0
@@ -335,7 +336,7 @@ func shownKey(k string) string {
 		}
 		return r
 	}, k)
-	return truncate(k, shownMax)
+	return text.Truncate(k, shownMax)
 }
 
 // kindOfToken names the JSON kind of a top-level token.
@@ -379,7 +380,7 @@ func shown(raw json.RawMessage) string {
 	if raw[0] == '{' || raw[0] == '[' {
 		return kindOf(raw)
 	}
-	return truncate(string(raw), shownMax)
+	return text.Truncate(string(raw), shownMax)
 }
 
 // decodeString decodes a JSON string; absent is "". It reports a value of
@@ -429,16 +430,4 @@ func decodeOrderID(errs *fieldErrors, raw json.RawMessage) (tasks.OrderID, bool)
 		return 0, false
 	}
 	return id, true
-}
-
-// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

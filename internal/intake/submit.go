@@ -66,7 +66,7 @@ type Submitter struct {
 
 // NewSubmitter returns a Submitter on rdb; the caller keeps ownership.
 func NewSubmitter(rdb redis.UniversalClient) *Submitter {
-	return &Submitter{enq: tasks.NewEnqueuer(rdb), store: dlq.New(rdb, "")}
+	return &Submitter{enq: tasks.NewEnqueuer(rdb), store: dlq.New(rdb)}
 }
 
 // Submit enqueues t. Without force, an order that has a task already is

@@ -80,7 +80,7 @@ func New(o Options) (*Metrics, error) {
 		o.Logger = zap.NewNop()
 	}
 	if o.Queues == nil {
-		for _, p := range tasks.Providers {
+		for _, p := range tasks.Providers() {
 			o.Queues = append(o.Queues, tasks.QueueFor(p))
 		}
 	}
@@ -115,7 +115,7 @@ func New(o Options) (*Metrics, error) {
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
-	for _, p := range tasks.Providers {
+	for _, p := range tasks.Providers() {
 		m.attempts.WithLabelValues(p, "success", "")
 		m.latency.WithLabelValues(p)
 		m.outcomeUnknown.WithLabelValues(p)
@@ -132,10 +132,10 @@ func New(o Options) (*Metrics, error) {
 	if o.Redis != nil {
 		store := o.DLQ
 		if store == nil {
-			store = dlq.New(o.Redis, "")
+			store = dlq.New(o.Redis)
 		}
 		cs = append(cs,
-			newDLQCollector(store, tasks.Providers, o.CollectTimeout),
+			newDLQCollector(store, tasks.Providers(), o.CollectTimeout),
 			newQueueCollector(asynq.NewInspectorFromRedisClient(o.Redis), o.Queues, o.CollectTimeout),
 		)
 	}
@@ -216,7 +216,7 @@ var transportCodes = map[string]bool{
 	providers.CodeCanceled: true, providers.CodeTimeout: true, providers.CodeConnectionRefused: true,
 	providers.CodeDNS: true, providers.CodeConnect: true, providers.CodeReset: true,
 	providers.CodeTruncatedBody: true, providers.CodeBodyTooLarge: true, providers.CodeNetwork: true,
-	providers.CodeBadResponse: true, providers.CodeInvalidRequest: true, "internal": true,
+	providers.CodeBadResponse: true, providers.CodeInvalidRequest: true, providers.CodeInternal: true,
 }
 
 // codeLabel bounds the code label: "" (success), the transport codes,

@@ -101,7 +101,7 @@ cancelworker_dead_lettered_total{provider="pandapon",reason="retries exhausted"}
 func TestScrapeTimeCollectors(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.New(t).Client(t)
-	store := dlq.New(rdb, "")
+	store := dlq.New(rdb)
 	for _, e := range []dlq.Entry{
 		{ID: "meari:72:1:A", Provider: "meari", Order: "1:A", TaskType: tasks.TypeMeariCancel, Queue: tasks.QueueMeari, Payload: []byte(`{}`), Reason: dlq.ReasonPermanent},
 		{ID: "meari:72:1:B", Provider: "meari", Order: "1:B", TaskType: tasks.TypeMeariCancel, Queue: tasks.QueueMeari, Payload: []byte(`{}`), Reason: dlq.ReasonPermanent},

@@ -37,7 +37,7 @@ func newEnv(t *testing.T) (*env, *redistest.Server) {
 	return &env{
 		rdb:   rdb,
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
-		store: dlq.New(rdb, ""),
+		store: dlq.New(rdb),
 		enq:   tasks.NewEnqueuer(rdb),
 	}, srv
 }

@@ -44,3 +44,18 @@ func Printable(s string) string {
 		return r
 	}, s)
 }
+
+// Truncate shortens s to at most n bytes without splitting a UTF-8
+// sequence, and marks the cut with "…" (3 bytes more: pass n less 3 where
+// the mark must fit in the bound too). A string of at most n bytes is
+// returned as it is.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}

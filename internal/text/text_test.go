@@ -24,3 +24,23 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc…"},
+		{"xñyzw", 2, "x…"}, // ñ is 2 bytes: not split
+		{"日本語", 4, "日…"},
+		{"abc", 0, "…"},
+	}
+	for _, tt := range tests {
+		if got := text.Truncate(tt.s, tt.n); got != tt.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}

@@ -250,7 +250,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	var pe *providers.Error
 	if !errors.As(callErr, &pe) {
-		pe = &providers.Error{Provider: provider, Class: providers.Transient, Code: "internal", Message: callErr.Error(), Err: callErr}
+		pe = &providers.Error{Provider: provider, Class: providers.Transient, Code: providers.CodeInternal, Message: callErr.Error(), Err: callErr}
 	}
 	h.obs.Attempt(provider, pe.Class.String(), pe.Code, latency)
 	log = log.With(zap.String("class", pe.Class.String()), zap.String("upstream_code", pe.Code))

@@ -194,7 +194,7 @@ func TestSuccessPathNoRedisCalls(t *testing.T) {
 	hook := &countingHook{}
 	counted.AddHook(hook)
 	h, err := NewHandler(HandlerConfig{
-		Logger: r.opts.Logger, Redis: counted, DLQ: dlq.New(counted, ""),
+		Logger: r.opts.Logger, Redis: counted, DLQ: dlq.New(counted),
 		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
 		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
 	})
@@ -408,7 +408,7 @@ func TestRecordFailureUnreadable(t *testing.T) {
 	t.Cleanup(func() { _ = failing.Close() })
 	failing.AddHook(&failRecordHook{})
 	h, err := NewHandler(HandlerConfig{
-		Logger: r.opts.Logger, Redis: failing, DLQ: dlq.New(r.rdb, ""),
+		Logger: r.opts.Logger, Redis: failing, DLQ: dlq.New(r.rdb),
 		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
 		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
 	})

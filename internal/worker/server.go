@@ -82,7 +82,7 @@ func New(o Options) (*Worker, error) {
 	hc := HandlerConfig{
 		Logger:       o.Logger,
 		Redis:        o.Redis,
-		DLQ:          dlq.New(o.Redis, ""),
+		DLQ:          dlq.New(o.Redis),
 		Policies:     map[string]retry.Policy{},
 		Observer:     o.Observer,
 		NowFunc:      o.NowFunc,

@@ -106,7 +106,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Cleanup(w.Shutdown)
 	r.w = w
 	r.enq = tasks.NewEnqueuer(rdb)
-	r.store = dlq.New(rdb, "")
+	r.store = dlq.New(rdb)
 	r.insp = asynq.NewInspectorFromRedisClient(rdb)
 	return r
 }
