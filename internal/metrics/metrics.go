@@ -17,6 +17,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -206,10 +207,6 @@ func reasonLabel(r string) string {
 	return Other
 }
 
-// meariCodes are Meari's documented result codes (docs/upstreams.md §1); any
-// other is reported as "other".
-var meariCodes = map[string]bool{"1001": true, "1003": true, "1005": true, "1023": true, "4001": true, "4002": true}
-
 // transportCodes are the codes the shared HTTP core and the handler give
 // failures that are not an upstream answer.
 var transportCodes = map[string]bool{
@@ -220,16 +217,16 @@ var transportCodes = map[string]bool{
 }
 
 // codeLabel bounds the code label: "" (success), the transport codes,
-// "http_<status>" for a status from 100 to 599, Meari's documented codes,
-// PandaPon's codes from 100 to 599 (its codes mirror HTTP statuses), and
-// "other" for anything else.
+// "http_<status>" for a status from 100 to 599, Meari's documented codes
+// (meari.Documented), PandaPon's codes from 100 to 599 (its codes mirror
+// HTTP statuses), and "other" for anything else.
 func codeLabel(provider, code string) string {
 	switch {
 	case code == "" || transportCodes[code]:
 		return code
 	case strings.HasPrefix(code, "http_") && statusLike(strings.TrimPrefix(code, "http_")):
 		return code
-	case provider == tasks.ProviderMeari && meariCodes[code]:
+	case provider == tasks.ProviderMeari && meari.Documented(code):
 		return code
 	case provider == tasks.ProviderPandaPon && statusLike(code):
 		return code

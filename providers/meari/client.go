@@ -276,7 +276,17 @@ func lookup(code string) (providers.Class, string) {
 	case "1023":
 		return providers.Auth, "login, user token or signature invalid"
 	}
-	return providers.Transient, "unknown result code"
+	return providers.Transient, unknownMeaning
+}
+
+// unknownMeaning is lookup's meaning of a code not in the table.
+const unknownMeaning = "unknown result code"
+
+// Documented reports whether code is one of the result codes of
+// docs/upstreams.md §1 (success included), as the metrics label them.
+func Documented(code string) bool {
+	_, meaning := lookup(code)
+	return meaning != unknownMeaning
 }
 
 // reply is the upstream's answer. Unknown fields are ignored.

@@ -588,3 +588,16 @@ func TestParseTimestampFormat(t *testing.T) {
 		t.Errorf("rfc3339 Format = %s, want UTC seconds", got)
 	}
 }
+
+func TestDocumented(t *testing.T) {
+	for _, code := range []string{"1001", "1003", "1005", "1023", "4001", "4002"} {
+		if !meari.Documented(code) {
+			t.Errorf("Documented(%q) = false, want true", code)
+		}
+	}
+	for _, code := range []string{"9999", "", "01001", "http_503"} {
+		if meari.Documented(code) {
+			t.Errorf("Documented(%q) = true, want false", code)
+		}
+	}
+}
