@@ -202,6 +202,21 @@ func (m MeariCancel) TaskID() string {
 	return fmt.Sprintf("%s:%d:%d:%s", ProviderMeari, m.SourceApp, m.OrderType, m.OrderNum)
 }
 
+// ParseTaskID returns the provider and the order (as OrderRef gives it) of
+// a task ID that MeariCancel.TaskID or PandaPonCancel.TaskID built, and
+// false for any other string.
+func ParseTaskID(id string) (provider, order string, ok bool) {
+	provider, rest, _ := strings.Cut(id, ":")
+	switch provider {
+	case ProviderMeari:
+		_, order, ok = strings.Cut(rest, ":") // after the source_app
+		return provider, order, ok && order != ""
+	case ProviderPandaPon:
+		return provider, rest, rest != ""
+	}
+	return "", "", false
+}
+
 // OrderRef returns the order as operators name it: "<order_type>:<order_num>".
 func (m MeariCancel) OrderRef() string { return fmt.Sprintf("%d:%s", m.OrderType, m.OrderNum) }
 

@@ -262,3 +262,24 @@ func TestHeadersAndRebuild(t *testing.T) {
 		t.Errorf("enqueued task: %+v, %v", info, err)
 	}
 }
+
+func TestParseTaskID(t *testing.T) {
+	m := MeariCancel{SourceApp: 72, UserAccount: "u@x.com", OrderType: 2, OrderNum: "01582572KS0209053"}
+	p := PandaPonCancel{OrderID: 2542285634920880794}
+	for _, tt := range []struct {
+		id, provider, order string
+		ok                  bool
+	}{
+		{m.TaskID(), ProviderMeari, m.OrderRef(), true},
+		{p.TaskID(), ProviderPandaPon, p.OrderRef(), true},
+		{"meari:72", ProviderMeari, "", false},
+		{"pandapon:", ProviderPandaPon, "", false},
+		{"other:1", "", "", false},
+		{"", "", "", false},
+	} {
+		provider, order, ok := ParseTaskID(tt.id)
+		if provider != tt.provider || order != tt.order || ok != tt.ok {
+			t.Errorf("ParseTaskID(%q) = %q, %q, %v; want %q, %q, %v", tt.id, provider, order, ok, tt.provider, tt.order, tt.ok)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
@@ -64,7 +63,7 @@ func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ta
 	if taskID == "" {
 		return Status{}, errors.New("status: task_id: is required")
 	}
-	provider, order := fromID(taskID)
+	provider, order, _ := tasks.ParseTaskID(taskID)
 	if queue == "" {
 		queue = tasks.QueueFor(provider)
 	}
@@ -160,20 +159,6 @@ func readTask(ctx context.Context, rdb redis.UniversalClient, st *Status, taskID
 		lastErr = err
 	}
 	return nil, fmt.Errorf("status %s: %w", taskID, lastErr)
-}
-
-// fromID returns the provider and order named by a task ID:
-// "meari:<source_app>:<order_type>:<order_num>" or "pandapon:<order_id>".
-func fromID(id string) (provider, order string) {
-	provider, rest, _ := strings.Cut(id, ":")
-	switch provider {
-	case tasks.ProviderMeari:
-		_, order, _ = strings.Cut(rest, ":") // drop source_app
-		return provider, order
-	case tasks.ProviderPandaPon:
-		return provider, rest
-	}
-	return "", ""
 }
 
 // timePtr returns &t, or nil for the zero time.
