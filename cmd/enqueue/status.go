@@ -15,17 +15,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// lookup is one task to look up.
-type lookup struct {
-	taskID, queue string
-}
-
 func (a *app) statusCommand() *cobra.Command {
 	var (
 		sourceApp  = &textFlag{typ: "int"}
 		orderTypeF = &textFlag{typ: "int"}
-		lookups    []lookup
-		scan       bool   // meari without --order-type: every type
+		q          status.OrderQuery
 		what       string // the order, as the not-found message names it
 	)
 	cmd := &cobra.Command{
@@ -58,7 +52,7 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 		checkProvider(p, "<provider>", provider, false)
 		switch provider {
 		case tasks.ProviderMeari:
-			lookups, scan, what = a.meariLookups(p, order, sourceApp, orderTypeF)
+			q, what = a.meariQuery(p, order, sourceApp, orderTypeF)
 		case tasks.ProviderPandaPon:
 			if sourceApp.set {
 				p.add("--source-app", "only applies to meari")
@@ -71,27 +65,23 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 				p.add("<order>", "%s", err.Error())
 				return
 			}
-			pc := tasks.PandaPonCancel{OrderID: id}
-			lookups = []lookup{{taskID: pc.TaskID(), queue: tasks.QueuePandaPon}}
-			what = "pandapon order " + pc.OrderRef()
+			q = status.OrderQuery{Provider: tasks.ProviderPandaPon, OrderID: id}
+			what = "pandapon order " + id.String()
 		}
 	}, func(ctx context.Context, rdb *redis.Client) error {
-		store := dlq.New(rdb)
-		found := make([]status.Status, 0, len(lookups))
-		var last status.Status
-		for _, l := range lookups {
-			st, err := status.Lookup(ctx, rdb, store, l.taskID, l.queue)
-			if err != nil {
-				return err
-			}
-			last = st
+		all, err := status.LookupOrder(ctx, rdb, dlq.New(rdb), q)
+		if err != nil {
+			return err
+		}
+		found := make([]status.Status, 0, len(all))
+		for _, st := range all {
 			if st.State != status.StateNotFound {
 				found = append(found, st)
 			}
 		}
 		var out any = found
-		if !scan {
-			out = last
+		if !q.Scan() {
+			out = all[0]
 		}
 		if err := a.out(out, func(w io.Writer) error {
 			if len(found) == 0 {
@@ -118,31 +108,26 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 	return cmd
 }
 
-// meariLookups validates a Meari status query and returns the tasks to
-// look up: one, or one per order type without --order-type (scan).
-func (a *app) meariLookups(p *problems, order string, sourceAppF, orderTypeF *textFlag) (ls []lookup, scan bool, what string) {
-	m := tasks.MeariCancel{UserAccount: "-", OrderNum: order} // the account is not part of the task ID
+// meariQuery validates a Meari status query: one order type, or every
+// type without --order-type (a scan).
+func (a *app) meariQuery(p *problems, order string, sourceAppF, orderTypeF *textFlag) (q status.OrderQuery, what string) {
+	q = status.OrderQuery{Provider: tasks.ProviderMeari, OrderNum: order}
 	var sourceAppName string
-	m.SourceApp, sourceAppName = a.sourceApp(p, sourceAppF)
-	types := []int{orderType(p, orderTypeF, false)}
-	if !orderTypeF.set {
-		types, scan = []int{1, 2, 3}, true
+	q.SourceApp, sourceAppName = a.sourceApp(p, sourceAppF)
+	if orderTypeF.set {
+		q.OrderType = orderType(p, orderTypeF, false)
 	}
-	m.OrderType = types[0]
-	p.addValidation(m.Validate(), map[string]string{
+	_, err := q.TaskIDs()
+	p.addValidation(err, map[string]string{
 		"source_app": sourceAppName,
 		"order_type": "--order-type",
 		"order_num":  "<order>",
 	})
-	for _, t := range types {
-		m.OrderType = t
-		ls = append(ls, lookup{taskID: m.TaskID(), queue: tasks.QueueMeari})
+	what = fmt.Sprintf("meari order %s (source app %d, order type %d)", order, q.SourceApp, q.OrderType)
+	if q.Scan() {
+		what = fmt.Sprintf("meari order %s (source app %d, order types 1, 2, 3)", order, q.SourceApp)
 	}
-	what = fmt.Sprintf("meari order %s (source app %d, order type %d)", order, m.SourceApp, m.OrderType)
-	if scan {
-		what = fmt.Sprintf("meari order %s (source app %d, order types 1, 2, 3)", order, m.SourceApp)
-	}
-	return ls, scan, what
+	return q, what
 }
 
 // writeStatus writes st in words.

@@ -411,11 +411,10 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 			errs.add(shownKey(k), "unknown query parameter: only orderType and sourceApp (meari) are taken")
 		}
 	}
-	var ids []string
-	scan := false
+	var oq status.OrderQuery
 	switch provider {
 	case tasks.ProviderMeari:
-		ids, scan = h.meariIDs(&errs, order, q)
+		oq = h.meariQuery(&errs, order, q)
 	case tasks.ProviderPandaPon:
 		for _, k := range []string{FieldOrderType, FieldSourceApp} {
 			if q.Has(k) {
@@ -427,7 +426,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 			errs.add("order", "%s", err.Error())
 			break
 		}
-		ids = []string{tasks.PandaPonCancel{OrderID: id}.TaskID()}
+		oq = status.OrderQuery{Provider: tasks.ProviderPandaPon, OrderID: id}
 	default:
 		errs.add(FieldProvider, "must be %s, got %s", strings.Join(tasks.Providers(), " or "), strconv.Quote(text.Truncate(provider, shownMax)))
 	}
@@ -438,14 +437,14 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
-	found := make([]status.Status, 0, len(ids))
-	for _, id := range ids {
-		st, err := status.Lookup(ctx, h.rdb, h.store, id, tasks.QueueFor(provider))
-		if err != nil {
-			h.log.Error("status lookup failed", zap.String("provider", provider), zap.String("order", order), zap.Error(err))
-			writeError(w, http.StatusServiceUnavailable, "", "status lookup failed: "+err.Error())
-			return
-		}
+	all, err := status.LookupOrder(ctx, h.rdb, h.store, oq)
+	if err != nil {
+		h.log.Error("status lookup failed", zap.String("provider", provider), zap.String("order", order), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "", "status lookup failed: "+err.Error())
+		return
+	}
+	found := make([]status.Status, 0, len(all))
+	for _, st := range all {
 		if st.State != status.StateNotFound {
 			found = append(found, st)
 		}
@@ -453,35 +452,34 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(found) == 0:
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("not found: no task and no dead-letter entry for %s order %s", provider, text.Truncate(order, shownMax)))
-	case scan:
+	case oq.Scan():
 		writeJSON(w, http.StatusOK, found)
 	default:
 		writeJSON(w, http.StatusOK, found[0])
 	}
 }
 
-// meariIDs returns the task IDs of a Meari status query: one with
-// orderType, else one per order type (scan).
-func (h *Handler) meariIDs(errs *fieldErrors, order string, q url.Values) (ids []string, scan bool) {
-	m := tasks.MeariCancel{SourceApp: h.opts.Defaults.SourceApp, UserAccount: "-", OrderNum: order, OrderType: 1}
+// meariQuery returns the Meari status query of order and q: one order
+// type with orderType, else every type (a scan).
+func (h *Handler) meariQuery(errs *fieldErrors, order string, q url.Values) status.OrderQuery {
+	oq := status.OrderQuery{Provider: tasks.ProviderMeari, SourceApp: h.opts.Defaults.SourceApp, OrderNum: order}
 	if v, ok := q[FieldSourceApp]; ok {
 		n, err := strconv.ParseInt(v[0], 10, 64)
 		if err != nil {
 			errs.add(FieldSourceApp, "must be a positive integer, got %s", strconv.Quote(text.Truncate(v[0], shownMax)))
 		}
-		m.SourceApp = n
-	} else if m.SourceApp == 0 {
+		oq.SourceApp = n
+	} else if oq.SourceApp == 0 {
 		errs.add(FieldSourceApp, "is required: no default source app is configured")
 	}
-	types := []int{1, 2, 3}
 	if v, ok := q[FieldOrderType]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || n < 1 || n > 3 {
 			errs.add(FieldOrderType, "must be %s, got %s", orderTypes, strconv.Quote(text.Truncate(v[0], shownMax)))
 		}
-		types, m.OrderType = []int{n}, n
+		oq.OrderType = n
 	}
-	if err := m.Validate(); err != nil {
+	if _, err := oq.TaskIDs(); err != nil {
 		var ve *tasks.ValidationError
 		if errors.As(err, &ve) {
 			for _, f := range ve.Fields {
@@ -493,11 +491,7 @@ func (h *Handler) meariIDs(errs *fieldErrors, order string, q url.Values) (ids [
 			}
 		}
 	}
-	for _, t := range types {
-		m.OrderType = t
-		ids = append(ids, m.TaskID())
-	}
-	return ids, len(types) > 1
+	return oq
 }
 
 // healthBody is the body of /healthz and /readyz.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
@@ -167,4 +168,65 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// OrderQuery names an order to look up, as the CLI and the HTTP intake
+// take it: a Meari order by customer, number and type (OrderType 0: each
+// of the three types), a PandaPon order by its ID.
+type OrderQuery struct {
+	Provider string
+	// Meari.
+	SourceApp int64
+	OrderNum  string
+	OrderType int
+	// PandaPon.
+	OrderID tasks.OrderID
+}
+
+// Scan reports whether q names more than one task: a Meari order of any
+// type.
+func (q OrderQuery) Scan() bool { return q.Provider == tasks.ProviderMeari && q.OrderType == 0 }
+
+// TaskIDs returns the IDs of the tasks q names, or the *tasks.ValidationError
+// of its Meari fields (source_app, order_type, order_num).
+func (q OrderQuery) TaskIDs() ([]string, error) {
+	switch q.Provider {
+	case tasks.ProviderMeari:
+		// The account is not part of the task ID; Validate wants one.
+		m := tasks.MeariCancel{SourceApp: q.SourceApp, UserAccount: "-", OrderNum: q.OrderNum, OrderType: max(q.OrderType, 1)}
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		types := []int{q.OrderType}
+		if q.Scan() {
+			types = []int{1, 2, 3}
+		}
+		ids := make([]string, 0, len(types))
+		for _, t := range types {
+			m.OrderType = t
+			ids = append(ids, m.TaskID())
+		}
+		return ids, nil
+	case tasks.ProviderPandaPon:
+		return []string{tasks.PandaPonCancel{OrderID: q.OrderID}.TaskID()}, nil
+	}
+	return nil, fmt.Errorf("status: provider: must be %s, got %q", strings.Join(tasks.Providers(), " or "), q.Provider)
+}
+
+// LookupOrder looks up every task q names (Lookup) and returns their
+// statuses in order type order, those not found included (StateNotFound).
+func LookupOrder(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, q OrderQuery) ([]Status, error) {
+	ids, err := q.TaskIDs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(ids))
+	for _, id := range ids {
+		st, err := Lookup(ctx, rdb, store, id, tasks.QueueFor(q.Provider))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -355,5 +356,31 @@ func waitState(t *testing.T, e *env, id string, want State) Status {
 			t.Fatalf("%s stayed %s, want %s", id, got.State, want)
 		}
 		<-tick.C
+	}
+}
+
+func TestOrderQueryTaskIDs(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		q    OrderQuery
+		want []string
+		scan bool
+	}{
+		{"meari, every type", OrderQuery{Provider: tasks.ProviderMeari, SourceApp: 72, OrderNum: "N1"}, []string{"meari:72:1:N1", "meari:72:2:N1", "meari:72:3:N1"}, true},
+		{"meari, one type", OrderQuery{Provider: tasks.ProviderMeari, SourceApp: 72, OrderNum: "N1", OrderType: 2}, []string{"meari:72:2:N1"}, false},
+		{"pandapon", OrderQuery{Provider: tasks.ProviderPandaPon, OrderID: 2542285634920880794}, []string{"pandapon:2542285634920880794"}, false},
+	} {
+		ids, err := tt.q.TaskIDs()
+		if err != nil || !slices.Equal(ids, tt.want) || tt.q.Scan() != tt.scan {
+			t.Errorf("%s: TaskIDs = %v, %v, Scan %v; want %v, scan %v", tt.name, ids, err, tt.q.Scan(), tt.want, tt.scan)
+		}
+	}
+	_, err := OrderQuery{Provider: tasks.ProviderMeari, SourceApp: 72, OrderNum: "a:b"}.TaskIDs()
+	var ve *tasks.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "order_num" {
+		t.Errorf("an order number with ':' gave %v, want a validation error on order_num", err)
+	}
+	if _, err := (OrderQuery{Provider: "acme"}).TaskIDs(); err == nil || !strings.Contains(err.Error(), "provider") {
+		t.Errorf("an unknown provider gave %v", err)
 	}
 }
