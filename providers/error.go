@@ -63,6 +63,32 @@ type Error struct {
 	Unknown bool
 	// Err is the underlying cause, if any.
 	Err error
+	// Signed says what was signed, on an Auth failure the provider client
+	// could sign for; nil otherwise. Error does not print it: the worker
+	// logs it at debug level, for comparing with the vendor's own tool.
+	Signed *Signed
+}
+
+// Signed is what a request's signature was computed over. It holds no
+// secret and no signature.
+type Signed struct {
+	// Mode names the string-to-sign rule (Meari's sign mode, or
+	// PandaPon's one rule).
+	Mode string
+	// TimestampFormat names the form of the signed timestamp.
+	TimestampFormat string
+	// StringToSign is the exact message that was signed.
+	StringToSign string
+}
+
+// WithSigned returns err with s attached when err is an Auth *Error, and
+// err unchanged otherwise.
+func WithSigned(err error, s Signed) error {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Class == Auth {
+		pe.Signed = &s
+	}
+	return err
 }
 
 // Error returns "provider: class code: message: cause".

@@ -281,6 +281,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case pe.Class == providers.Permanent:
 		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonPermanent, wrapped)
 	case pe.Class == providers.Auth:
+		if pe.Signed != nil {
+			// To compare with the vendor's own tool (LOG_LEVEL=debug).
+			log.Debug("what was signed (the secret is not shown)", zap.String("sign_mode", pe.Signed.Mode),
+				zap.String("timestamp_format", pe.Signed.TimestampFormat), zap.String("string_to_sign", pe.Signed.StringToSign))
+		}
 		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
 		return wrapped
 	case exhausted:

@@ -285,6 +285,23 @@ func TestAuthRetriedNeverDeadLettered(t *testing.T) {
 	if authErrors != 7 {
 		t.Errorf("error-level auth lines = %d, want 7 (one per rejected attempt)", authErrors)
 	}
+	// At debug level each rejection also says what was signed, never the
+	// secret.
+	signed := r.logs.FilterLevelExact(zapcore.DebugLevel).FilterMessage("what was signed (the secret is not shown)").All()
+	want := map[string]string{"meari": "partnerKey=pk-test&", "pandapon": "access-key=ak-test&nonce-str="}
+	seen := map[string]int{}
+	for _, e := range signed {
+		fields := e.ContextMap()
+		provider, _ := fields["provider"].(string)
+		s, _ := fields["string_to_sign"].(string)
+		seen[provider]++
+		if !strings.Contains(s, want[provider]) || strings.Contains(s, "secret") || fields["sign_mode"] == "" {
+			t.Errorf("%s: debug line %v", provider, fields)
+		}
+	}
+	if seen["meari"] != 4 || seen["pandapon"] != 3 {
+		t.Errorf("debug lines of what was signed: %v, want 4 meari and 3 pandapon", seen)
+	}
 }
 
 func TestSameOrderTwiceOneCancel(t *testing.T) {

@@ -206,8 +206,9 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	if err != nil {
 		return err
 	}
+	signed := providers.Signed{Mode: string(c.mode), TimestampFormat: string(c.tsFormat), StringToSign: StringToSign(req, c.mode)}
 	if err := c.core.CheckStatus(resp); err != nil {
-		return err
+		return providers.WithSigned(err, signed)
 	}
 	code, err := decodeReply(resp.Body)
 	if err != nil {
@@ -217,12 +218,12 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	if class == 0 {
 		return nil
 	}
-	return &providers.Error{
+	return providers.WithSigned(&providers.Error{
 		Provider: Provider,
 		Class:    class,
 		Code:     providers.Truncate(code, 32),
 		Message:  meaning,
-	}
+	}, signed)
 }
 
 // validate checks the ten body fields (docs/upstreams.md §1), reporting every

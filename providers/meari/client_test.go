@@ -601,3 +601,37 @@ func TestDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthFailureSaysWhatWasSigned checks that an auth failure (1023, HTTP
+// 401) carries the exact string that was signed, the mode and the
+// timestamp format, and no other failure does.
+func TestAuthFailureSaysWhatWasSigned(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		reply  http.HandlerFunc
+		signed bool
+	}{
+		{"1023", replyJSON(`{"resultCode":"1023"}`), true},
+		{"HTTP 401", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusUnauthorized) }, true},
+		{"1005", replyJSON(`{"resultCode":"1005"}`), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t, meari.SignSorted, tt.reply)
+			pe := asError(t, newClient(t, u.srv.URL, nil).Cancel(t.Context(), testOrder))
+			if !tt.signed {
+				if pe.Signed != nil {
+					t.Fatalf("a %s failure carries %+v", tt.name, pe.Signed)
+				}
+				return
+			}
+			req := u.calls()[0].Req
+			if pe.Signed == nil || pe.Signed.StringToSign != meari.StringToSign(req, meari.SignSorted) ||
+				pe.Signed.Mode != string(meari.SignSorted) || pe.Signed.TimestampFormat != string(meari.TimestampMillis) {
+				t.Fatalf("Signed = %+v, want the request's string to sign %q", pe.Signed, meari.StringToSign(req, meari.SignSorted))
+			}
+			if strings.Contains(pe.Signed.StringToSign, testSecret) || strings.Contains(pe.Error(), pe.Signed.StringToSign) {
+				t.Error("the secret is in what was signed, or the error text shows the string to sign")
+			}
+		})
+	}
+}

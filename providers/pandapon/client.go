@@ -166,14 +166,15 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	if err != nil {
 		return err
 	}
+	signed := providers.Signed{Mode: SignRule, TimestampFormat: "millis", StringToSign: StringToSign(c.key, nonce, ts)}
 	if err := c.core.CheckStatus(resp); err != nil {
-		return err
+		return providers.WithSigned(err, signed)
 	}
 	r, err := decodeReply(resp.Body)
 	if err != nil {
 		return c.core.BadResponse(resp, err)
 	}
-	return c.outcome(resp, r)
+	return providers.WithSigned(c.outcome(resp, r), signed)
 }
 
 // reply is the upstream's answer, decoded leniently: developId (a number in

@@ -15,6 +15,10 @@ func StringToSign(accessKey, nonce, timestamp string) string {
 	return "access-key=" + accessKey + "&nonce-str=" + nonce + "&timestamp=" + timestamp
 }
 
+// SignRule names the signing rule in the debug line of an auth failure
+// (providers.Signed.Mode).
+const SignRule = `UPPER(HEX(MD5(stringToSign + "&secret=" + secret)))`
+
 // Sign returns UPPER(HEX(MD5(StringToSign(...) + "&secret=" + accessSecret))):
 // 32 upper-case hexadecimal characters.
 func Sign(accessKey, nonce, timestamp, accessSecret string) string {
