@@ -40,6 +40,9 @@ const gcPercent = 50
 // clean shutdown, 1 on a runtime failure, 2 on a usage or configuration
 // error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "check" {
+		return check(ctx, args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := config.Load(args, getenv, nil, stderr)
 	switch {
 	case errors.Is(err, config.ErrHelp):

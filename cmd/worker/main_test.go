@@ -445,3 +445,83 @@ func TestAdminAddressInUse(t *testing.T) {
 		t.Errorf("stderr should name ADMIN_ADDR and the cause:\n%s", stderr.String())
 	}
 }
+
+// TestCheck runs `worker check`: every check passes against a real Redis
+// and a listening upstream, a refused upstream fails it, and so does an
+// invalid configuration; nothing is ever sent to an upstream.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	var (
+		mu   sync.Mutex
+		sent int // requests the upstream received
+	)
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		mu.Lock()
+		sent++
+		mu.Unlock()
+	}))
+	t.Cleanup(up.Close)
+	base := map[string]string{
+		"REDIS_URL":      srv.URL,
+		"MEARI_BASE_URL": up.URL, "MEARI_PARTNER_KEY": "k", "MEARI_PARTNER_SECRET": "s3cr3t-value", "MEARI_SOURCE_APP": "72",
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+		want     []string
+	}{
+		{name: "all good", env: base, wantCode: 0, want: []string{
+			"ok    configuration: meari enabled, pandapon disabled", "ok    redis ", "Redis ", "maxmemory-policy",
+			"ok    meari " + up.URL + ": TCP connection in", "no request sent"}},
+		{name: "upstream refused", env: with(map[string]string{
+			"PANDAPON_BASE_URL": "http://" + closedAddr(t), "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u"}),
+			wantCode: 1, want: []string{"ok    meari ", "fail  pandapon http://", "refused"}},
+		{name: "invalid configuration", env: with(map[string]string{"WORKER_DEQUEUERS": "0"}), wantCode: 1,
+			want: []string{"fail  configuration:", "WORKER_DEQUEUERS (--dequeuers): must be at least 1, got 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), []string{"check"}, envFunc(tt.env), &stdout, &stderr); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			if strings.Contains(stdout.String()+stderr.String(), "s3cr3t-value") {
+				t.Error("the output shows the secret")
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sent != 0 {
+		t.Errorf("the upstream received %d requests; check must send none", sent)
+	}
+}
+
+// closedAddr returns a loopback address where nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}

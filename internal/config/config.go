@@ -223,7 +223,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	}
 	demo := fs.Bool("demo", false, "run the zero-dependency demo: in-process Redis and a sandbox upstream (not durable)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nEach flag can also be set by the environment variable named in its help; the flag wins.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker check [flags]   validate the configuration, reach Redis and each provider (no request sent), and exit 0 or 1\n\nEach flag can also be set by the environment variable named in its help; the flag wins.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -49,4 +50,38 @@ func infoField(info, field string) string {
 		}
 	}
 	return ""
+}
+
+// RedisSummary describes the Redis server rdb talks to in one line: its
+// version and mode, its persistence and its maxmemory-policy, as `worker
+// check` prints them. What Redis does not reveal is named as unknown.
+func RedisSummary(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+	srv, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	pers, err := rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return "", err
+	}
+	mem, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return "", err
+	}
+	persistence := "RDB snapshots only or none (AOF off)"
+	if infoField(pers, "aof_enabled") == "1" {
+		persistence = "AOF on"
+		if v, err := rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && v["appendfsync"] != "" {
+			persistence += " (appendfsync " + v["appendfsync"] + ")"
+		}
+	} else if v, err := rdb.ConfigGet(ctx, "save").Result(); err == nil {
+		if strings.TrimSpace(v["save"]) == "" {
+			persistence = "none (AOF off, no RDB save rules)"
+		} else {
+			persistence = "RDB snapshots (save " + strings.TrimSpace(v["save"]) + "), AOF off"
+		}
+	}
+	policy := cmp.Or(infoField(mem, "maxmemory_policy"), "unknown")
+	return fmt.Sprintf("Redis %s (%s), persistence: %s, maxmemory-policy %s",
+		cmp.Or(infoField(srv, "redis_version"), "of unknown version"), cmp.Or(infoField(srv, "redis_mode"), "unknown mode"), persistence, policy), nil
 }

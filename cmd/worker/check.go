@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/redis/go-redis/v9"
+)
+
+// checkTimeout bounds each network check of `worker check`.
+const checkTimeout = 5 * time.Second
+
+// check is `worker check [flags]`: it validates the configuration (the
+// same flags and environment as the worker), connects to Redis and
+// describes it, and opens a TCP (and TLS, for https) connection to each
+// enabled provider's base URL without sending anything, one line per
+// check. It returns 0 when every check passed, 1 otherwise; a warning
+// does not fail.
+func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(args, getenv, nil, stderr)
+	if err != nil {
+		fmt.Fprintf(stdout, "fail  configuration:\n%v\n", err)
+		return 1
+	}
+	ok := true
+	line := func(status, what, detail string) {
+		fmt.Fprintf(stdout, "%-5s %s: %s\n", status, what, detail)
+	}
+	enabled := func(on bool) string {
+		if on {
+			return "enabled"
+		}
+		return "disabled"
+	}
+	line("ok", "configuration", fmt.Sprintf("meari %s, pandapon %s, concurrency %d, %d dequeuers, poll interval %s",
+		enabled(cfg.Meari.Enabled), enabled(cfg.PandaPon.Enabled), cfg.Concurrency, cfg.Dequeuers, cfg.PollInterval))
+	for _, w := range cfg.Warnings() {
+		line("warn", "configuration", w)
+	}
+
+	rdb := redis.NewClient(cfg.Redis)
+	defer rdb.Close()
+	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	summary, err := worker.RedisSummary(rctx, rdb)
+	if err == nil {
+		line("ok", "redis "+cfg.RedisURL, summary)
+		for _, w := range worker.RedisWarnings(rctx, rdb) {
+			line("warn", "redis", w)
+		}
+	} else {
+		ok = false
+		line("fail", "redis "+cfg.RedisURL, err.Error())
+	}
+	cancel()
+
+	for _, p := range []struct {
+		name, base string
+		on         bool
+	}{{"meari", cfg.Meari.BaseURL, cfg.Meari.Enabled}, {"pandapon", cfg.PandaPon.BaseURL, cfg.PandaPon.Enabled}} {
+		if !p.on {
+			continue
+		}
+		took, err := reach(ctx, p.base, min(cfg.UpstreamTimeout, checkTimeout))
+		if err != nil {
+			ok = false
+			line("fail", p.name+" "+p.base, err.Error())
+			continue
+		}
+		how := "TCP connection"
+		if u, _ := url.Parse(p.base); u != nil && u.Scheme == "https" {
+			how = "TCP and TLS connection"
+		}
+		line("ok", p.name+" "+p.base, fmt.Sprintf("%s in %d ms; no request sent", how, took.Milliseconds()))
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// reach connects to base's host (and completes a TLS handshake for https,
+// verifying the certificate) and closes the connection, sending nothing.
+// It connects directly, not through a proxy from the environment.
+func reach(ctx context.Context, base string, timeout time.Duration) (time.Duration, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	addr := net.JoinHostPort(u.Hostname(), port)
+	var conn net.Conn
+	if u.Scheme == "https" {
+		conn, err = (&tls.Dialer{Config: &tls.Config{ServerName: u.Hostname()}}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	return took, conn.Close()
+}
