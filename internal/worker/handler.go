@@ -50,9 +50,9 @@ func (nopObserver) Attempt(string, string, string, time.Duration) {}
 func (nopObserver) DeadLettered(string, string, bool)             {}
 func (nopObserver) Reconciled(string)                             {}
 
-// HandlerConfig wires a Handler. Logger, Redis and DLQ are required; a nil
+// HandlerOptions wires a Handler. Logger, Redis and DLQ are required; a nil
 // provider client means that provider is not served.
-type HandlerConfig struct {
+type HandlerOptions struct {
 	Logger   *zap.Logger
 	Redis    redis.UniversalClient
 	DLQ      *dlq.Store
@@ -95,32 +95,32 @@ type Handler struct {
 
 var _ asynq.Handler = (*Handler)(nil)
 
-// NewHandler returns a Handler for cfg.
-func NewHandler(cfg HandlerConfig) (*Handler, error) {
+// NewHandler returns a Handler for o.
+func NewHandler(o HandlerOptions) (*Handler, error) {
 	var errs []error
-	if cfg.Logger == nil {
+	if o.Logger == nil {
 		errs = append(errs, errors.New("worker: Logger is required"))
 	}
-	if cfg.Redis == nil {
+	if o.Redis == nil {
 		errs = append(errs, errors.New("worker: Redis is required"))
 	}
-	if cfg.DLQ == nil {
+	if o.DLQ == nil {
 		errs = append(errs, errors.New("worker: DLQ is required"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	h := &Handler{
-		log:      cfg.Logger,
-		dlq:      cfg.DLQ,
-		meari:    cfg.Meari,
-		pandapon: cfg.PandaPon,
-		source:   cfg.MeariSourceApp,
-		policies: cfg.Policies,
-		obs:      cfg.Observer,
-		store:    taskstore.New(cfg.Redis),
-		nowFunc:  cfg.NowFunc,
-		stopping: cfg.ShuttingDown,
+		log:      o.Logger,
+		dlq:      o.DLQ,
+		meari:    o.Meari,
+		pandapon: o.PandaPon,
+		source:   o.MeariSourceApp,
+		policies: o.Policies,
+		obs:      o.Observer,
+		store:    taskstore.New(o.Redis),
+		nowFunc:  o.NowFunc,
+		stopping: o.ShuttingDown,
 		running:  map[string]taskstore.Running{},
 	}
 	if h.obs == nil {

@@ -193,7 +193,7 @@ func TestSuccessPathNoRedisCalls(t *testing.T) {
 	t.Cleanup(func() { _ = counted.Close() })
 	hook := &countingHook{}
 	counted.AddHook(hook)
-	h, err := NewHandler(HandlerConfig{
+	h, err := NewHandler(HandlerOptions{
 		Logger: r.opts.Logger, Redis: counted, DLQ: dlq.New(counted),
 		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
 		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
@@ -407,7 +407,7 @@ func TestRecordFailureUnreadable(t *testing.T) {
 	failing := redis.NewClient(r.rdb.Options())
 	t.Cleanup(func() { _ = failing.Close() })
 	failing.AddHook(&failRecordHook{})
-	h, err := NewHandler(HandlerConfig{
+	h, err := NewHandler(HandlerOptions{
 		Logger: r.opts.Logger, Redis: failing, DLQ: dlq.New(r.rdb),
 		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
 		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},

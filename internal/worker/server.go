@@ -79,7 +79,7 @@ func New(o Options) (*Worker, error) {
 		return nil, errors.New("no provider is enabled")
 	}
 	w := &Worker{log: o.Logger}
-	hc := HandlerConfig{
+	hc := HandlerOptions{
 		Logger:       o.Logger,
 		Redis:        o.Redis,
 		DLQ:          dlq.New(o.Redis),
