@@ -227,7 +227,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log := h.log.With(fields...)
 		bg, cancel := bookkeeping(ctx)
 		defer cancel()
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
+		return h.deadLetter(ctx, run{log, t, taskID, provider, j.order}, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
 	}
 	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
 
@@ -277,9 +277,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return wrapped
 	}
 
+	dead := run{log, t, taskID, provider, j.order}
 	switch {
 	case pe.Class == providers.Permanent:
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonPermanent, wrapped)
+		return h.deadLetter(ctx, dead, out, dlq.ReasonPermanent, wrapped)
 	case pe.Class == providers.Auth:
 		if pe.Signed != nil {
 			// To compare with the vendor's own tool (LOG_LEVEL=debug).
@@ -289,9 +290,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
 		return wrapped
 	case exhausted:
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonRetriesExhausted, wrapped)
+		return h.deadLetter(ctx, dead, out, dlq.ReasonRetriesExhausted, wrapped)
 	case tooOld:
-		return h.deadLetter(ctx, log, t, taskID, provider, j.order, out, dlq.ReasonMaxAge, wrapped)
+		return h.deadLetter(ctx, dead, out, dlq.ReasonMaxAge, wrapped)
 	}
 	log.Warn("attempt failed; will retry", zap.Error(callErr))
 	return wrapped
@@ -331,6 +332,14 @@ type outcome struct {
 	earlierUnknown bool
 }
 
+// run is the task run being dead-lettered: the task, its ID, provider and
+// order, and the logger with the run's fields.
+type run struct {
+	log                     *zap.Logger
+	task                    *asynq.Task
+	taskID, provider, order string
+}
+
 // deadLetter writes the DLQ entry and only then tells asynq to stop: if the
 // worker dies in between, asynq runs the task again and the entry is
 // written again (same ID, replaced), never lost.
@@ -339,14 +348,15 @@ type outcome struct {
 // unknown, or the task follows one (tasks.PriorOutcomeUnknown: requeued
 // from such an entry), and, unless the upstream has just answered for good
 // (reason permanent), when this attempt's is.
-func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task, taskID, provider, order string, out outcome, reason string, cause error) error {
+func (h *Handler) deadLetter(ctx context.Context, r run, out outcome, reason string, cause error) error {
 	now := h.nowFunc().UTC()
+	log, t := r.log, r.task
 	e := dlq.Entry{
-		ID:             taskID,
-		Provider:       provider,
-		Order:          order,
+		ID:             r.taskID,
+		Provider:       r.provider,
+		Order:          r.order,
 		TaskType:       t.Type(),
-		Queue:          tasks.QueueFor(provider),
+		Queue:          tasks.QueueFor(r.provider),
 		Payload:        append([]byte(nil), t.Payload()...),
 		Headers:        t.Headers(),
 		Reason:         reason,
@@ -368,9 +378,9 @@ func (h *Handler) deadLetter(ctx context.Context, log *zap.Logger, t *asynq.Task
 	if _, err := h.dlq.Put(pctx, e); err != nil {
 		// Not recorded: let asynq retry rather than archive without a record.
 		log.Error("could not write the dead-letter entry; the task will be retried", zap.Error(err))
-		return fmt.Errorf("dead-letter %s: %w", taskID, err)
+		return fmt.Errorf("dead-letter %s: %w", r.taskID, err)
 	}
-	h.obs.DeadLettered(provider, reason, e.OutcomeUnknown)
+	h.obs.DeadLettered(r.provider, reason, e.OutcomeUnknown)
 	fields := []zap.Field{zap.String("reason", reason), zap.Error(cause)}
 	if e.OutcomeUnknown {
 		fields = append(fields, zap.Bool("outcome_unknown", true))
