@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"io/fs"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,23 +15,6 @@ import (
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func files(m map[string]string) func(string) ([]byte, error) {
 	return func(name string) ([]byte, error) {
@@ -46,23 +30,24 @@ func files(m map[string]string) func(string) ([]byte, error) {
 // answer as scripted, others are cancelled, a wrong secret is refused.
 func TestServesScriptedAnswers(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	// The sandbox writes one line to stdout, where it serves; stderr is
+	// read only after it has returned.
+	out, stdout := io.Pipe()
+	var stderr bytes.Buffer
 	script := "# order answers\nmeari N1 meari:1005,ok\npandapon 2542285634920880794 http:503\n"
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"--addr", "127.0.0.1:0", "--script", "answers.txt"}, func(string) string { return "" }, files(map[string]string{"answers.txt": script}), &stdout, &stderr)
+		code <- run(ctx, []string{"--addr", "127.0.0.1:0", "--script", "answers.txt"}, func(string) string { return "" }, files(map[string]string{"answers.txt": script}), stdout, &stderr)
+		stdout.Close()
 	}()
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the sandbox did not say where it serves: %s%s", stdout.String(), stderr.String())
-		}
-		if m := regexp.MustCompile(`at (http://\S+);`).FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-		}
+	start, err := bufio.NewReader(out).ReadString('\n')
+	m := regexp.MustCompile(`at (http://\S+);`).FindStringSubmatch(start)
+	if err != nil || m == nil {
+		t.Fatalf("the sandbox did not say where it serves: %q, %v (exit %d: %s)", start, err, <-code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "2 orders scripted") {
-		t.Errorf("start line: %s", stdout.String())
+	base := m[1]
+	if !strings.Contains(start, "2 orders scripted") {
+		t.Errorf("start line: %s", start)
 	}
 	mc := func(secret string) *meari.Client {
 		c, err := meari.New(meari.Config{BaseURL: base, PartnerKey: DemoPartnerKey, PartnerSecret: secret, SourceApp: DemoSourceApp})
