@@ -7,7 +7,7 @@ BIN := bin
 all: lint test build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/worker ./cmd/enqueue ./cmd/sandbox
+	$(GO) build -o $(BIN)/ ./cmd/worker ./cmd/enqueue ./cmd/intake ./cmd/sandbox
 
 # The whole suite against a real Redis (redis-server from PATH, or REDIS_URL).
 test:

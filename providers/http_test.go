@@ -14,26 +14,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers"
 )
 
 // waitTimeout bounds every wait on a channel in these tests.
 const waitTimeout = 5 * time.Second
-
-// closedAddr returns the address of a loopback listener that has been
-// closed, so that connecting to it is refused.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
 
 // hijackServer returns a server that reads the request, then writes raw (may
 // be empty) on the bare connection and closes it.
@@ -95,7 +81,7 @@ func TestPostJSONTransport(t *testing.T) {
 		{
 			name: "connection refused",
 			setup: func(t *testing.T) (string, *providers.Core) {
-				return "http://" + closedAddr(t) + "/x", &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
+				return "http://" + workertest.ClosedAddr(t) + "/x", &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
 			},
 			wantCode: providers.CodeConnectionRefused, wantUnknown: false,
 		},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hibiken/asynq"
 )
@@ -105,8 +106,8 @@ func (p Policy) Validate() error {
 	if p.RandomizationFactor < 0 || p.RandomizationFactor >= 1 {
 		errs = append(errs, fmt.Errorf("randomization factor: must be in [0, 1), got %g", p.RandomizationFactor))
 	}
-	if p.MaxAttempts < 1 || p.MaxAttempts > maxAttemptsCeiling {
-		errs = append(errs, fmt.Errorf("max attempts: must be between 1 and %d, got %d", maxAttemptsCeiling, p.MaxAttempts))
+	if p.MaxAttempts < 1 || p.MaxAttempts > MaxAttemptsCeiling {
+		errs = append(errs, fmt.Errorf("max attempts: must be between 1 and %d, got %d", MaxAttemptsCeiling, p.MaxAttempts))
 	}
 	if p.MaxAge < 0 {
 		errs = append(errs, fmt.Errorf("max age: must be positive, got %s", p.MaxAge))
@@ -126,9 +127,11 @@ func (p Policy) RecordTTL() time.Duration {
 	return p.MaxAge + max(p.MaxInterval, p.AuthInterval, MaxRetryAfter)
 }
 
-// maxAttemptsCeiling keeps the budget under the retry count that tasks gives
-// asynq (tasks.MaxRetry), so the policy, not asynq, decides.
-const maxAttemptsCeiling = 500
+// MaxAttemptsCeiling is the largest budget a Policy takes: half the retry
+// count that tasks gives asynq (tasks.MaxRetry), so that the policy, not
+// asynq, decides, with room for the attempts that do not count (auth
+// failures, interruptions).
+const MaxAttemptsCeiling = tasks.MaxRetry / 2
 
 // Base returns the delay before retry n+1 without jitter: n is the number of
 // failures counted so far minus one (asynq's retry count), so Base(0) is the

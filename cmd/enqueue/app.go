@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,23 +17,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Environment variables read for flag defaults; the flag wins.
-const (
-	envRedisURL          = "REDIS_URL"
-	envRedisPassword     = "REDIS_PASSWORD"
-	envRedisPasswordFile = "REDIS_PASSWORD_FILE"
-	envSourceApp         = "MEARI_SOURCE_APP"
-	envIntakeAddr        = "INTAKE_ADDR"
-	envIntakeToken       = "INTAKE_TOKEN"
-	envIntakeTokenFile   = "INTAKE_TOKEN_FILE"
-	// envIntakeAllowedHosts lists the Host names serve accepts without a
-	// token, besides the loopback names.
-	envIntakeAllowedHosts = "INTAKE_ALLOWED_HOSTS"
-)
+// envSourceApp is read for --source-app's default; the flag wins.
+const envSourceApp = "MEARI_SOURCE_APP"
 
 const (
-	// redisURLDefault is used when neither --redis-url nor REDIS_URL is set.
-	redisURLDefault = "redis://127.0.0.1:6379/0"
 	// timeoutDefault bounds a whole command, Redis ping included.
 	timeoutDefault = 30 * time.Second
 	// pingTimeout bounds the Redis ping done before any work, so an
@@ -50,11 +35,12 @@ type app struct {
 	getenv         func(string) string
 	args           []string // the command line, for jsonRequested
 
-	// Global flags.
-	redisURL          *textFlag
-	redisPasswordFile *textFlag
-	jsonOut           bool
-	timeout           *textFlag
+	// Global flags. The Redis ones are the shared configuration's
+	// (config.AddRedis), bound to cobra's flags.
+	loader  *config.Loader
+	redis   *config.RedisSection
+	jsonOut bool
+	timeout *textFlag
 
 	// Resolved by checkGlobals.
 	redisOpt     *redis.Options
@@ -81,15 +67,14 @@ order's task, whatever its state but running, and removes its dead-letter
 entry; "enqueue dlq requeue" sends a dead-lettered order again as it was.
 
 Environment:
-  REDIS_URL          default for --redis-url (default ` + redisURLDefault + `);
+  REDIS_URL          default for --redis-url (default ` + config.RedisURLDefault + `);
                      unlike the flag, it may hold a password
   REDIS_PASSWORD     the Redis password
   REDIS_PASSWORD_FILE  default for --redis-password-file
   MEARI_SOURCE_APP   default for --source-app
-  INTAKE_ADDR        serve: default for --addr (default ` + addrDefault + `)
-  INTAKE_TOKEN       serve: the bearer token (the --token flag is refused)
-  INTAKE_TOKEN_FILE  serve: default for --token-file
-  INTAKE_ALLOWED_HOSTS  serve: default for --allowed-hosts
+
+"enqueue serve" is a deprecated alias of the intake binary (cmd/intake),
+kept for one release: run "intake" instead, with the same flags.
 
 Exit codes:
   0  success, including "already queued" and "already cancelled"
@@ -101,7 +86,6 @@ Exit codes:
   enqueue pandapon --order-id 2542285634920880794 --reason "customer asked"
   enqueue status pandapon 2542285634920880794
   enqueue file cancellations.jsonl
-  INTAKE_TOKEN_FILE=/run/secrets/intake_token enqueue serve --addr 0.0.0.0:8081
   enqueue dlq list --provider meari
   REDIS_PASSWORD_FILE=/run/secrets/redis enqueue --redis-url redis://redis.internal:6379/0 --json dlq list`,
 		Args:              cobra.NoArgs,
@@ -112,14 +96,16 @@ Exit codes:
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 
-	a.redisURL = &textFlag{typ: "url"}
-	a.redisPasswordFile = &textFlag{typ: "path"}
+	a.loader = config.NewLoader(a.getenv, nil)
+	a.redis = config.AddRedis(a.loader)
 	a.timeout = &textFlag{typ: "duration", value: timeoutDefault.String()}
 	pf := root.PersistentFlags()
-	pf.Var(a.redisURL, "redis-url", "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+redisURLDefault+")")
-	pf.Var(a.redisPasswordFile, "redis-password-file", "a file holding the Redis password (env "+envRedisPasswordFile+"; or set "+envRedisPassword+")")
+	pf.Var(a.redis.URL, a.redis.URL.Flag, "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+config.RedisURLDefault+")")
+	pf.Var(a.redis.PasswordFile, a.redis.PasswordFile.Flag, "a file holding the Redis password (env REDIS_PASSWORD_FILE; or set REDIS_PASSWORD)")
+	pf.Var(a.redis.Password, a.redis.Password.Flag, a.redis.Password.Usage())
+	_ = pf.MarkHidden(a.redis.Password.Flag) // refused: only says where a password goes
 	pf.BoolVar(&a.jsonOut, "json", false, "write machine-readable output: one JSON object or array on stdout")
-	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included (file: only when given; serve: each request)")
+	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included (file: only when given)")
 
 	root.AddCommand(a.meariCommand(), a.pandaponCommand(), a.fileCommand(), a.serveCommand(), a.statusCommand(), a.dlqCommand())
 	return root
@@ -138,17 +124,13 @@ func (a *app) missingCommand(cmd *cobra.Command, _ []string) error {
 
 // checkGlobals validates the global flags and resolves their defaults.
 func (a *app) checkGlobals(p *problems) {
-	raw, name := a.redisURL.value, "--redis-url"
-	if !a.redisURL.set {
-		raw, name = a.getenv(envRedisURL), envRedisURL+" (--redis-url)"
-		if raw == "" {
-			raw, name = redisURLDefault, "--redis-url"
-		}
+	a.loader.Resolve()
+	conn := a.redis.Read(a.loader)
+	for _, q := range a.loader.Problems() {
+		p.add(q.Name, "%s", q.Problem)
 	}
-	password, ok := a.redisPassword(p)
-	if ok {
-		a.resolveRedisURL(p, name, config.Redis{URL: raw, URLFromFlag: a.redisURL.set, Password: password})
-	}
+	a.secrets = append(a.secrets, a.loader.Secrets()...)
+	a.redisOpt, a.redisShown = conn.Options, conn.Shown
 
 	d, err := time.ParseDuration(a.timeout.value)
 	switch {
@@ -159,53 +141,6 @@ func (a *app) checkGlobals(p *problems) {
 	default:
 		a.timeoutValue = d
 	}
-}
-
-// redisPassword returns the password of REDIS_PASSWORD_FILE
-// (--redis-password-file) or REDIS_PASSWORD, "" for none; ok is false when
-// a problem was added. It never shows the password.
-func (a *app) redisPassword(p *problems) (password string, ok bool) {
-	path, pathName := a.redisPasswordFile.value, "--redis-password-file"
-	if !a.redisPasswordFile.set {
-		path, pathName = a.getenv(envRedisPasswordFile), envRedisPasswordFile+" (--redis-password-file)"
-	}
-	password = a.getenv(envRedisPassword)
-	switch {
-	case path != "" && password != "":
-		p.add(envRedisPassword, "cannot be combined with %s: set one", pathName)
-		return "", false
-	case path != "":
-		b, err := os.ReadFile(path)
-		if err != nil {
-			p.add(pathName, "cannot be read: %v", errors.Unwrap(err))
-			return "", false
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-		if password == "" {
-			p.add(pathName, "the file %s is empty", path)
-			return "", false
-		}
-	}
-	if password != "" {
-		a.secrets = append(a.secrets, password)
-	}
-	return password, true
-}
-
-// resolveRedisURL parses r into a.redisOpt. Neither the problems nor the
-// shown URL ever contain the password.
-func (a *app) resolveRedisURL(p *problems, name string, r config.Redis) {
-	if u, err := url.Parse(r.URL); err == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			a.secrets = append(a.secrets, pw)
-		}
-	}
-	opt, shown, err := config.ParseRedis(r)
-	if err != nil {
-		p.add(name, "%v", err)
-		return
-	}
-	a.redisOpt, a.redisShown = opt, shown
 }
 
 // connect returns the Redis client, pinging it first with a short timeout.
@@ -283,6 +218,10 @@ func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), 
 func (a *app) finish(cmd *cobra.Command, err error) int {
 	if err == nil {
 		return exitOK
+	}
+	var ex *exited
+	if errors.As(err, &ex) {
+		return ex.code
 	}
 	code := exitUsage
 	if !a.jsonOut {

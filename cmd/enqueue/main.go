@@ -5,7 +5,6 @@
 //	enqueue pandapon --order-id 2542285634920880794
 //	enqueue status pandapon 2542285634920880794
 //	enqueue file cancellations.jsonl
-//	enqueue serve --addr 127.0.0.1:8081
 //	enqueue dlq list
 //
 // Exit codes: 0 success (including "already queued"), 1 failure (Redis

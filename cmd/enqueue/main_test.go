@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
@@ -90,25 +90,10 @@ func (h *harness) taskInfo(queue, id string) *asynq.TaskInfo {
 	return info
 }
 
-// waitState polls until task id in queue is in state want. Polling is the
-// only way: asynq signals nothing when it moves a task.
+// waitState waits until task id in queue is in state want.
 func (h *harness) waitState(queue, id string, want asynq.TaskState) *asynq.TaskInfo {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := h.insp.GetTaskInfo(queue, id)
-		if err == nil && info.State == want {
-			return info
-		}
-		if time.Now().After(deadline) {
-			state := "none"
-			if info != nil {
-				state = info.State.String()
-			}
-			h.t.Fatalf("task %s: want state %s, still %s (err %v)", id, want, state, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return workertest.WaitState(h.t, h.insp, queue, id, want)
 }
 
 // queueSize returns how many tasks queue holds, in any state.
@@ -154,18 +139,4 @@ func decodeJSON(t *testing.T, s string, v any) {
 	if dec.More() {
 		t.Fatalf("stdout holds more than one JSON value:\n%s", s)
 	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("close listener: %v", err)
-	}
-	return addr
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/cancelworker/cancelworker/internal/workertest"
 )
 
 // TestRedisUnreachable checks that every command fails with exit 1 when
@@ -26,7 +28,7 @@ func TestRedisUnreachable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := closedAddr(t)
+			addr := workertest.ClosedAddr(t)
 			url := "redis://user:" + password + "@" + addr + "/3"
 			for _, how := range []struct {
 				name  string
@@ -34,9 +36,9 @@ func TestRedisUnreachable(t *testing.T) {
 				args  []string
 				shown string
 			}{
-				{name: "flag, password in the environment", env: map[string]string{envSourceApp: "72", envRedisPassword: password},
+				{name: "flag, password in the environment", env: map[string]string{envSourceApp: "72", "REDIS_PASSWORD": password},
 					args: append([]string{"--redis-url", "redis://user@" + addr + "/3"}, tt.args...), shown: "redis://user@" + addr + "/3"},
-				{name: "environment", env: map[string]string{envSourceApp: "72", envRedisURL: url}, args: tt.args, shown: "redis://user:xxxxx@" + addr + "/3"},
+				{name: "environment", env: map[string]string{envSourceApp: "72", "REDIS_URL": url}, args: tt.args, shown: "redis://user:xxxxx@" + addr + "/3"},
 			} {
 				r := execute(t, how.env, how.args...)
 				if r.code != exitFailure {
@@ -53,7 +55,7 @@ func TestRedisUnreachable(t *testing.T) {
 				}
 			}
 
-			r := execute(t, map[string]string{envSourceApp: "72", envRedisURL: url}, append([]string{"--json"}, tt.args...)...)
+			r := execute(t, map[string]string{envSourceApp: "72", "REDIS_URL": url}, append([]string{"--json"}, tt.args...)...)
 			if r.code != exitFailure {
 				t.Fatalf("--json: want exit %d, got %s", exitFailure, r)
 			}

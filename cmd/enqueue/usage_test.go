@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cancelworker/cancelworker/internal/workertest"
 )
 
 // TestUsageErrors runs every invalid command line against a Redis URL that
@@ -79,18 +81,18 @@ func TestUsageErrors(t *testing.T) {
 		{name: "redis URL scheme", ownURL: true, args: []string{"--redis-url", "http://" + password + "@127.0.0.1:6379", "dlq", "list"}, want: []string{"--redis-url: invalid URL scheme: http"}},
 		{name: "redis URL port, password not shown", ownURL: true, args: []string{"--redis-url", "redis://:" + password + "@127.0.0.1:port/0", "dlq", "list"}, want: []string{`--redis-url: is not a valid URL, and it holds an '@': percent-encode any /, ?, # or @`}},
 		{name: "redis URL port, no credentials", ownURL: true, args: []string{"--redis-url", "redis://127.0.0.1:port/0", "dlq", "list"}, want: []string{`--redis-url: is not a valid URL: invalid port ":port" after host`}},
-		{name: "redis URL from the environment, password with a slash", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisURL: "redis://:ab/" + password + "@127.0.0.1:6379/0"},
+		{name: "redis URL from the environment, password with a slash", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{"REDIS_URL": "redis://:ab/" + password + "@127.0.0.1:6379/0"},
 			want: []string{"REDIS_URL (--redis-url): is not a valid URL, and it holds an '@'"}},
 		{name: "redis URL database", ownURL: true, args: []string{"--redis-url", "redis://127.0.0.1:6379/db", "dlq", "list"}, want: []string{`--redis-url: invalid database number: "db"`}},
 		{name: "redis URL flag with a password", ownURL: true, args: []string{"--redis-url", "redis://:" + password + "@127.0.0.1:6379/0", "dlq", "list"},
 			want: []string{"--redis-url: must not hold a password on the command line"}},
-		{name: "redis password twice", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisURL: "redis://:" + password + "@127.0.0.1:6379/0", envRedisPassword: password + "x"},
+		{name: "redis password twice", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:6379/0", "REDIS_PASSWORD": password + "x"},
 			want: []string{"REDIS_URL (--redis-url): holds a password and REDIS_PASSWORD or REDIS_PASSWORD_FILE is set too"}},
-		{name: "redis password variable and file", ownURL: true, args: []string{"--redis-password-file", "/nonexistent", "dlq", "list"}, env: map[string]string{envRedisPassword: password},
-			want: []string{"REDIS_PASSWORD: cannot be combined with --redis-password-file: set one"}},
-		{name: "redis password file unreadable", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisPasswordFile: "/nonexistent/pw"},
-			want: []string{"REDIS_PASSWORD_FILE (--redis-password-file): cannot be read: no such file or directory"}},
-		{name: "redis URL from the environment", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{envRedisURL: "redis://:" + password + "@127.0.0.1:6379/a/b"}, want: []string{"REDIS_URL (--redis-url): invalid URL path: /a/b"}},
+		{name: "redis password variable and file", ownURL: true, args: []string{"--redis-password-file", "/nonexistent", "dlq", "list"}, env: map[string]string{"REDIS_PASSWORD": password},
+			want: []string{"REDIS_PASSWORD: set either it or --redis-password-file, not both"}},
+		{name: "redis password file unreadable", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{"REDIS_PASSWORD_FILE": "/nonexistent/pw"},
+			want: []string{"REDIS_PASSWORD_FILE (--redis-password-file): cannot read the file: no such file or directory"}},
+		{name: "redis URL from the environment", ownURL: true, args: []string{"dlq", "list"}, env: map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:6379/a/b"}, want: []string{"REDIS_URL (--redis-url): invalid URL path: /a/b"}},
 		{name: "global and command problems at once", args: []string{"--timeout", "soon", "pandapon", "--order-id", "x"}, want: []string{
 			`--timeout: must be a duration such as 10s or 1m, got "soon"`,
 			`--order-id: must be a positive integer of decimal digits, got "x"`,
@@ -128,25 +130,6 @@ func TestUsageErrors(t *testing.T) {
 		{name: "file, concurrency not a number", args: []string{"file", "-", "--concurrency", "many"}, want: []string{`--concurrency: must be an integer, got "many"`}},
 		{name: "file, source app from the environment", args: []string{"file", "-"}, env: map[string]string{envSourceApp: "0"}, want: []string{"MEARI_SOURCE_APP (--source-app): must be a positive integer, got 0"}},
 
-		// serve
-		{name: "serve, not loopback without a token", args: []string{"serve", "--addr", "0.0.0.0:8081"}, want: []string{
-			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on 0.0.0.0:8081, which is not a loopback address",
-		}},
-		{name: "serve, every interface without a token", args: []string{"serve"}, env: map[string]string{envIntakeAddr: ":8081"}, want: []string{
-			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on :8081, which is not a loopback address",
-		}},
-		{name: "serve, a host name without a token", args: []string{"serve", "--addr", "intake.internal:8081"}, want: []string{
-			"INTAKE_TOKEN / INTAKE_TOKEN_FILE (--token / --token-file): is required when listening on intake.internal:8081",
-		}},
-		{name: "serve, bad address", args: []string{"serve", "--addr", "8081"}, want: []string{`--addr: must be host:port, e.g. 127.0.0.1:8081, got "8081"`}},
-		{name: "serve, bad port from the environment", args: []string{"serve"}, env: map[string]string{envIntakeAddr: "127.0.0.1:http"}, want: []string{`INTAKE_ADDR (--addr): must have a port from 0 to 65535, got "http"`}},
-		{name: "serve, token file missing", args: []string{"serve", "--token-file", "/nonexistent/token"}, want: []string{"--token-file: cannot be read: open /nonexistent/token: no such file or directory"}},
-		{name: "serve, token and token file", args: []string{"serve", "--token-file", "/nonexistent/token"}, env: map[string]string{envIntakeToken: "0123456789abcdef0123"}, want: []string{
-			"INTAKE_TOKEN: cannot be combined with --token-file: set one",
-		}},
-		{name: "serve, token flag refused", args: []string{"serve", "--token="}, want: []string{"--token: secrets are not taken on the command line"}},
-		{name: "serve, bad allowed host", args: []string{"serve", "--allowed-hosts", "https://x"}, want: []string{`--allowed-hosts: "https://x" is not a host name`}},
-
 		// dlq
 		{name: "dlq, no command", args: []string{"dlq"}, wantText: "a command is required: one of list, purge, requeue, show"},
 		{name: "dlq list, limit zero", args: []string{"dlq", "list", "--limit", "0"}, want: []string{"--limit: must be from 1 to 1000, got 0"}},
@@ -178,7 +161,7 @@ func TestUsageErrors(t *testing.T) {
 			}
 			args := tt.args
 			if !tt.ownURL {
-				env[envRedisURL] = "redis://:" + password + "@" + closedAddr(t) + "/0"
+				env["REDIS_URL"] = "redis://:" + password + "@" + workertest.ClosedAddr(t) + "/0"
 			}
 
 			r := execute(t, env, args...)

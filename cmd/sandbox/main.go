@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 )
@@ -56,37 +57,51 @@ func main() {
 // run serves until ctx is done. It returns 0 after a clean stop, 1 when
 // the address cannot be opened, 2 on a configuration error.
 func run(ctx context.Context, args []string, getenv func(string) string, readFile func(string) ([]byte, error), stdout, stderr io.Writer) int {
+	l := config.NewLoader(getenv, readFile)
+	addrS := l.Add(config.Setting{Env: "SANDBOX_ADDR", Flag: "addr", Default: AddrDefault, Kind: "host:port", Help: "listen address"})
+	scriptS := l.Add(config.Setting{Env: "SANDBOX_SCRIPT", Flag: "script", Kind: "path", Help: "file of scripted answers, one order per line"})
+	ms, ps := config.AddMeari(l), config.AddPandaPon(l)
+	demoAccounts(ms, ps)
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", cmp.Or(getenv("SANDBOX_ADDR"), "127.0.0.1:8090"), "listen address, host:port (env SANDBOX_ADDR)")
-	scriptPath := fs.String("script", getenv("SANDBOX_SCRIPT"), "file of scripted answers, one order per line (env SANDBOX_SCRIPT)")
+	for _, s := range l.Settings() {
+		fs.Var(s, s.Flag, s.Usage())
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	cfg, err := loadConfig(getenv, readFile)
+	l.Resolve()
+	addr := l.ListenAddr(addrS, AddrDefault)
+	m, _ := ms.Read(l)
+	p, _ := ps.Read(l)
 	var script []sandbox.ScriptLine
-	if err == nil && *scriptPath != "" {
-		var b []byte
-		if b, err = readFile(*scriptPath); err == nil {
+	if path := scriptS.Value(); path != "" && len(l.Problems()) == 0 {
+		b, err := readFile(path)
+		if err == nil {
 			script, err = sandbox.ParseScript(strings.NewReader(string(b)))
 		}
 		if err != nil {
-			err = fmt.Errorf("--script %s: %w", *scriptPath, err)
+			l.Bad(scriptS, "%s: %v", path, err)
 		}
 	}
-	if err != nil {
+	if err := l.Err(); err != nil {
 		fmt.Fprintf(stderr, "sandbox: invalid configuration:\n%v\n", err)
 		return 2
+	}
+	cfg := sandbox.Config{
+		Meari: sandbox.MeariAccount{PartnerKey: m.PartnerKey, PartnerSecret: m.PartnerSecret, SourceApp: m.SourceApp,
+			SignMode: m.SignMode, TimestampFormat: m.TimestampFormat},
+		PandaPon: sandbox.PandaPonAccount{AccessKey: p.AccessKey, AccessSecret: p.AccessSecret, UserID: p.UserID},
 	}
 
 	sb := sandbox.New(cfg)
 	for _, l := range script {
 		sb.Script(l.Provider, l.Order, l.Steps...)
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sandbox: %v\n", err)
 		return 1
@@ -108,55 +123,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, readFil
 	return 0
 }
 
-// loadConfig reads the accounts from the worker's variables, each unset one
-// taking its demo value, and reports every bad one.
-func loadConfig(getenv func(string) string, readFile func(string) ([]byte, error)) (sandbox.Config, error) {
-	var errs []error
-	secret := func(env, demo string) string {
-		v, file := getenv(env), getenv(env+"_FILE")
-		switch {
-		case v != "" && file != "":
-			errs = append(errs, fmt.Errorf("%s: set either it or %s_FILE, not both", env, env))
-		case file != "":
-			b, err := readFile(file)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s_FILE: cannot read the file: %v", env, errors.Unwrap(err)))
-				return ""
-			}
-			return strings.TrimRight(string(b), "\r\n")
-		}
-		return cmp.Or(v, demo)
-	}
-	c := sandbox.Config{
-		Meari: sandbox.MeariAccount{
-			PartnerKey:      cmp.Or(getenv("MEARI_PARTNER_KEY"), DemoPartnerKey),
-			PartnerSecret:   secret("MEARI_PARTNER_SECRET", DemoPartnerSecret),
-			SourceApp:       DemoSourceApp,
-			SignMode:        meari.SignMode(getenv("MEARI_SIGN_MODE")),
-			TimestampFormat: meari.TimestampFormat(getenv("MEARI_TIMESTAMP_FORMAT")),
-		},
-		PandaPon: sandbox.PandaPonAccount{
-			AccessKey:    cmp.Or(getenv("PANDAPON_ACCESS_KEY"), DemoAccessKey),
-			AccessSecret: secret("PANDAPON_ACCESS_SECRET", DemoAccessSecret),
-			UserID:       cmp.Or(getenv("PANDAPON_USER_ID"), DemoUserID),
-		},
-	}
-	if v := getenv("MEARI_SOURCE_APP"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("MEARI_SOURCE_APP: must be a positive integer, got %q", v))
-		}
-		c.Meari.SourceApp = n
-	}
-	if c.Meari.SignMode != "" {
-		if _, err := meari.ParseSignMode(string(c.Meari.SignMode)); err != nil {
-			errs = append(errs, fmt.Errorf("MEARI_SIGN_MODE: %w", err))
-		}
-	}
-	if c.Meari.TimestampFormat != "" {
-		if _, err := meari.ParseTimestampFormat(string(c.Meari.TimestampFormat)); err != nil {
-			errs = append(errs, fmt.Errorf("MEARI_TIMESTAMP_FORMAT: %w", err))
-		}
-	}
-	return c, errors.Join(errs...)
+// AddrDefault is where the sandbox listens without --addr or SANDBOX_ADDR.
+const AddrDefault = "127.0.0.1:8090"
+
+// demoAccounts gives each account setting the demo value as its default:
+// the sandbox reads the worker's own settings, so one environment
+// configures both, and runs with no settings at all.
+func demoAccounts(m *config.MeariSection, p *config.PandaPonSection) {
+	m.Always, p.Always = true, true
+	m.PartnerKey.Default, m.PartnerSecret.Default, m.SourceApp.Default = DemoPartnerKey, DemoPartnerSecret, strconv.Itoa(DemoSourceApp)
+	p.AccessKey.Default, p.AccessSecret.Default, p.UserID.Default = DemoAccessKey, DemoAccessSecret, DemoUserID
 }

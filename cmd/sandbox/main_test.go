@@ -97,7 +97,7 @@ func TestConfigErrors(t *testing.T) {
 	if c != 2 {
 		t.Fatalf("exit %d, want 2", c)
 	}
-	for _, want := range []string{"MEARI_SOURCE_APP: must be a positive integer", "MEARI_SIGN_MODE:", "PANDAPON_ACCESS_SECRET: set either it or PANDAPON_ACCESS_SECRET_FILE"} {
+	for _, want := range []string{`MEARI_SOURCE_APP (--meari-source-app): must be an integer, got "zero"`, "MEARI_SIGN_MODE (--meari-sign-mode):", "PANDAPON_ACCESS_SECRET: set either it or PANDAPON_ACCESS_SECRET_FILE"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}

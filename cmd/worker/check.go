@@ -40,34 +40,36 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		return "disabled"
 	}
 	line("ok", "configuration", fmt.Sprintf("meari %s, pandapon %s, concurrency %d, %d dequeuers, poll interval %s",
-		enabled(cfg.Meari.Enabled), enabled(cfg.PandaPon.Enabled), cfg.Concurrency, cfg.Dequeuers, cfg.PollInterval))
+		enabled(cfg.Meari != nil), enabled(cfg.PandaPon != nil), cfg.Worker.Concurrency, cfg.Worker.Dequeuers, cfg.Worker.PollInterval))
 	for _, w := range cfg.Warnings() {
 		line("warn", "configuration", w)
 	}
 
-	rdb := redis.NewClient(cfg.Redis)
+	rdb := redis.NewClient(cfg.Redis.Options)
 	defer rdb.Close()
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	summary, err := worker.RedisSummary(rctx, rdb)
 	if err == nil {
-		line("ok", "redis "+cfg.RedisURL, summary)
+		line("ok", "redis "+cfg.Redis.Shown, summary)
 		for _, w := range worker.RedisWarnings(rctx, rdb) {
 			line("warn", "redis", w)
 		}
 	} else {
 		ok = false
-		line("fail", "redis "+cfg.RedisURL, err.Error())
+		line("fail", "redis "+cfg.Redis.Shown, err.Error())
 	}
 	cancel()
 
-	for _, p := range []struct {
-		name, base string
-		on         bool
-	}{{"meari", cfg.Meari.BaseURL, cfg.Meari.Enabled}, {"pandapon", cfg.PandaPon.BaseURL, cfg.PandaPon.Enabled}} {
-		if !p.on {
-			continue
-		}
-		took, err := reach(ctx, p.base, min(cfg.UpstreamTimeout, checkTimeout))
+	type target struct{ name, base string }
+	var targets []target
+	if cfg.Meari != nil {
+		targets = append(targets, target{"meari", cfg.Meari.BaseURL})
+	}
+	if cfg.PandaPon != nil {
+		targets = append(targets, target{"pandapon", cfg.PandaPon.BaseURL})
+	}
+	for _, p := range targets {
+		took, err := reach(ctx, p.base, min(cfg.Worker.UpstreamTimeout, checkTimeout))
 		if err != nil {
 			ok = false
 			line("fail", p.name+" "+p.base, err.Error())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
@@ -66,21 +68,20 @@ func binaryRig(t *testing.T) (bin string, srv *redistest.Server, rdb *redis.Clie
 // its field key.
 func logField(t *testing.T, logs *syncBuffer, msg, key string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var v string
+	workertest.WaitUpTo(t, timeout, fmt.Sprintf("a log line %q with %s", msg, key), func() (bool, string) {
 		for l := range strings.Lines(logs.String()) {
 			var line map[string]any
 			if json.Unmarshal([]byte(l), &line) == nil && line["msg"] == msg {
-				if v, ok := line[key].(string); ok {
-					return v
+				var ok bool
+				if v, ok = line[key].(string); ok {
+					return true, ""
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line %q with %s:\n%s", msg, key, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, "logs:\n" + logs.String()
+	})
+	return v
 }
 
 // TestSIGKILLMidCall kills the real worker binary with SIGKILL while the
@@ -126,34 +127,24 @@ func TestSIGKILLMidCall(t *testing.T) {
 	_ = first.Wait()
 	killed := time.Now()
 	// The upstream finishes the call it took, for a client that is gone.
-	for !sb.Cancelled("pandapon", order) {
-		if time.Since(killed) > 10*time.Second {
-			t.Fatal("the sandbox never took the cancel")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	workertest.Wait(t, "the sandbox to take the cancel", func() (bool, string) {
+		return sb.Cancelled("pandapon", order), "not cancelled"
+	})
 
 	_, logs2 := startWorker(t, bin, env)
 	base := "http://" + logField(t, logs2, "admin server listening", "addr", 20*time.Second)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	deadline := time.Now().Add(100 * time.Second)
-	var info *asynq.TaskInfo
-	for {
-		info, err = insp.GetTaskInfo(res.Queue, res.TaskID)
-		if err == nil && info.State == asynq.TaskStateArchived {
-			break
-		}
+	// asynq's lease (30s) and recoverer (every minute) bound the wait.
+	workertest.WaitUpTo(t, 100*time.Second, "the task to be dead-lettered", func() (bool, string) {
+		info, err := insp.GetTaskInfo(res.Queue, res.TaskID)
 		if err == nil && info.State == asynq.TaskStateRetry {
 			// Recovered after the lease; no need to wait out the backoff.
 			if err := insp.RunTask(res.Queue, res.TaskID); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task never dead-lettered: %+v, %v\nlogs:\n%s", info, err, logs2.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && info.State == asynq.TaskStateArchived, fmt.Sprintf("%+v, %v\nlogs:\n%s", info, err, logs2.String())
+	})
 	t.Logf("dead-lettered %s after the kill", time.Since(killed).Round(time.Second))
 	e, err := dlq.New(rdb).Get(t.Context(), res.TaskID)
 	if err != nil {

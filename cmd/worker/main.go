@@ -19,6 +19,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/demo"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/redis/go-redis/v9"
@@ -51,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	log := config.NewLogger(cfg, stderr)
+	log := config.NewLogger(cfg.Log, stderr)
 	defer func() { _ = log.Sync() }()
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -73,10 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// per task (BENCHMARKS.md). GOGC in the environment wins.
 		debug.SetGCPercent(gcPercent)
 	}
-	worker.SizeRedis(cfg.Redis, cfg)
-	rdb := redis.NewClient(cfg.Redis)
+	worker.SizeRedis(cfg.Redis.Options, cfg.Worker)
+	rdb := redis.NewClient(cfg.Redis.Options)
 	defer rdb.Close()
-	shown := cfg.RedisURL
+	shown := cfg.Redis.Shown
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = rdb.Ping(pingCtx).Err()
 	cancel()
@@ -97,7 +98,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
 	}
-	w, err := worker.New(worker.Options{Config: cfg, Redis: rdb, Logger: log, Observer: m})
+	w, err := worker.New(worker.Options{
+		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
+		Redis: rdb, Logger: log, Observer: m,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
@@ -107,8 +111,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Concurrency),
-		zap.Int("dequeuers", cfg.Dequeuers), zap.Duration("poll_interval", cfg.PollInterval), zap.Any("queues", w.Queues()))
+	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency),
+		zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
 	adm, err := startAdmin(cfg, rdb, m, w, log)
 	if err != nil {
 		log.Error("cannot start the admin server; stopping", zap.Error(err))
@@ -117,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	<-ctx.Done()
-	log.Info("shutting down: no new tasks; waiting for in-flight calls", zap.Duration("timeout", cfg.ShutdownTimeout))
+	log.Info("shutting down: no new tasks; waiting for in-flight calls", zap.Duration("timeout", cfg.Worker.ShutdownTimeout))
 	w.Shutdown()
 	if adm != nil {
 		// Kept up during the drain, so that metrics and health still answer.
@@ -140,10 +144,10 @@ func startAdmin(cfg config.Config, rdb *redis.Client, m *metrics.Metrics, w *wor
 	}
 	adm, err := admin.New(admin.Options{
 		Config:  cfg.Admin,
-		Redis:   cfg.Redis,
+		Redis:   cfg.Redis.Options,
 		DLQ:     dlq.New(rdb),
 		Metrics: m.Handler(),
-		Checks:  []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+		Checks:  []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 		Logger:  log,
 	})
 	if err != nil {
@@ -161,7 +165,7 @@ func logProviders(log *zap.Logger, cfg config.Config) {
 	for _, p := range []struct {
 		name    string
 		enabled bool
-	}{{"meari", cfg.Meari.Enabled}, {"pandapon", cfg.PandaPon.Enabled}} {
+	}{{"meari", cfg.Meari != nil}, {"pandapon", cfg.PandaPon != nil}} {
 		if p.enabled {
 			log.Info("provider enabled", zap.String("provider", p.name))
 		} else {

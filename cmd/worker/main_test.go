@@ -19,6 +19,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
@@ -54,7 +55,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{name: "nothing configured", want: []string{"no provider is configured"}},
 		{name: "half-configured meari", env: map[string]string{"MEARI_BASE_URL": "https://meari.example"},
-			want: []string{"MEARI_PARTNER_KEY (--meari-partner-key): required", "MEARI_PARTNER_SECRET (--meari-partner-secret): required", "MEARI_SOURCE_APP (--meari-source-app): required"}},
+			want: []string{"MEARI_PARTNER_KEY (--meari-partner-key): required", "MEARI_PARTNER_SECRET: required", "MEARI_SOURCE_APP (--meari-source-app): required"}},
 		{name: "bad values, all reported", env: map[string]string{
 			"PANDAPON_BASE_URL": "ftp://x", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
 			"WORKER_CONCURRENCY": "zero", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml", "SHUTDOWN_TIMEOUT": "soon", "MEARI_SIGN_MODE": "magic",
@@ -70,37 +71,37 @@ func TestConfigErrors(t *testing.T) {
 			}},
 		{name: "secret flags refused", args: []string{"--meari-partner-secret", "s3cr3t-value", "--pandapon-access-secret=hunter2", "--admin-password", "hunter2", "--redis-password", "hunter2"},
 			want: []string{
-				"MEARI_PARTNER_SECRET (--meari-partner-secret): secrets are not taken on the command line",
+				"--meari-partner-secret: secrets are not taken on the command line",
 				"a file holding it in MEARI_PARTNER_SECRET_FILE (--meari-partner-secret-file)",
-				"PANDAPON_ACCESS_SECRET (--pandapon-access-secret): secrets are not taken on the command line",
-				"ADMIN_PASSWORD (--admin-password): secrets are not taken on the command line",
-				"REDIS_PASSWORD (--redis-password): secrets are not taken on the command line",
+				"--pandapon-access-secret: secrets are not taken on the command line",
+				"--admin-password: secrets are not taken on the command line",
+				"--redis-password: secrets are not taken on the command line",
 			}},
 		{name: "Redis password in the URL flag refused", args: []string{"--redis-url", "redis://:hunter2@127.0.0.1:6379/0"},
-			want: []string{"REDIS_URL (--redis-url): must not hold a password on the command line", "REDIS_PASSWORD_FILE (--redis-password-file)"}},
+			want: []string{"--redis-url: must not hold a password on the command line", "REDIS_PASSWORD_FILE (--redis-password-file)"}},
 		{name: "Redis password twice", env: map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0", "REDIS_PASSWORD": "s3cr3t-value"},
 			want: []string{"REDIS_URL (--redis-url): holds a password and REDIS_PASSWORD or REDIS_PASSWORD_FILE is set too"}},
 		{name: "bad admin allowed host", env: map[string]string{"ADMIN_ALLOWED_HOSTS": "https://admin.example"},
 			want: []string{`ADMIN_ALLOWED_HOSTS (--admin-allowed-hosts): "https://admin.example" is not a host name`}},
 		{name: "flag wins over env", env: map[string]string{"WORKER_CONCURRENCY": "5"}, args: []string{"--concurrency", "-3"},
-			want: []string{"WORKER_CONCURRENCY (--concurrency): must be at least 1, got -3"}},
+			want: []string{"--concurrency: must be at least 1, got -3"}},
 		{name: "dequeuers and poll interval", env: map[string]string{"WORKER_CONCURRENCY": "4", "WORKER_DEQUEUERS": "5", "WORKER_POLL_INTERVAL": "20s"},
 			want: []string{"WORKER_DEQUEUERS (--dequeuers): must be at most WORKER_CONCURRENCY (4): each dequeuer needs a share of it, got 5",
 				"WORKER_POLL_INTERVAL (--poll-interval): must be from 1ms to 10s, got 20s"}},
 		{name: "dequeuers zero, poll interval not a duration", args: []string{"--dequeuers", "0", "--poll-interval", "often"},
-			want: []string{"WORKER_DEQUEUERS (--dequeuers): must be at least 1, got 0", "WORKER_POLL_INTERVAL (--poll-interval): must be a duration"}},
+			want: []string{"--dequeuers: must be at least 1, got 0", "--poll-interval: must be a duration"}},
 		{name: "too many dequeuers, poll interval too short", env: map[string]string{"WORKER_DEQUEUERS": "17", "WORKER_POLL_INTERVAL": "100us"},
 			want: []string{"WORKER_DEQUEUERS (--dequeuers): must be at most 16, got 17", "WORKER_POLL_INTERVAL (--poll-interval): must be from 1ms to 10s, got 100µs"}},
 		{name: "secret and its file", env: map[string]string{"MEARI_PARTNER_SECRET": "s3cr3t-value", "MEARI_PARTNER_SECRET_FILE": "/nonexistent"},
-			want: []string{"MEARI_PARTNER_SECRET (--meari-partner-secret): set either it or MEARI_PARTNER_SECRET_FILE"}},
+			want: []string{"MEARI_PARTNER_SECRET: set either it or MEARI_PARTNER_SECRET_FILE"}},
 		{name: "unreadable secret file", env: map[string]string{"PANDAPON_ACCESS_SECRET_FILE": "/nonexistent/secret"},
 			want: []string{"PANDAPON_ACCESS_SECRET_FILE (--pandapon-access-secret-file): cannot read the file"}},
 		{name: "public admin address without credentials", env: map[string]string{
 			"PANDAPON_BASE_URL": "http://127.0.0.1:1", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
 			"ADMIN_ADDR": "0.0.0.0:8080"},
-			want: []string{"ADMIN_ADDR (--admin-addr): \"0.0.0.0:8080\" is not a loopback address", "ADMIN_USER (--admin-user)", "ADMIN_PASSWORD (--admin-password)"}},
+			want: []string{"ADMIN_ADDR (--admin-addr): \"0.0.0.0:8080\" is not a loopback address", "ADMIN_USER (--admin-user)", "ADMIN_PASSWORD"}},
 		{name: "public admin flag without credentials, in the demo too", args: []string{"--demo", "--admin-addr", ":9090"},
-			want: []string{"ADMIN_ADDR (--admin-addr): \":9090\" is not a loopback address", "ADMIN_USER", "ADMIN_PASSWORD"}},
+			want: []string{"--admin-addr: \":9090\" is not a loopback address", "ADMIN_USER", "ADMIN_PASSWORD"}},
 		{name: "admin read-only not a bool", env: map[string]string{"ADMIN_READONLY": "sure", "ADMIN_USER": "ops", "ADMIN_PASSWORD": "hunter2"},
 			want: []string{`ADMIN_READONLY (--admin-readonly): must be true or false, got "sure"`}},
 	}
@@ -267,13 +268,9 @@ func TestSIGTERMInFlight(t *testing.T) {
 
 	first, logs := start()
 	// Wait until four calls are in flight.
-	deadline := time.Now().Add(20 * time.Second)
-	for sb.TotalCalls() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker never called the upstream; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	workertest.Wait(t, "four calls in flight", func() (bool, string) {
+		return sb.TotalCalls() >= 4, fmt.Sprintf("%d calls; logs:\n%s", sb.TotalCalls(), logs.String())
+	})
 	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -302,17 +299,10 @@ func TestSIGTERMInFlight(t *testing.T) {
 		sb.Script("pandapon", strings.TrimPrefix(id, "pandapon:"), sandbox.OK())
 	}
 	second, logs2 := start()
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	workertest.WaitUpTo(t, time.Minute, fmt.Sprintf("%d completed after the restart", n), func() (bool, string) {
 		info, err = insp.GetQueueInfo(tasks.QueuePandaPon)
-		if err == nil && info.Completed == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restart: %+v; logs:\n%s", info, logs2.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && info.Completed == n, fmt.Sprintf("%+v, %v; logs:\n%s", info, err, logs2.String())
+	})
 	for _, id := range ids {
 		order := strings.TrimPrefix(id, "pandapon:")
 		if !sb.Cancelled("pandapon", order) {
@@ -386,16 +376,10 @@ func TestAdminServer(t *testing.T) {
 	}
 	// The counter is bumped right after the call returns: poll it.
 	const counted = `cancelworker_attempts_total{class="success",code="",provider="pandapon"} 1`
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	workertest.Wait(t, "/metrics to show "+counted, func() (bool, string) {
 		_, body := httpGet(t, base+"/metrics")
-		if strings.Contains(body, counted) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never showed %s:\n%.3000s", counted, body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(body, counted), fmt.Sprintf("%.3000s", body)
+	})
 	for path, want := range map[string]string{
 		"/readyz":      "ready",
 		"/healthz":     "ok",
@@ -486,7 +470,7 @@ func TestCheck(t *testing.T) {
 			"ok    configuration: meari enabled, pandapon disabled", "ok    redis ", "Redis ", "maxmemory-policy",
 			"ok    meari " + up.URL + ": TCP connection in", "no request sent"}},
 		{name: "upstream refused", env: with(map[string]string{
-			"PANDAPON_BASE_URL": "http://" + closedAddr(t), "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u"}),
+			"PANDAPON_BASE_URL": "http://" + workertest.ClosedAddr(t), "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u"}),
 			wantCode: 1, want: []string{"ok    meari ", "fail  pandapon http://", "refused"}},
 		{name: "invalid configuration", env: with(map[string]string{"WORKER_DEQUEUERS": "0"}), wantCode: 1,
 			want: []string{"fail  configuration:", "WORKER_DEQUEUERS (--dequeuers): must be at least 1, got 0"}},
@@ -512,16 +496,4 @@ func TestCheck(t *testing.T) {
 	if sent != 0 {
 		t.Errorf("the upstream received %d requests; check must send none", sent)
 	}
-}
-
-// closedAddr returns a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

@@ -17,21 +17,18 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -44,29 +41,12 @@ const (
 	MetricsPath    = "/metrics"
 	// ProfilingPath serves net/http/pprof when Config.Profiling is on.
 	ProfilingPath = "/debug/pprof/"
-	HealthPath    = "/healthz"
-	ReadyPath     = "/readyz"
 )
 
-// CheckTimeoutDefault bounds each readiness check.
-const CheckTimeoutDefault = 2 * time.Second
-
-// Check is one readiness condition: Func returns nil when it holds, or an
-// error that /readyz shows after Name. Func must honour ctx.
-type Check struct {
-	Name string
-	Func func(ctx context.Context) error
-}
-
-// RedisCheck returns a Check named "redis" that PINGs rdb.
-func RedisCheck(rdb redis.UniversalClient) Check {
-	return Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-}
-
-// WorkerCheck returns a Check named "worker" that passes while running
-// returns nil, such as (*worker.Worker).Running.
-func WorkerCheck(running func() error) Check {
-	return Check{Name: "worker", Func: func(context.Context) error { return running() }}
+// WorkerCheck returns a readiness check named "worker" that passes while
+// running returns nil, such as (*worker.Worker).Running.
+func WorkerCheck(running func() error) httpserve.Check {
+	return httpserve.Check{Name: "worker", Func: func(context.Context) error { return running() }}
 }
 
 // Options configures a Server.
@@ -85,8 +65,9 @@ type Options struct {
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// Checks decide /readyz, each bounded by CheckTimeout.
-	Checks []Check
-	// CheckTimeout bounds each check; zero means CheckTimeoutDefault.
+	Checks []httpserve.Check
+	// CheckTimeout bounds each check; zero means
+	// httpserve.CheckTimeoutDefault.
 	CheckTimeout time.Duration
 	// Logger is required.
 	Logger *zap.Logger
@@ -101,14 +82,10 @@ type Server struct {
 	log      *zap.Logger
 	mon      *asynqmon.HTTPHandler
 	handler  http.Handler
-	checks   []Check
-	timeout  time.Duration
 	fallback bool
 
-	mu   sync.Mutex
-	srv  *http.Server
-	addr string
-	done chan struct{} // closed when Serve returns
+	mu  sync.Mutex
+	srv *httpserve.Server // nil before Start
 }
 
 // New returns a Server for o; it does not listen yet.
@@ -132,14 +109,9 @@ func New(o Options) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if o.CheckTimeout <= 0 {
-		o.CheckTimeout = CheckTimeoutDefault
-	}
 	s := &Server{
 		cfg:      o.Config,
 		log:      o.Logger,
-		checks:   o.Checks,
-		timeout:  o.CheckTimeout,
 		fallback: o.FallbackToFreePort,
 		mon: asynqmon.New(asynqmon.Options{
 			RootPath:     strings.TrimSuffix(MonitoringPath, "/"),
@@ -156,8 +128,8 @@ func New(o Options) (*Server, error) {
 		metrics = http.NotFoundHandler()
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+HealthPath, health)
-	mux.HandleFunc("GET "+ReadyPath, s.ready)
+	mux.HandleFunc("GET "+httpserve.HealthPath, httpserve.Health)
+	mux.HandleFunc("GET "+httpserve.ReadyPath, httpserve.Ready(o.Checks, o.CheckTimeout, o.Logger))
 	mux.Handle(MetricsPath, guard(metrics))
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
 	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger}))
@@ -175,7 +147,7 @@ func New(o Options) (*Server, error) {
 	s.handler = httpguard.Hosts{
 		Allowed: httpguard.AllowedHosts(o.Config.Addr, o.Config.AllowedHosts),
 		Setting: "ADMIN_ALLOWED_HOSTS",
-		Open:    []string{HealthPath, ReadyPath},
+		Open:    []string{httpserve.HealthPath, httpserve.ReadyPath},
 	}.Wrap(httpguard.SameOrigin(nil, mux))
 	return s, nil
 }
@@ -193,36 +165,19 @@ func (s *Server) Start() error {
 	if s.srv != nil {
 		return errors.New("admin server: already started")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil && s.fallback && errors.Is(err, syscall.EADDRINUSE) {
-		host, _, _ := net.SplitHostPort(s.cfg.Addr)
-		s.log.Warn("admin address in use; listening on a free port instead", zap.String("wanted", s.cfg.Addr))
-		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
-	}
+	srv, err := httpserve.Start(httpserve.Config{
+		Addr: s.cfg.Addr, Setting: "ADMIN_ADDR", FallbackToFreePort: s.fallback,
+		Handler: s.handler, Logger: s.log.Named("admin"),
+	})
 	if err != nil {
-		return fmt.Errorf("admin server: listen on %s (ADMIN_ADDR): %w", s.cfg.Addr, err)
+		return fmt.Errorf("admin server: %w", err)
 	}
-	s.addr = ln.Addr().String()
-	s.srv = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("admin_http")),
-	}
-	s.done = make(chan struct{})
-	go func(srv *http.Server, done chan struct{}) {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("admin server stopped", zap.Error(err))
-		}
-	}(s.srv, s.done)
-	s.log.Info("admin server listening", zap.String("addr", s.addr),
-		zap.String("monitoring_url", baseURL(s.addr)+MonitoringPath), zap.String("dlq_url", baseURL(s.addr)+DLQPath),
+	s.srv = srv
+	s.log.Info("admin server listening", zap.String("addr", srv.Addr()),
+		zap.String("monitoring_url", srv.URL()+MonitoringPath), zap.String("dlq_url", srv.URL()+DLQPath),
 		zap.Bool("basic_auth", s.cfg.AuthRequired()), zap.Bool("read_only", s.cfg.ReadOnly))
 	if !config.IsLoopback(s.cfg.Addr) {
-		s.log.Warn("the admin server is reachable from other machines over plain HTTP: put it behind TLS, as basic auth sends the password in clear", zap.String("addr", s.addr))
+		s.log.Warn("the admin server is reachable from other machines over plain HTTP: put it behind TLS, as basic auth sends the password in clear", zap.String("addr", srv.Addr()))
 	}
 	return nil
 }
@@ -231,24 +186,16 @@ func (s *Server) Start() error {
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addr
+	if s.srv == nil {
+		return ""
+	}
+	return s.srv.Addr()
 }
 
 // URL returns "http://" and the bound address, or "" before Start. A
 // wildcard host is shown as 127.0.0.1.
 func (s *Server) URL() string {
-	return baseURL(s.Addr())
-}
-
-func baseURL(addr string) string {
-	if addr == "" {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
-		addr = net.JoinHostPort("127.0.0.1", port)
-	}
-	return "http://" + addr
+	return httpserve.BaseURL(s.Addr())
 }
 
 // Shutdown stops accepting connections, waits for those in progress until
@@ -256,16 +203,12 @@ func baseURL(addr string) string {
 // without Start.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, done := s.srv, s.done
+	srv := s.srv
 	s.mu.Unlock()
 	var errs []error
 	if srv != nil {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin server: shutdown: %w", err))
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
 		}
 	}
 	if err := s.mon.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
@@ -274,49 +217,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// health answers 200 while the process can serve HTTP at all.
-func health(w http.ResponseWriter, _ *http.Request) {
-	plain(w)
-	fmt.Fprintln(w, "ok")
-}
-
-// ready runs every check and answers 200 "ready", or 503 with one line per
-// failed check.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	var failed []string
-	for _, c := range s.checks {
-		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-		err := c.Func(ctx)
-		cancel()
-		if err != nil {
-			failed = append(failed, c.Name+": "+err.Error())
-		}
-	}
-	plain(w)
-	if len(failed) > 0 {
-		s.log.Debug("not ready", zap.Strings("failed", failed))
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready\n%s\n", strings.Join(failed, "\n"))
-		return
-	}
-	fmt.Fprintln(w, "ready")
-}
-
 func plain(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 }
 
-// basicAuth lets a request through only with user and password. Both sides
-// are hashed first, so the constant-time compare does not leak lengths.
+// basicAuth lets a request through only with user and password.
 func basicAuth(user, password string, next http.Handler) http.Handler {
-	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
-		gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
-		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
-		if !ok || userOK&passOK != 1 {
+		// Both compared, always: the time taken does not say which failed.
+		userOK, passOK := httpserve.SameSecret(u, user), httpserve.SameSecret(p, password)
+		if !ok || !userOK || !passOK {
 			w.Header().Set("WWW-Authenticate", `Basic realm="cancelworker admin", charset="UTF-8"`)
 			plain(w)
 			w.WriteHeader(http.StatusUnauthorized)

@@ -13,6 +13,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/admin"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
@@ -177,10 +178,10 @@ func TestReadOnly(t *testing.T) {
 func TestReadyz(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config.Admin{})
-	if code, body := get(t, r.base, "/readyz", "", ""); code != 200 || body != "ready\n" {
+	if code, body := get(t, r.base, "/readyz", "", ""); code != 200 || body != "{\"status\":\"ready\"}\n" {
 		t.Fatalf("readyz with Redis and worker up: %d %q, want 200 ready", code, body)
 	}
-	if code, body := get(t, r.base, "/healthz", "", ""); code != 200 || body != "ok\n" {
+	if code, body := get(t, r.base, "/healthz", "", ""); code != 200 || body != "{\"status\":\"ok\"}\n" {
 		t.Fatalf("healthz: %d %q", code, body)
 	}
 
@@ -189,13 +190,13 @@ func TestReadyz(t *testing.T) {
 	t.Cleanup(func() { dead.Close() })
 	_, hs, _ := newServer(t, admin.Options{
 		Config: config.Admin{Addr: "127.0.0.1:0"},
-		Checks: []admin.Check{admin.RedisCheck(dead), admin.WorkerCheck(r.w.Running)},
+		Checks: []httpserve.Check{httpserve.RedisCheck(dead), admin.WorkerCheck(r.Worker.Running)},
 	})
 	code, body := get(t, hs.URL, "/readyz", "", "")
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with Redis down: %d %q, want 503", code, body)
 	}
-	contains(t, "readyz with Redis down", body, "not ready", "redis: ", "127.0.0.1:1")
+	contains(t, "readyz with Redis down", body, `"status":"unavailable"`, `"reason":"redis: `, "127.0.0.1:1")
 	if strings.Contains(body, "worker:") {
 		t.Errorf("readyz blames the running worker:\n%s", body)
 	}
@@ -204,7 +205,7 @@ func TestReadyz(t *testing.T) {
 	}
 
 	// The worker shut down, Redis up.
-	r.w.Shutdown()
+	r.Worker.Shutdown()
 	code, body = get(t, r.base, "/readyz", "", "")
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz after worker shutdown: %d %q, want 503", code, body)
@@ -214,8 +215,8 @@ func TestReadyz(t *testing.T) {
 
 func TestReadyzCheckTimeout(t *testing.T) {
 	t.Parallel()
-	hang := admin.Check{Name: "slow", Func: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
-	_, hs, _ := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}, Checks: []admin.Check{hang}, CheckTimeout: 50 * time.Millisecond})
+	hang := httpserve.Check{Name: "slow", Func: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
+	_, hs, _ := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}, Checks: []httpserve.Check{hang}, CheckTimeout: 50 * time.Millisecond})
 	code, body := get(t, hs.URL, "/readyz", "", "")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "slow: context deadline exceeded") {
 		t.Fatalf("readyz with a hanging check: %d %q, want 503 naming it", code, body)

@@ -141,10 +141,10 @@ func TestBrowserMonitoringUI(t *testing.T) {
 	dir := artifactDir(t)
 
 	r := newRig(t, config.Admin{})
-	dead := r.enqueueMeari(t, "UI-4001", sandbox.MeariCode("4001"))
-	done := r.enqueuePandaPon(t, "2542285634920880794", sandbox.OK())
-	r.waitState(t, dead, asynq.TaskStateArchived)
-	r.waitState(t, done, asynq.TaskStateCompleted)
+	dead := r.EnqueueMeari(t, "UI-4001", sandbox.MeariCode("4001"))
+	done := r.EnqueuePandaPon(t, "2542285634920880794", sandbox.OK())
+	r.WaitState(t, dead, asynq.TaskStateArchived)
+	r.WaitState(t, done, asynq.TaskStateCompleted)
 
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(r.base+"/monitoring/"),
@@ -188,12 +188,12 @@ func TestBrowserCrossSiteRefused(t *testing.T) {
 	t.Parallel()
 	ctx := browserWithHosts(t, 90*time.Second, "MAP evil.test 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 	r := newRig(t, config.Admin{})
-	if err := r.insp.PauseQueue(tasks.QueueMeari); err != nil {
+	if err := r.Inspector.PauseQueue(tasks.QueueMeari); err != nil {
 		t.Fatal(err)
 	}
 	var queued []tasks.Result
 	for i := range 3 {
-		queued = append(queued, r.enqueueMeari(t, fmt.Sprintf("BROWSER-CSRF-%d", i), sandbox.OK()))
+		queued = append(queued, r.EnqueueMeari(t, fmt.Sprintf("BROWSER-CSRF-%d", i), sandbox.OK()))
 	}
 	api := "/monitoring/api/queues/" + tasks.QueueMeari
 	// The attacker's site: one page that posts to the UI's API.
@@ -231,7 +231,7 @@ Promise.allSettled([
 	if code, err := chromedp.Run(ctx, status(post(api+"/pending_tasks:archive_all"))); err != nil || code != http.StatusForbidden {
 		t.Fatalf("rebound same-origin POST: %d, %v; want 403", code, err)
 	}
-	info, err := r.insp.GetQueueInfo(tasks.QueueMeari)
+	info, err := r.Inspector.GetQueueInfo(tasks.QueueMeari)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +248,6 @@ Promise.allSettled([
 		t.Fatalf("same-origin resume from the UI's page: %d, %v; want 2xx", code, err)
 	}
 	for _, q := range queued {
-		r.waitState(t, q, asynq.TaskStateCompleted)
+		r.WaitState(t, q, asynq.TaskStateCompleted)
 	}
 }

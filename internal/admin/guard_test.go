@@ -22,12 +22,12 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config.Admin{})
 	// A paused queue keeps its tasks pending, so the attacks have targets.
-	if err := r.insp.PauseQueue(tasks.QueueMeari); err != nil {
+	if err := r.Inspector.PauseQueue(tasks.QueueMeari); err != nil {
 		t.Fatal(err)
 	}
 	var queued []tasks.Result
 	for i := range 3 {
-		queued = append(queued, r.enqueueMeari(t, fmt.Sprintf("CSRF-%d", i), sandbox.OK()))
+		queued = append(queued, r.EnqueueMeari(t, fmt.Sprintf("CSRF-%d", i), sandbox.OK()))
 	}
 	host := strings.TrimPrefix(r.base, "http://")
 	api := r.base + "/monitoring/api/queues/" + tasks.QueueMeari
@@ -71,7 +71,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 			t.Errorf("%s: %d, want 403: %s", a.name, resp.StatusCode, body)
 		}
 	}
-	info, err := r.insp.GetQueueInfo(tasks.QueueMeari)
+	info, err := r.Inspector.GetQueueInfo(tasks.QueueMeari)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 		t.Fatalf("same-origin resume: %d, want 2xx", resp.StatusCode)
 	}
 	for _, q := range queued {
-		r.waitState(t, q, asynq.TaskStateCompleted)
+		r.WaitState(t, q, asynq.TaskStateCompleted)
 	}
 }
 

@@ -10,16 +10,15 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/providers/meari"
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap/zapcore"
+	"github.com/cancelworker/cancelworker/providers/pandapon"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
 )
 
 // Defaults.
@@ -117,14 +116,25 @@ func CommandLineSecret(fileVar, envVar string) string {
 	return fmt.Sprintf("secrets are not taken on the command line, where any user of this machine can read them (ps, /proc/<pid>/cmdline): name a file holding it in %s, or set %s", fileVar, envVar)
 }
 
-// Config is the worker's whole configuration.
+// Config is the worker's whole configuration, in the types the code that
+// uses it takes.
 type Config struct {
-	// RedisURL is the Redis URL as it may be shown: its password, if any,
-	// replaced by "xxxxx".
-	RedisURL    string
-	Redis       *redis.Options
-	Meari       Meari
-	PandaPon    PandaPon
+	Redis RedisConn
+	// Meari and PandaPon are the providers' accounts; nil when not
+	// configured. Their Transport is the worker's to fill in.
+	Meari    *meari.Config
+	PandaPon *pandapon.Config
+	// Retry is each configured provider's retry policy, validated, by
+	// provider name (tasks.ProviderMeari, tasks.ProviderPandaPon).
+	Retry  map[string]retry.Policy
+	Worker Worker
+	Log    Log
+	Admin  Admin
+	Demo   bool
+}
+
+// Worker is how the worker runs its tasks.
+type Worker struct {
 	Concurrency int
 	// Dequeuers is how many asynq servers the worker runs, each taking
 	// tasks from Redis one at a time and sharing Concurrency.
@@ -134,24 +144,7 @@ type Config struct {
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	UpstreamTimeout time.Duration
-	MaxAge          time.Duration // 0: retry.MaxAgeDefault
-	LogLevel        zapcore.Level
-	LogFormat       string // "json" or "console"
-	Admin           Admin
-	Demo            bool
 }
-
-// setting is one configuration value: its variable, its flag, and where the
-// raw text ends up.
-type setting struct {
-	env, flag, def, help string
-	secret               bool
-	raw                  string
-	set                  bool // given by flag or environment, not defaulted
-	fromFlag             bool // given on the command line
-}
-
-func (s *setting) name() string { return fmt.Sprintf("%s (--%s)", s.env, s.flag) }
 
 // UsageError is a command-line error: unknown flag, bad flag syntax.
 type UsageError struct{ Err error }
@@ -162,64 +155,60 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // ErrHelp is returned by Load for -h or --help, after the usage is written.
 var ErrHelp = flag.ErrHelp
 
-// Load reads the configuration from args (without the program name),
-// getenv and files (for the _FILE secrets). It writes flag help to out on
-// --help. Every invalid value is reported, each on its own line.
+// WorkerSection is how the worker runs its tasks, and the retry age
+// limit every provider shares.
+type WorkerSection struct {
+	Concurrency, Dequeuers, PollInterval, ShutdownTimeout, UpstreamTimeout, MaxAge *Setting
+}
+
+// AddWorker declares the worker's settings on l.
+func AddWorker(l *Loader) *WorkerSection {
+	return &WorkerSection{
+		Concurrency:     l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
+		Dequeuers:       l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
+		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks: the wait before an idle worker sees one"}),
+		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "how long in-flight calls may finish on SIGTERM"}),
+		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
+		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: "dead-letter a cancellation still failing this long after it was requested (0: default)"}),
+	}
+}
+
+// Read parses the section, and the retry age limit (0: the default).
+func (s *WorkerSection) Read(l *Loader) (w Worker, maxAge time.Duration) {
+	const forever = 1<<63 - 1
+	w.Concurrency = int(l.Int(s.Concurrency, 1, ConcurrencyMax))
+	w.Dequeuers = int(l.Int(s.Dequeuers, 1, DequeuersMax))
+	switch {
+	case w.Dequeuers > w.Concurrency && w.Concurrency >= 1 && s.Dequeuers.Given() && !l.Has(s.Dequeuers):
+		l.Bad(s.Dequeuers, "must be at most WORKER_CONCURRENCY (%d): each dequeuer needs a share of it, got %d", w.Concurrency, w.Dequeuers)
+	case w.Dequeuers > w.Concurrency && w.Concurrency >= 1:
+		w.Dequeuers = w.Concurrency // the default, for a concurrency below it
+	}
+	w.PollInterval = l.Duration(s.PollInterval, time.Millisecond, 10*time.Second)
+	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
+	w.UpstreamTimeout = l.Duration(s.UpstreamTimeout, 0, forever)
+	if w.UpstreamTimeout == 0 && !l.Has(s.UpstreamTimeout) {
+		l.Bad(s.UpstreamTimeout, "must be positive")
+	}
+	return w, l.Duration(s.MaxAge, 0, forever)
+}
+
+// Bounds of the worker's settings.
+const (
+	ConcurrencyMax = 1000
+	DequeuersMax   = 16
+)
+
+// Load reads the worker's configuration from args (without the program
+// name), getenv and files (for the _FILE secrets). It writes flag help to
+// out on --help. Every invalid value is reported, each on its own line.
 func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), out io.Writer) (Config, error) {
-	if readFile == nil {
-		readFile = os.ReadFile
-	}
-	ss := []*setting{
-		{env: "REDIS_URL", flag: "redis-url", def: RedisURLDefault, help: "Redis URL (redis://host:port/db or rediss://); a password only through the environment"},
-		{env: "REDIS_PASSWORD", flag: "redis-password", secret: true, help: "Redis password (prefer REDIS_PASSWORD_FILE)"},
-		{env: "REDIS_PASSWORD_FILE", flag: "redis-password-file", help: "file holding the Redis password"},
-		{env: "MEARI_BASE_URL", flag: "meari-base-url", help: "Meari API base URL, e.g. https://api.example.com"},
-		{env: "MEARI_PARTNER_KEY", flag: "meari-partner-key", help: "Meari partner key"},
-		{env: "MEARI_PARTNER_SECRET", flag: "meari-partner-secret", secret: true, help: "Meari partner secret (prefer MEARI_PARTNER_SECRET_FILE)"},
-		{env: "MEARI_PARTNER_SECRET_FILE", flag: "meari-partner-secret-file", help: "file holding the Meari partner secret"},
-		{env: "MEARI_SOURCE_APP", flag: "meari-source-app", help: "Meari customer number (sourceApp)"},
-		{env: "MEARI_SIGN_MODE", flag: "meari-sign-mode", def: string(meari.SignModeDefault), help: "Meari stringToSign mode: sorted or documented"},
-		{env: "MEARI_TIMESTAMP_FORMAT", flag: "meari-timestamp-format", def: "millis", help: "Meari timestamp format: millis or rfc3339"},
-		{env: "MEARI_MAX_ATTEMPTS", flag: "meari-max-attempts", def: "0", help: "Meari attempts before dead-lettering (0: default)"},
-		{env: "PANDAPON_BASE_URL", flag: "pandapon-base-url", help: "PandaPon API base URL"},
-		{env: "PANDAPON_ACCESS_KEY", flag: "pandapon-access-key", help: "PandaPon access key"},
-		{env: "PANDAPON_ACCESS_SECRET", flag: "pandapon-access-secret", secret: true, help: "PandaPon access secret (prefer PANDAPON_ACCESS_SECRET_FILE)"},
-		{env: "PANDAPON_ACCESS_SECRET_FILE", flag: "pandapon-access-secret-file", help: "file holding the PandaPon access secret"},
-		{env: "PANDAPON_USER_ID", flag: "pandapon-user-id", help: "PandaPon user id"},
-		{env: "PANDAPON_MAX_ATTEMPTS", flag: "pandapon-max-attempts", def: "0", help: "PandaPon attempts before dead-lettering (0: default)"},
-		{env: "WORKER_CONCURRENCY", flag: "concurrency", def: strconv.Itoa(ConcurrencyDefault), help: "tasks processed at once"},
-		{env: "WORKER_DEQUEUERS", flag: "dequeuers", def: strconv.Itoa(DequeuersDefault), help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"},
-		{env: "WORKER_POLL_INTERVAL", flag: "poll-interval", def: PollIntervalDefault.String(), help: "how often an idle dequeuer looks for new tasks: the wait before an idle worker sees one"},
-		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: ShutdownTimeoutDefault.String(), help: "how long in-flight calls may finish on SIGTERM"},
-		{env: "UPSTREAM_TIMEOUT", flag: "upstream-timeout", def: UpstreamTimeoutDefault.String(), help: "bound on one upstream call, body included"},
-		{env: "RETRY_MAX_AGE", flag: "retry-max-age", def: "0", help: "dead-letter a cancellation still failing this long after it was requested (0: default)"},
-		{env: "LOG_LEVEL", flag: "log-level", def: LogLevelDefault, help: "debug, info, warn or error"},
-		{env: "LOG_FORMAT", flag: "log-format", def: LogFormatDefault, help: "json or console"},
-		{env: "ADMIN_ADDR", flag: "admin-addr", def: AdminAddrDefault, help: "admin HTTP server address (monitoring UI, metrics, health), host:port, or off"},
-		{env: "ADMIN_USER", flag: "admin-user", help: "admin basic auth user; required when ADMIN_ADDR is not loopback"},
-		{env: "ADMIN_PASSWORD", flag: "admin-password", secret: true, help: "admin basic auth password (prefer ADMIN_PASSWORD_FILE)"},
-		{env: "ADMIN_PASSWORD_FILE", flag: "admin-password-file", help: "file holding the admin basic auth password"},
-		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI read-only: true or false"},
-		{env: "ADMIN_PPROF", flag: "admin-pprof", def: "false", help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"},
-		{env: "ADMIN_ALLOWED_HOSTS", flag: "admin-allowed-hosts", help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"},
-	}
-	byEnv := map[string]*setting{}
+	l := NewLoader(getenv, readFile)
+	rs, ms, ps, ws, ls, as := AddRedis(l), AddMeari(l), AddPandaPon(l), AddWorker(l), AddLog(l), AddAdmin(l)
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(out)
-	for _, s := range ss {
-		byEnv[s.env] = s
-		def := s.def
-		if s.secret {
-			def = ""
-		}
-		help := fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, def)
-		if s.secret {
-			help = fmt.Sprintf("refused: a secret on the command line shows in the process list; set %s_FILE or %s", s.env, s.env)
-		}
-		fs.Func(s.flag, help, func(v string) error {
-			s.raw, s.set, s.fromFlag = v, true, true
-			return nil
-		})
+	for _, s := range l.Settings() {
+		fs.Var(s, s.Flag, s.Usage())
 	}
 	demo := fs.Bool("demo", false, "run the zero-dependency demo: in-process Redis and a sandbox upstream (not durable)")
 	fs.Usage = func() {
@@ -235,270 +224,109 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	if fs.NArg() > 0 {
 		return Config{}, &UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
-	for _, s := range ss {
-		if !s.set {
-			if v := getenv(s.env); v != "" {
-				s.raw, s.set = v, true
-			} else {
-				s.raw = s.def
-			}
-		}
-	}
+	l.Resolve()
 
-	c := Config{Demo: *demo}
-	var errs []error
-	bad := func(s *setting, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
-	}
-	integer := func(env string, min int64) int64 {
-		s := byEnv[env]
-		n, err := strconv.ParseInt(strings.TrimSpace(s.raw), 10, 64)
-		switch {
-		case err != nil:
-			bad(s, "must be an integer, got %q", s.raw)
-		case n < min:
-			bad(s, "must be at least %d, got %d", min, n)
-		}
-		return n
-	}
-	duration := func(env string) time.Duration {
-		s := byEnv[env]
-		d, err := time.ParseDuration(strings.TrimSpace(s.raw))
-		switch {
-		case err != nil:
-			bad(s, "must be a duration such as 30s or 2m, got %q", s.raw)
-		case d < 0:
-			bad(s, "must not be negative, got %s", d)
-		}
-		return d
-	}
-	secret := func(env string) string {
-		s, f := byEnv[env], byEnv[env+"_FILE"]
-		switch {
-		case s.fromFlag:
-			bad(s, "%s", CommandLineSecret(f.name(), s.env))
-			return ""
-		case s.set && f.set:
-			bad(s, "set either it or %s, not both", f.name())
-			return ""
-		case f.set:
-			b, err := readFile(f.raw)
-			if err != nil {
-				bad(f, "cannot read the file: %v", errors.Unwrap(err))
-				return ""
-			}
-			v := strings.TrimRight(string(b), "\r\n")
-			if v == "" {
-				bad(f, "the file is empty")
-			}
-			return v
-		}
-		return s.raw
-	}
-	baseURL := func(env string) string {
-		s := byEnv[env]
-		if s.raw == "" {
-			return ""
-		}
-		u, err := url.Parse(s.raw)
-		switch {
-		case err != nil:
-			bad(s, "must be an http(s) URL, got %q", s.raw)
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad(s, "must start with http:// or https://, got %q", u.Redacted())
-		case u.Host == "":
-			bad(s, "must name a host, got %q", u.Redacted())
-		case u.User != nil:
-			bad(s, "must not hold credentials")
-		case u.RawQuery != "" || u.Fragment != "":
-			bad(s, "must not have a query or fragment, got %q", u.Redacted())
-		}
-		return strings.TrimRight(s.raw, "/")
-	}
-
-	// Redis.
-	redisURL := byEnv["REDIS_URL"]
-	redisPassword := secret("REDIS_PASSWORD")
+	c := Config{Demo: *demo, Retry: map[string]retry.Policy{}}
 	if !c.Demo {
-		opt, shown, err := ParseRedis(Redis{URL: redisURL.raw, URLFromFlag: redisURL.fromFlag, Password: redisPassword})
-		if err != nil {
-			bad(redisURL, "%v", err)
+		c.Redis = rs.Read(l)
+	}
+	var meariAttempts, pandaponAttempts int
+	c.Meari, meariAttempts = ms.Read(l)
+	c.PandaPon, pandaponAttempts = ps.Read(l)
+	var maxAge time.Duration
+	c.Worker, maxAge = ws.Read(l)
+	c.Log = ls.Read(l)
+	c.Admin = as.Read(l)
+	policy := func(provider string, attempts int, s *Setting) {
+		p := retry.Policy{MaxAttempts: attempts, MaxAge: maxAge}
+		if err := p.Validate(); err != nil && !l.Has(s) && !l.Has(ws.MaxAge) {
+			l.Bad(s, "%v", err)
 		}
-		c.Redis, c.RedisURL = opt, shown
+		c.Retry[provider] = p
 	}
-
-	// Meari.
-	m := &c.Meari
-	m.BaseURL = baseURL("MEARI_BASE_URL")
-	m.PartnerKey = byEnv["MEARI_PARTNER_KEY"].raw
-	m.PartnerSecret = secret("MEARI_PARTNER_SECRET")
-	if s := byEnv["MEARI_SOURCE_APP"]; s.set {
-		m.SourceApp = integer("MEARI_SOURCE_APP", 1)
+	if c.Meari != nil || c.Demo {
+		policy(tasks.ProviderMeari, meariAttempts, ms.MaxAttempts)
 	}
-	if mode, err := meari.ParseSignMode(byEnv["MEARI_SIGN_MODE"].raw); err != nil {
-		bad(byEnv["MEARI_SIGN_MODE"], "%v", err)
-	} else {
-		m.SignMode = mode
+	if c.PandaPon != nil || c.Demo {
+		policy(tasks.ProviderPandaPon, pandaponAttempts, ps.MaxAttempts)
 	}
-	if tf, err := meari.ParseTimestampFormat(byEnv["MEARI_TIMESTAMP_FORMAT"].raw); err != nil {
-		bad(byEnv["MEARI_TIMESTAMP_FORMAT"], "%v", err)
-	} else {
-		m.TimestampFormat = tf
+	if !c.Demo && c.Meari == nil && c.PandaPon == nil && len(l.Problems()) == 0 {
+		return c, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo")
 	}
-	m.MaxAttempts = int(integer("MEARI_MAX_ATTEMPTS", 0))
-	errs = append(errs, enable(&m.Enabled, "Meari",
-		byEnv["MEARI_BASE_URL"], byEnv["MEARI_PARTNER_KEY"], orSecret(byEnv["MEARI_PARTNER_SECRET"], byEnv["MEARI_PARTNER_SECRET_FILE"]), byEnv["MEARI_SOURCE_APP"])...)
-
-	// PandaPon.
-	p := &c.PandaPon
-	p.BaseURL = baseURL("PANDAPON_BASE_URL")
-	p.AccessKey = byEnv["PANDAPON_ACCESS_KEY"].raw
-	p.AccessSecret = secret("PANDAPON_ACCESS_SECRET")
-	p.UserID = byEnv["PANDAPON_USER_ID"].raw
-	p.MaxAttempts = int(integer("PANDAPON_MAX_ATTEMPTS", 0))
-	errs = append(errs, enable(&p.Enabled, "PandaPon",
-		byEnv["PANDAPON_BASE_URL"], byEnv["PANDAPON_ACCESS_KEY"], orSecret(byEnv["PANDAPON_ACCESS_SECRET"], byEnv["PANDAPON_ACCESS_SECRET_FILE"]), byEnv["PANDAPON_USER_ID"])...)
-
-	for _, s := range []*setting{byEnv["MEARI_MAX_ATTEMPTS"], byEnv["PANDAPON_MAX_ATTEMPTS"]} {
-		if n, err := strconv.Atoi(s.raw); err == nil && n > 500 {
-			bad(s, "must be at most 500, got %d", n)
-		}
-	}
-
-	// Worker.
-	c.Concurrency = int(integer("WORKER_CONCURRENCY", 1))
-	if c.Concurrency > 1000 {
-		bad(byEnv["WORKER_CONCURRENCY"], "must be at most 1000, got %d", c.Concurrency)
-	}
-	c.Dequeuers = int(integer("WORKER_DEQUEUERS", 1))
-	switch {
-	case c.Dequeuers > 16:
-		bad(byEnv["WORKER_DEQUEUERS"], "must be at most 16, got %d", c.Dequeuers)
-	case c.Dequeuers > c.Concurrency && c.Concurrency >= 1 && byEnv["WORKER_DEQUEUERS"].set:
-		bad(byEnv["WORKER_DEQUEUERS"], "must be at most WORKER_CONCURRENCY (%d): each dequeuer needs a share of it, got %d", c.Concurrency, c.Dequeuers)
-	case c.Dequeuers > c.Concurrency && c.Concurrency >= 1:
-		c.Dequeuers = c.Concurrency // the default, for a concurrency below it
-	}
-	c.PollInterval = duration("WORKER_POLL_INTERVAL")
-	if s := byEnv["WORKER_POLL_INTERVAL"]; c.PollInterval < time.Millisecond || c.PollInterval > 10*time.Second {
-		// A value that is not a duration, or negative, is reported above.
-		if _, err := time.ParseDuration(strings.TrimSpace(s.raw)); err == nil && c.PollInterval >= 0 {
-			bad(s, "must be from 1ms to 10s, got %s", c.PollInterval)
-		}
-	}
-	c.ShutdownTimeout = duration("SHUTDOWN_TIMEOUT")
-	c.UpstreamTimeout = duration("UPSTREAM_TIMEOUT")
-	if c.UpstreamTimeout == 0 {
-		bad(byEnv["UPSTREAM_TIMEOUT"], "must be positive")
-	}
-	c.MaxAge = duration("RETRY_MAX_AGE")
-	if lvl, err := zapcore.ParseLevel(byEnv["LOG_LEVEL"].raw); err != nil {
-		bad(byEnv["LOG_LEVEL"], "must be debug, info, warn or error, got %q", byEnv["LOG_LEVEL"].raw)
-	} else {
-		c.LogLevel = lvl
-	}
-	switch f := byEnv["LOG_FORMAT"].raw; f {
-	case "json", "console":
-		c.LogFormat = f
-	default:
-		bad(byEnv["LOG_FORMAT"], "must be json or console, got %q", f)
-	}
-	errs = append(errs, loadAdmin(&c.Admin, byEnv, secret("ADMIN_PASSWORD"))...)
-	if !c.Demo && !c.Meari.Enabled && !c.PandaPon.Enabled && len(errs) == 0 {
-		errs = append(errs, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo"))
-	}
-	return c, errors.Join(errs...)
+	return c, l.Err()
 }
 
 // Warnings returns what is valid but unwise in c, one sentence each, for
 // the start-up log.
 func (c Config) Warnings() []string {
 	var ws []string
-	if c.UpstreamTimeout > c.ShutdownTimeout {
+	if w := c.Worker; w.UpstreamTimeout > w.ShutdownTimeout {
 		ws = append(ws, fmt.Sprintf("UPSTREAM_TIMEOUT (%s) is longer than SHUTDOWN_TIMEOUT (%s): on SIGTERM a call still waiting for its upstream is cut off and retried later, "+
-			"and if the upstream had taken it, the retry's answer is marked outcome unknown; make SHUTDOWN_TIMEOUT the longer", c.UpstreamTimeout, c.ShutdownTimeout))
+			"and if the upstream had taken it, the retry's answer is marked outcome unknown; make SHUTDOWN_TIMEOUT the longer", w.UpstreamTimeout, w.ShutdownTimeout))
 	}
 	return ws
 }
 
-// loadAdmin fills a from the ADMIN_* settings and reports every problem.
-// password is ADMIN_PASSWORD or the content of ADMIN_PASSWORD_FILE.
-func loadAdmin(a *Admin, byEnv map[string]*setting, password string) []error {
-	var errs []error
-	bad := func(s *setting, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
+// AdminSection is the admin HTTP server: the monitoring UI, metrics and
+// health endpoints.
+type AdminSection struct {
+	Addr, User, Password, PasswordFile, ReadOnly, Profiling, AllowedHosts *Setting
+}
+
+// AddAdmin declares the admin server's settings on l.
+func AddAdmin(l *Loader) *AdminSection {
+	return &AdminSection{
+		Addr:         l.Add(Setting{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: AdminAddrDefault, Kind: "host:port", Help: "admin HTTP server address (monitoring UI, metrics, health), host:port, or off"}),
+		User:         l.Add(Setting{Env: "ADMIN_USER", Flag: "admin-user", Help: "admin basic auth user; required when ADMIN_ADDR is not loopback"}),
+		Password:     l.Add(Setting{Env: "ADMIN_PASSWORD", Flag: "admin-password", Secret: true}),
+		PasswordFile: l.Add(Setting{Env: "ADMIN_PASSWORD_FILE", Flag: "admin-password-file", Kind: "path", Help: "file holding the admin basic auth password"}),
+		ReadOnly:     l.Add(Setting{Env: "ADMIN_READONLY", Flag: "admin-readonly", Default: "false", Kind: "bool", Help: "make the monitoring UI read-only: true or false"}),
+		Profiling:    l.Add(Setting{Env: "ADMIN_PPROF", Flag: "admin-pprof", Default: "false", Kind: "bool", Help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"}),
+		AllowedHosts: l.Add(Setting{Env: "ADMIN_ALLOWED_HOSTS", Flag: "admin-allowed-hosts", Kind: "hosts", Help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"}),
 	}
-	addr, user, pass := byEnv["ADMIN_ADDR"], byEnv["ADMIN_USER"], orSecret(byEnv["ADMIN_PASSWORD"], byEnv["ADMIN_PASSWORD_FILE"])
-	if ro, err := strconv.ParseBool(strings.TrimSpace(byEnv["ADMIN_READONLY"].raw)); err != nil {
-		bad(byEnv["ADMIN_READONLY"], "must be true or false, got %q", byEnv["ADMIN_READONLY"].raw)
-	} else {
-		a.ReadOnly = ro
-	}
-	if on, err := strconv.ParseBool(strings.TrimSpace(byEnv["ADMIN_PPROF"].raw)); err != nil {
-		bad(byEnv["ADMIN_PPROF"], "must be true or false, got %q", byEnv["ADMIN_PPROF"].raw)
-	} else {
-		a.Profiling = on
-	}
-	if hosts, err := httpguard.ParseHosts(byEnv["ADMIN_ALLOWED_HOSTS"].raw); err != nil {
-		bad(byEnv["ADMIN_ALLOWED_HOSTS"], "%v", err)
+}
+
+// Read parses the section; problems go to l.
+func (s *AdminSection) Read(l *Loader) Admin {
+	var a Admin
+	a.ReadOnly = l.Bool(s.ReadOnly)
+	a.Profiling = l.Bool(s.Profiling)
+	if hosts, err := httpguard.ParseHosts(s.AllowedHosts.Value()); err != nil {
+		l.Bad(s.AllowedHosts, "%v", err)
 	} else {
 		a.AllowedHosts = hosts
 	}
-	a.User, a.Password = user.raw, password
+	pass := s.Password
+	if s.PasswordFile.Given() && !s.Password.Given() {
+		pass = s.PasswordFile
+	}
+	a.User, a.Password = s.User.Value(), l.Secret(s.Password, s.PasswordFile)
+	passGiven := Given(s.Password, s.PasswordFile)
 	switch {
 	case strings.ContainsAny(a.User, ":\r\n"):
-		bad(user, "must not contain ':' or line breaks")
-	case a.User != "" && a.Password == "" && !pass.set:
-		bad(pass, "required when %s is set", user.name())
-	case a.User == "" && pass.set:
-		bad(user, "required when %s is set", pass.name())
+		l.Bad(s.User, "must not contain ':' or line breaks")
+	case a.User != "" && a.Password == "" && !passGiven:
+		l.Bad(pass, "required when %s is set", s.User.Name())
+	case a.User == "" && passGiven:
+		l.Bad(s.User, "required when %s is set", pass.Name())
 	}
-	raw := strings.TrimSpace(addr.raw)
+	raw := strings.TrimSpace(s.Addr.Value())
 	if strings.EqualFold(raw, AdminOff) {
-		return errs
+		return a
 	}
 	host, port, err := net.SplitHostPort(raw)
 	if err != nil {
-		bad(addr, "must be host:port (such as 127.0.0.1:8080) or %s, got %q", AdminOff, addr.raw)
-		return errs
+		l.Bad(s.Addr, "must be host:port (such as 127.0.0.1:8080) or %s, got %q", AdminOff, s.Addr.Value())
+		return a
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad(addr, "port must be a number from 0 to 65535, got %q", port)
-		return errs
+		l.Bad(s.Addr, "port must be a number from 0 to 65535, got %q", port)
+		return a
 	}
 	a.Addr = net.JoinHostPort(host, port)
-	if !IsLoopback(a.Addr) && a.User == "" && !pass.set {
-		bad(addr, "%q is not a loopback address, so the monitoring UI and metrics need basic auth: set %s and %s (or %s)",
-			a.Addr, user.name(), byEnv["ADMIN_PASSWORD"].name(), byEnv["ADMIN_PASSWORD_FILE"].env)
+	if !IsLoopback(a.Addr) && a.User == "" && !passGiven {
+		l.Bad(s.Addr, "%q is not a loopback address, so the monitoring UI and metrics need basic auth: set %s and %s (or %s)",
+			a.Addr, s.User.Name(), s.Password.Name(), s.PasswordFile.Env)
 	}
-	return errs
-}
-
-// orSecret returns whichever of a secret and its _FILE twin was given.
-func orSecret(s, file *setting) *setting {
-	if file.set && !s.set {
-		return file
-	}
-	return s
-}
-
-// enable marks a provider enabled when any of its required settings is
-// given, and reports each missing one when only some are: a half-configured
-// provider is an error, an unconfigured one is disabled.
-func enable(enabled *bool, provider string, required ...*setting) []error {
-	var missing []*setting
-	for _, s := range required {
-		if !s.set || s.raw == "" {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) == len(required) {
-		return nil
-	}
-	*enabled = true
-	var errs []error
-	for _, s := range missing {
-		errs = append(errs, fmt.Errorf("%s: required when %s is configured (some %s settings are set)", s.name(), provider, provider))
-	}
-	return errs
+	return a
 }

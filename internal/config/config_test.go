@@ -12,14 +12,14 @@ import (
 
 // pandapon is a complete PandaPon configuration, so that Load has a
 // provider and only the settings under test can fail.
-var pandapon = map[string]string{
+var pandaponEnv = map[string]string{
 	"PANDAPON_BASE_URL": "https://pandapon.example", "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u",
 }
 
 func load(t *testing.T, env map[string]string, args []string, files map[string]string) (Config, error) {
 	t.Helper()
 	all := map[string]string{}
-	for k, v := range pandapon {
+	for k, v := range pandaponEnv {
 		all[k] = v
 	}
 	for k, v := range env {
@@ -86,14 +86,14 @@ func TestAdminErrors(t *testing.T) {
 		want []string
 	}{
 		{name: "public without credentials", env: map[string]string{"ADMIN_ADDR": "0.0.0.0:8080"},
-			want: []string{`ADMIN_ADDR (--admin-addr): "0.0.0.0:8080" is not a loopback address`, "ADMIN_USER (--admin-user)", "ADMIN_PASSWORD (--admin-password)", "ADMIN_PASSWORD_FILE"}},
+			want: []string{`ADMIN_ADDR (--admin-addr): "0.0.0.0:8080" is not a loopback address`, "ADMIN_USER (--admin-user)", "ADMIN_PASSWORD", "ADMIN_PASSWORD_FILE"}},
 		{name: "empty host is every interface", env: map[string]string{"ADMIN_ADDR": ":8080"}, want: []string{"is not a loopback address"}},
 		{name: "host name is not loopback", env: map[string]string{"ADMIN_ADDR": "admin.internal:8080"}, want: []string{"is not a loopback address"}},
-		{name: "user without password", env: map[string]string{"ADMIN_USER": "ops"}, want: []string{"ADMIN_PASSWORD (--admin-password): required when ADMIN_USER (--admin-user) is set"}},
-		{name: "password without user", env: map[string]string{"ADMIN_ADDR": ":1", "ADMIN_PASSWORD": "hunter2"}, want: []string{"ADMIN_USER (--admin-user): required when ADMIN_PASSWORD (--admin-password) is set"}},
+		{name: "user without password", env: map[string]string{"ADMIN_USER": "ops"}, want: []string{"ADMIN_PASSWORD: required when ADMIN_USER (--admin-user) is set"}},
+		{name: "password without user", env: map[string]string{"ADMIN_ADDR": ":1", "ADMIN_PASSWORD": "hunter2"}, want: []string{"ADMIN_USER (--admin-user): required when ADMIN_PASSWORD is set"}},
 		{name: "user with a colon", env: map[string]string{"ADMIN_USER": "a:b", "ADMIN_PASSWORD": "hunter2"}, want: []string{"ADMIN_USER (--admin-user): must not contain ':'"}},
 		{name: "password and its file", env: map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD": "hunter2", "ADMIN_PASSWORD_FILE": "/x"},
-			want: []string{"ADMIN_PASSWORD (--admin-password): set either it or ADMIN_PASSWORD_FILE"}},
+			want: []string{"ADMIN_PASSWORD: set either it or ADMIN_PASSWORD_FILE (--admin-password-file), not both"}},
 		{name: "missing password file", env: map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD_FILE": "/nonexistent"},
 			want: []string{"ADMIN_PASSWORD_FILE (--admin-password-file): cannot read the file"}},
 		{name: "no port", env: map[string]string{"ADMIN_ADDR": "127.0.0.1"}, want: []string{"ADMIN_ADDR (--admin-addr): must be host:port"}},
@@ -175,8 +175,8 @@ func TestRedis(t *testing.T) {
 			wantAddr: "cache:6380", wantPassword: "pw-3", wantShown: "rediss://cache:6380/1"},
 		{name: "password file flag", args: []string{"--redis-password-file", "/pw"}, files: map[string]string{"/pw": "pw-4"},
 			wantAddr: "127.0.0.1:6379", wantPassword: "pw-4", wantShown: RedisURLDefault},
-		{name: "password in the URL flag", args: []string{"--redis-url", "redis://:pw-5@redis:6379/0"}, wantErr: "REDIS_URL (--redis-url): must not hold a password on the command line"},
-		{name: "password flag", args: []string{"--redis-password", "pw-6"}, wantErr: "REDIS_PASSWORD (--redis-password): secrets are not taken on the command line"},
+		{name: "password in the URL flag", args: []string{"--redis-url", "redis://:pw-5@redis:6379/0"}, wantErr: "--redis-url: must not hold a password on the command line"},
+		{name: "password flag", args: []string{"--redis-password", "pw-6"}, wantErr: "--redis-password: secrets are not taken on the command line"},
 		{name: "password with a slash, not percent-encoded", env: map[string]string{"REDIS_URL": "redis://:pw-ab/cd+e==@redis:6379/0"}, wantErr: "percent-encode any /, ?, # or @"},
 		{name: "password with a slash, parsed as a path", env: map[string]string{"REDIS_URL": "redis://:123/pw-secretpart@redis:6379/0"}, wantErr: "percent-encode"},
 		{name: "password with a hash", env: map[string]string{"REDIS_URL": "rediss://u:pw-a#b@redis:6379/0"}, wantErr: "percent-encode"},
@@ -202,8 +202,8 @@ func TestRedis(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if c.Redis.Addr != tt.wantAddr || c.Redis.Password != tt.wantPassword || c.RedisURL != tt.wantShown {
-				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", c.Redis.Addr, c.Redis.Password, c.RedisURL, tt.wantAddr, tt.wantPassword, tt.wantShown)
+			if o := c.Redis.Options; o.Addr != tt.wantAddr || o.Password != tt.wantPassword || c.Redis.Shown != tt.wantShown {
+				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", o.Addr, o.Password, c.Redis.Shown, tt.wantAddr, tt.wantPassword, tt.wantShown)
 			}
 		})
 	}
@@ -226,8 +226,8 @@ func TestDequeuersAndPollInterval(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Dequeuers != tt.wantDequeuers || c.PollInterval != tt.wantPoll {
-				t.Errorf("Dequeuers %d, PollInterval %s; want %d, %s", c.Dequeuers, c.PollInterval, tt.wantDequeuers, tt.wantPoll)
+			if w := c.Worker; w.Dequeuers != tt.wantDequeuers || w.PollInterval != tt.wantPoll {
+				t.Errorf("Dequeuers %d, PollInterval %s; want %d, %s", w.Dequeuers, w.PollInterval, tt.wantDequeuers, tt.wantPoll)
 			}
 		})
 	}

@@ -16,10 +16,12 @@ import (
 	"github.com/cancelworker/cancelworker/internal/admin"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/status"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/retry"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -90,8 +92,15 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
 
+	// The demo's accounts, signed as configured (MEARI_SIGN_MODE,
+	// MEARI_TIMESTAMP_FORMAT: the sandbox checks either).
+	var signMode meari.SignMode
+	var tsFormat meari.TimestampFormat
+	if cfg.Meari != nil {
+		signMode, tsFormat = cfg.Meari.SignMode, cfg.Meari.TimestampFormat
+	}
 	sb, srv, base, err := sandbox.Start(sandbox.Config{
-		Meari:    sandbox.MeariAccount{PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret, SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: cfg.Meari.TimestampFormat},
+		Meari:    sandbox.MeariAccount{PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret, SourceApp: meariSourceApp, SignMode: signMode, TimestampFormat: tsFormat},
 		PandaPon: sandbox.PandaPonAccount{AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID},
 	})
 	if err != nil {
@@ -99,21 +108,19 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	}
 	defer srv.Close()
 
-	cfg.Meari = config.Meari{Enabled: true, BaseURL: base, PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret,
-		SourceApp: meariSourceApp, SignMode: cfg.Meari.SignMode, TimestampFormat: cfg.Meari.TimestampFormat}
-	if cfg.Meari.SignMode == "" {
-		cfg.Meari.SignMode = meari.SignModeDefault
-	}
-	cfg.PandaPon = config.PandaPon{Enabled: true, BaseURL: base, AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID}
-	cfg.ShutdownTimeout = 2 * time.Second
+	run := cfg.Worker
+	run.ShutdownTimeout = 2 * time.Second
 
 	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log})
 	if err != nil {
 		return err
 	}
 	w, err := worker.New(worker.Options{
-		Config: cfg, Redis: rdb, Logger: log, Observer: m,
-		Policies:                 map[string]retry.Policy{tasks.ProviderMeari: policy, tasks.ProviderPandaPon: policy},
+		Meari: &meari.Config{BaseURL: base, PartnerKey: meariPartnerKey, PartnerSecret: meariPartnerSecret,
+			SourceApp: meariSourceApp, SignMode: signMode, TimestampFormat: tsFormat},
+		PandaPon: &pandapon.Config{BaseURL: base, AccessKey: pandaponAccessKey, AccessSecret: pandaponSecret, UserID: pandaponUserID},
+		Retry:    map[string]retry.Policy{tasks.ProviderMeari: policy, tasks.ProviderPandaPon: policy},
+		Run:      run, LogLevel: cfg.Log.Level, Redis: rdb, Logger: log, Observer: m,
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -123,7 +130,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	if cfg.Admin.Addr != "" {
 		adm, err = admin.New(admin.Options{
 			Config: cfg.Admin, Redis: redisOpt, DLQ: dlq.New(rdb), Metrics: m.Handler(),
-			Checks: []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+			Checks: []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 			Logger: log, FallbackToFreePort: true,
 		})
 		if err != nil {

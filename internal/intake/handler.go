@@ -3,8 +3,6 @@ package intake
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/text"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
@@ -100,16 +99,16 @@ func Routes() []Route {
 //
 // It is safe for concurrent use. It does not own the Redis client.
 type Handler struct {
-	opts     Options
-	auth     bool
-	tokenSum [sha256.Size]byte
-	mux      *http.ServeMux
-	root     http.Handler // mux, behind the Host check when there is no token
-	rdb      redis.UniversalClient
-	sub      *Submitter
-	insp     *asynq.Inspector
-	store    *dlq.Store
-	log      *zap.Logger
+	opts  Options
+	auth  bool
+	token string // compared with httpserve.SameSecret; never logged
+	mux   *http.ServeMux
+	root  http.Handler // mux, behind the Host check when there is no token
+	rdb   redis.UniversalClient
+	sub   *Submitter
+	insp  *asynq.Inspector
+	store *dlq.Store
+	log   *zap.Logger
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -142,12 +141,12 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
-	h.tokenSum = sha256.Sum256([]byte(o.Token))
+	h.token = o.Token
 	serve := map[string]http.HandlerFunc{
 		"/v1/cancellations":                    h.postCancellations,
 		"/v1/cancellations/{provider}/{order}": h.getStatus,
-		"/healthz":                             h.healthz,
-		"/readyz":                              h.readyz,
+		httpserve.HealthPath:                   httpserve.Health,
+		httpserve.ReadyPath:                    httpserve.Ready([]httpserve.Check{httpserve.RedisCheck(rdb)}, readyTimeout, h.log),
 	}
 	for _, rt := range Routes() {
 		fn := serve[rt.Pattern]
@@ -216,8 +215,7 @@ func (s *statusWriter) WriteHeader(code int) {
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // authenticated wraps next with the bearer-token check, when a token is
-// set. The token is compared in constant time, its length included (both
-// sides are hashed first).
+// set. The token is compared in constant time, its length included.
 func (h *Handler) authenticated(next http.HandlerFunc) http.HandlerFunc {
 	if !h.auth {
 		return next
@@ -229,8 +227,7 @@ func (h *Handler) authenticated(next http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, "", "a bearer token is required: send Authorization: Bearer <token>")
 			return
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+		if !httpserve.SameSecret(strings.TrimSpace(token), h.token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cancelworker intake", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "", "the bearer token is not valid")
 			return
@@ -326,7 +323,7 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 		cs[i] = c
 	}
 	if len(bad) > 0 {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Errors: bad})
+		httpserve.WriteJSON(w, http.StatusBadRequest, ErrorBody{Errors: bad})
 		return
 	}
 
@@ -354,10 +351,10 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 	if len(failed) > 0 {
 		h.log.Error("enqueue failed", zap.Int("failed", len(failed)), zap.Int("items", len(cs)), zap.Error(pool.Err()))
 		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Errors: failed, Results: results})
+		httpserve.WriteJSON(w, http.StatusServiceUnavailable, ErrorBody{Errors: failed, Results: results})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, AcceptedBody{Results: results})
+	httpserve.WriteJSON(w, http.StatusAccepted, AcceptedBody{Results: results})
 }
 
 // splitBody returns the items of body, one JSON object or an array of
@@ -453,9 +450,9 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	case len(found) == 0:
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("not found: no task and no dead-letter entry for %s order %s", provider, text.Truncate(order, shownMax)))
 	case oq.Scan():
-		writeJSON(w, http.StatusOK, found)
+		httpserve.WriteJSON(w, http.StatusOK, found)
 	default:
-		writeJSON(w, http.StatusOK, found[0])
+		httpserve.WriteJSON(w, http.StatusOK, found[0])
 	}
 }
 
@@ -494,29 +491,9 @@ func (h *Handler) meariQuery(errs *fieldErrors, order string, q url.Values) stat
 	return oq
 }
 
-// healthBody is the body of /healthz and /readyz.
-type healthBody struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
-}
-
-func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, healthBody{Status: "ok"})
-}
-
-func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := h.rdb.Ping(ctx).Err(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Reason: "redis ping failed: " + err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, healthBody{Status: "ready"})
-}
-
 // writeError writes an ErrorBody with one problem.
 func writeError(w http.ResponseWriter, code int, field, problem string) {
-	writeJSON(w, code, ErrorBody{Errors: []ErrorItem{{Field: field, Problem: problem}}})
+	httpserve.WriteJSON(w, code, ErrorBody{Errors: []ErrorItem{{Field: field, Problem: problem}}})
 }
 
 // writeFieldErrors writes an ErrorBody with the problems of fes.
@@ -525,20 +502,5 @@ func writeFieldErrors(w http.ResponseWriter, code int, fes []FieldError) {
 	for i, fe := range fes {
 		items[i] = ErrorItem{Field: fe.Field, Problem: fe.Problem}
 	}
-	writeJSON(w, code, ErrorBody{Errors: items})
-}
-
-// writeJSON writes v as the JSON body of a code answer.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only plain structs are written: this is a wiring bug.
-		code, b = http.StatusInternalServerError, []byte(`{"errors":[{"field":"","problem":"could not encode the answer"}]}`)
-	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n')) // the client may be gone; nothing to do then
+	httpserve.WriteJSON(w, code, ErrorBody{Errors: items})
 }

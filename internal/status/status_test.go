@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -337,26 +339,18 @@ func TestLookupWithWorker(t *testing.T) {
 	})
 }
 
-// waitState polls Lookup until id is in state want: asynq signals nothing
-// when a task changes state.
+// waitState waits until Lookup finds id in state want.
 func waitState(t *testing.T, e *env, id string, want State) Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		got, err := Lookup(t.Context(), e.rdb, e.store, id, "")
-		if err != nil {
+	var got Status
+	workertest.Wait(t, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
+		var err error
+		if got, err = Lookup(t.Context(), e.rdb, e.store, id, ""); err != nil {
 			t.Fatal(err)
 		}
-		if got.State == want {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s stayed %s, want %s", id, got.State, want)
-		}
-		<-tick.C
-	}
+		return got.State == want, string(got.State)
+	})
+	return got
 }
 
 func TestOrderQueryTaskIDs(t *testing.T) {

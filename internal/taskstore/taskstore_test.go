@@ -13,6 +13,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -119,17 +120,7 @@ func server(t *testing.T, rdb *redis.Client, h asynq.HandlerFunc) {
 
 func waitState(t *testing.T, insp *asynq.Inspector, id string, want asynq.TaskState) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := insp.GetTaskInfo(queue, id)
-		if err == nil && info.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s never reached %s: %+v, %v", id, want, info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	workertest.WaitState(t, insp, queue, id, want)
 }
 
 // TestEnqueueReportsState runs tasks into each state with a real asynq

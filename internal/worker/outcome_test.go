@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/cancelworker/cancelworker/internal/workertest"
+	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/retry"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -51,31 +54,6 @@ func (e *events) counts() (unknown, reconciled int) {
 	return e.outcomeUnknown, e.reconciled
 }
 
-func withObserver(o Observer) rigOption { return func(r *rig) { r.opts.Observer = o } }
-
-func withShutdownTimeout(d time.Duration) rigOption {
-	return func(r *rig) { r.opts.Config.ShutdownTimeout = d }
-}
-
-func withMaintenance(interval, compactAfter time.Duration) rigOption {
-	return func(r *rig) { r.opts.MaintenanceInterval, r.opts.CompactAfter = interval, compactAfter }
-}
-
-// restart starts another worker with the rig's options on the same Redis
-// and upstream, stopped at cleanup.
-func (r *rig) restart(t *testing.T) *Worker {
-	t.Helper()
-	w, err := New(r.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
-	return w
-}
-
 // TestShutdownCutOffMarksUnknown cuts a call off at shutdown after the
 // upstream took the cancel: asynq puts the task back without counting the
 // run, and the retry's "not found" (4001) is dead-lettered marked
@@ -83,24 +61,22 @@ func (r *rig) restart(t *testing.T) *Worker {
 func TestShutdownCutOffMarksUnknown(t *testing.T) {
 	t.Parallel()
 	ev := &events{}
-	r := newRig(t, withShutdownTimeout(200*time.Millisecond), withUpstreamTimeout(time.Minute), withObserver(ev))
-	r.sb.Script("meari", "CUT-1", sandbox.Slow(time.Minute, sandbox.OK()), sandbox.MeariCode("4001"))
-	res := r.enqueueMeari(t, "CUT-1")
-	waitCalls(t, r.sb, "meari", "CUT-1", 1)
-	r.w.Shutdown()
-	info := r.waitState(t, res, asynq.TaskStatePending)
+	r := workertest.Start(t, workertest.WithShutdownTimeout(200*time.Millisecond), workertest.WithUpstreamTimeout(time.Minute), workertest.WithObserver(ev))
+	r.Sandbox.Script("meari", "CUT-1", sandbox.Slow(time.Minute, sandbox.OK()), sandbox.MeariCode("4001"))
+	res := r.EnqueueMeari(t, "CUT-1")
+	r.WaitCalls(t, "meari", "CUT-1", 1)
+	r.Worker.Shutdown()
+	info := r.WaitState(t, res, asynq.TaskStatePending)
 	if info.Retried != 0 {
 		t.Fatalf("after the cut-off: retried %d, want 0 (asynq requeues without counting)", info.Retried)
 	}
 	// The sandbox takes the cancel once it sees the client gone.
-	for deadline := time.Now().Add(10 * time.Second); !r.sb.Cancelled("meari", "CUT-1"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the sandbox did not take the cancel")
-		}
-	}
-	r.restart(t)
-	r.waitState(t, res, asynq.TaskStateArchived)
-	e, err := r.store.Get(t.Context(), res.TaskID)
+	workertest.Wait(t, "the sandbox to take the cancel", func() (bool, string) {
+		return r.Sandbox.Cancelled("meari", "CUT-1"), "not cancelled"
+	})
+	r.StartWorker(t)
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,35 +95,28 @@ func TestShutdownCutOffMarksUnknown(t *testing.T) {
 // carried by the task.
 func TestRequeueCarriesUnknown(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.sb.Script("meari", "REQ-1", sandbox.Reset(), sandbox.MeariCode("4001"), sandbox.MeariCode("4001"))
-	res := r.enqueueMeari(t, "REQ-1")
-	r.waitState(t, res, asynq.TaskStateArchived)
-	e, err := r.store.Get(t.Context(), res.TaskID)
+	r := workertest.Start(t)
+	r.Sandbox.Script("meari", "REQ-1", sandbox.Reset(), sandbox.MeariCode("4001"), sandbox.MeariCode("4001"))
+	res := r.EnqueueMeari(t, "REQ-1")
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
 	if err != nil || !e.OutcomeUnknown {
 		t.Fatalf("first entry %+v, %v; want outcome unknown", e, err)
 	}
-	if err := r.rdb.Del(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Err(); err != nil {
+	if err := r.RDB.Del(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.insp.DeleteTask(res.Queue, res.TaskID); err != nil {
+	if err := r.Inspector.DeleteTask(res.Queue, res.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.Requeue(t.Context(), r.store, r.enq, res.TaskID); err != nil {
+	if _, err := dlq.Requeue(t.Context(), r.DLQ, r.Enqueuer, res.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	waitCalls(t, r.sb, "meari", "REQ-1", 3)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		e, err = r.store.Get(t.Context(), res.TaskID)
-		if err == nil && e.Seq > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new entry: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.WaitCalls(t, "meari", "REQ-1", 3)
+	workertest.Wait(t, "a new DLQ entry", func() (bool, string) {
+		e, err = r.DLQ.Get(t.Context(), res.TaskID)
+		return err == nil && e.Seq > 0, fmt.Sprintf("%+v, %v", e, err)
+	})
 	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent {
 		t.Errorf("entry after requeue %+v: want permanent, outcome unknown", e)
 	}
@@ -157,14 +126,14 @@ func TestRequeueCarriesUnknown(t *testing.T) {
 // task lives as long as the configured maximum age lets the task go on.
 func TestRecordTTLFollowsMaxAge(t *testing.T) {
 	t.Parallel()
-	p := fastPolicy
+	p := workertest.FastPolicy
 	p.MaxAge = 90 * time.Hour
 	p.InitialInterval, p.MaxInterval = time.Hour, time.Hour // no second attempt during the test
-	r := newRig(t, withPolicy(p))
-	r.sb.Script("meari", "TTL-1", sandbox.HTTPStatus(503))
-	res := r.enqueueMeari(t, "TTL-1")
-	r.waitState(t, res, asynq.TaskStateRetry)
-	ttl, err := r.rdb.PTTL(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Result()
+	r := workertest.Start(t, workertest.WithPolicy(p))
+	r.Sandbox.Script("meari", "TTL-1", sandbox.HTTPStatus(503))
+	res := r.EnqueueMeari(t, "TTL-1")
+	r.WaitState(t, res, asynq.TaskStateRetry)
+	ttl, err := r.RDB.PTTL(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID)).Result()
 	want := p.RecordTTL() // 90 h + the 1 h Retry-After cap
 	if err != nil || ttl > want || ttl < want-time.Minute || want < 91*time.Hour {
 		t.Errorf("record TTL %s, %v; want %s", ttl, err, want)
@@ -187,21 +156,20 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 // nothing; a failing one writes its attempt record.
 func TestSuccessPathNoRedisCalls(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.w.Shutdown() // only its configuration is used
-	counted := redis.NewClient(r.rdb.Options())
+	r := workertest.New(t) // Redis and the sandbox; the test runs its own handler
+	counted := redis.NewClient(r.RDB.Options())
 	t.Cleanup(func() { _ = counted.Close() })
 	hook := &countingHook{}
 	counted.AddHook(hook)
-	h, err := NewHandler(HandlerOptions{
-		Logger: r.opts.Logger, Redis: counted, DLQ: dlq.New(counted),
-		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
-		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
+	h, err := worker.NewHandler(worker.HandlerOptions{
+		Logger: r.Options.Logger, Redis: counted, DLQ: dlq.New(counted),
+		Meari: meariClient(t, r), MeariSourceApp: workertest.SourceApp,
+		Policies: map[string]retry.Policy{tasks.ProviderMeari: workertest.FastPolicy},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := asynq.NewServerFromRedisClient(r.rdb, asynq.Config{
+	srv := asynq.NewServerFromRedisClient(r.RDB, asynq.Config{
 		Concurrency: 2, Queues: map[string]int{tasks.QueueMeari: 1}, TaskCheckInterval: 10 * time.Millisecond,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Hour }, LogLevel: asynq.FatalLevel,
 	})
@@ -210,27 +178,36 @@ func TestSuccessPathNoRedisCalls(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 
-	r.sb.Script("meari", "FAST-OK", sandbox.OK())
-	r.waitState(t, r.enqueueMeari(t, "FAST-OK"), asynq.TaskStateCompleted)
+	r.Sandbox.Script("meari", "FAST-OK", sandbox.OK())
+	r.WaitState(t, r.EnqueueMeari(t, "FAST-OK"), asynq.TaskStateCompleted)
 	if n := hook.n.Load(); n != 0 {
 		t.Errorf("a first attempt that succeeded sent %d Redis commands of its own, want 0", n)
 	}
-	r.sb.Script("meari", "FAST-503", sandbox.HTTPStatus(503))
-	r.waitState(t, r.enqueueMeari(t, "FAST-503"), asynq.TaskStateRetry)
+	r.Sandbox.Script("meari", "FAST-503", sandbox.HTTPStatus(503))
+	r.WaitState(t, r.EnqueueMeari(t, "FAST-503"), asynq.TaskStateRetry)
 	if n := hook.n.Load(); n == 0 {
 		t.Error("a failed attempt wrote no attempt record")
 	}
 }
 
 // waitPasses waits until w's maintainer has completed n more passes.
-func waitPasses(t *testing.T, w *Worker, n int64) {
+func waitPasses(t *testing.T, w *worker.Worker, n int64) {
 	t.Helper()
-	want := w.maint.passes.Load() + n
-	for deadline := time.Now().Add(15 * time.Second); w.maint.passes.Load() < want; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("maintenance ran %d passes, want %d", w.maint.passes.Load(), want)
-		}
+	want := worker.MaintenancePasses(w) + n
+	workertest.Wait(t, fmt.Sprintf("%d maintenance passes", want), func() (bool, string) {
+		got := worker.MaintenancePasses(w)
+		return got >= want, fmt.Sprintf("%d passes", got)
+	})
+}
+
+// meariClient is a Meari client for r's sandbox, as the worker builds it.
+func meariClient(t *testing.T, r *workertest.Rig) *meari.Client {
+	t.Helper()
+	cl, err := meari.New(*workertest.MeariConfig(r.Upstream))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return cl
 }
 
 // TestReconcilerFilesArchived archives tasks as the monitoring UI's
@@ -239,64 +216,62 @@ func waitPasses(t *testing.T, w *Worker, n int64) {
 func TestReconcilerFilesArchived(t *testing.T) {
 	t.Parallel()
 	ev := &events{}
-	r := newRig(t, withObserver(ev), withMaintenance(20*time.Millisecond, 0))
+	r := workertest.Start(t, workertest.WithObserver(ev), workertest.WithMaintenance(20*time.Millisecond, 0))
 	// The worker's own dead-lettering: already has an entry.
-	r.sb.Script("meari", "OWN-4001", sandbox.MeariCode("4001"))
-	own := r.enqueueMeari(t, "OWN-4001")
-	r.waitState(t, own, asynq.TaskStateArchived)
-	if err := r.insp.PauseQueue(tasks.QueuePandaPon); err != nil {
+	r.Sandbox.Script("meari", "OWN-4001", sandbox.MeariCode("4001"))
+	own := r.EnqueueMeari(t, "OWN-4001")
+	r.WaitState(t, own, asynq.TaskStateArchived)
+	if err := r.Inspector.PauseQueue(tasks.QueuePandaPon); err != nil {
 		t.Fatal(err)
 	}
 	var archived []tasks.Result
 	for _, order := range []string{"2542285634920881001", "2542285634920881002"} {
-		archived = append(archived, r.enqueuePandaPon(t, order))
+		archived = append(archived, r.EnqueuePandaPon(t, order))
 	}
 	// The second had a run whose outcome is unknown, as a reset after the
 	// request was sent leaves it, before it was archived.
-	if _, err := taskstore.New(r.rdb).RecordFailure(t.Context(), archived[1].Queue, archived[1].TaskID, 0, true, true, time.Now(), time.Hour); err != nil {
+	if _, err := taskstore.New(r.RDB).RecordFailure(t.Context(), archived[1].Queue, archived[1].TaskID, 0, true, true, time.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for _, res := range archived {
-		if err := r.insp.ArchiveTask(res.Queue, res.TaskID); err != nil {
+		if err := r.Inspector.ArchiveTask(res.Queue, res.TaskID); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, res := range archived {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			e, err := r.store.Get(t.Context(), res.TaskID)
-			if err == nil {
-				if e.Reason != dlq.ReasonArchived || e.Provider != tasks.ProviderPandaPon || e.Order != res.TaskID[len("pandapon:"):] || len(e.Payload) == 0 {
-					t.Errorf("filed entry %+v", e)
-				}
-				if e.OutcomeUnknown != (i == 1) {
-					t.Errorf("filed entry %s: outcome unknown %v, want %v", e.ID, e.OutcomeUnknown, i == 1)
-				}
-				break
+		var e dlq.Entry
+		workertest.Wait(t, "an entry filed for "+res.TaskID, func() (bool, string) {
+			var err error
+			e, err = r.DLQ.Get(t.Context(), res.TaskID)
+			if err != nil && !errors.Is(err, dlq.ErrNotFound) {
+				t.Fatalf("DLQ get %s: %v", res.TaskID, err)
 			}
-			if !errors.Is(err, dlq.ErrNotFound) || time.Now().After(deadline) {
-				t.Fatalf("no entry filed for %s: %v", res.TaskID, err)
-			}
-			time.Sleep(10 * time.Millisecond)
+			return err == nil, fmt.Sprint(err)
+		})
+		if e.Reason != dlq.ReasonArchived || e.Provider != tasks.ProviderPandaPon || e.Order != res.TaskID[len("pandapon:"):] || len(e.Payload) == 0 {
+			t.Errorf("filed entry %+v", e)
+		}
+		if e.OutcomeUnknown != (i == 1) {
+			t.Errorf("filed entry %s: outcome unknown %v, want %v", e.ID, e.OutcomeUnknown, i == 1)
 		}
 	}
 	if _, reconciled := ev.counts(); reconciled != 2 {
 		t.Errorf("reconciled %d entries, want 2", reconciled)
 	}
-	e, err := r.store.Get(t.Context(), own.TaskID)
+	e, err := r.DLQ.Get(t.Context(), own.TaskID)
 	if err != nil || e.Reason != dlq.ReasonPermanent || e.Seq != 1 {
 		t.Errorf("the worker's own entry changed: %+v, %v", e, err)
 	}
 	// Purged entries stay purged: purge removes the archived task too.
-	n, err := r.store.Purge(t.Context(), archived[0].TaskID)
+	n, err := r.DLQ.Purge(t.Context(), archived[0].TaskID)
 	if err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
-	waitPasses(t, r.w, 3)
-	if _, err := r.store.Get(t.Context(), archived[0].TaskID); !errors.Is(err, dlq.ErrNotFound) {
+	waitPasses(t, r.Worker, 3)
+	if _, err := r.DLQ.Get(t.Context(), archived[0].TaskID); !errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("a purged entry came back: %v", err)
 	}
-	if _, err := r.insp.GetTaskInfo(archived[0].Queue, archived[0].TaskID); !errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := r.Inspector.GetTaskInfo(archived[0].Queue, archived[0].TaskID); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Errorf("the purged order's archived task: %v, want gone", err)
 	}
 }
@@ -306,26 +281,19 @@ func TestReconcilerFilesArchived(t *testing.T) {
 // already cancelled.
 func TestWorkerCompactsCompleted(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withMaintenance(20*time.Millisecond, -1))
-	r.sb.Script("meari", "DONE-1", sandbox.OK())
-	res := r.enqueueMeari(t, "DONE-1")
-	deadline := time.Now().Add(15 * time.Second)
-	store := taskstore.New(r.rdb)
-	for {
+	r := workertest.Start(t, workertest.WithMaintenance(20*time.Millisecond, -1))
+	r.Sandbox.Script("meari", "DONE-1", sandbox.OK())
+	res := r.EnqueueMeari(t, "DONE-1")
+	store := taskstore.New(r.RDB)
+	workertest.Wait(t, "the completed task to be compacted", func() (bool, string) {
 		task, err := store.Peek(t.Context(), res.Queue, res.TaskID)
-		if err == nil && task.Compact {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never compacted: %+v, %v", task, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	again := r.enqueueMeari(t, "DONE-1")
+		return err == nil && task.Compact, fmt.Sprintf("%+v, %v", task, err)
+	})
+	again := r.EnqueueMeari(t, "DONE-1")
 	if !again.AlreadyQueued || again.State != tasks.StateCompleted {
 		t.Errorf("enqueue of a compacted order = %+v; want already queued, completed", again)
 	}
-	if n := len(r.sb.Calls("meari", "DONE-1")); n != 1 {
+	if n := len(r.Sandbox.Calls("meari", "DONE-1")); n != 1 {
 		t.Errorf("upstream calls %d, want 1", n)
 	}
 }
@@ -338,26 +306,21 @@ func TestReconcilerArchiveAll(t *testing.T) {
 		t.Skip("enqueues 1,500 tasks")
 	}
 	t.Parallel()
-	r := newRig(t, withMaintenance(20*time.Millisecond, 0))
-	if err := r.insp.PauseQueue(tasks.QueuePandaPon); err != nil {
+	r := workertest.Start(t, workertest.WithMaintenance(20*time.Millisecond, 0))
+	if err := r.Inspector.PauseQueue(tasks.QueuePandaPon); err != nil {
 		t.Fatal(err)
 	}
-	const n = reconcileBatch + 500
+	const n = worker.ReconcileBatch + 500
 	for i := range n {
-		r.enqueuePandaPon(t, fmt.Sprint(1000000+i))
+		r.EnqueuePandaPon(t, fmt.Sprint(1000000+i))
 	}
-	if _, err := r.insp.ArchiveAllPendingTasks(tasks.QueuePandaPon); err != nil {
+	if _, err := r.Inspector.ArchiveAllPendingTasks(tasks.QueuePandaPon); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := r.store.Count(t.Context(), tasks.ProviderPandaPon)
-		if err == nil && c == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d entries filed, want %d (%v)", c, n, err)
-		}
-	}
+	workertest.WaitUpTo(t, time.Minute, fmt.Sprintf("%d entries filed", n), func() (bool, string) {
+		c, err := r.DLQ.Count(t.Context(), tasks.ProviderPandaPon)
+		return err == nil && c == n, fmt.Sprintf("%d entries (%v)", c, err)
+	})
 }
 
 // TestDeadLetteringCountsNothing checks that a run the worker dead-letters
@@ -365,18 +328,18 @@ func TestReconcilerArchiveAll(t *testing.T) {
 // and a later run (the UI's "Run", then a crash) must still show a gap.
 func TestDeadLetteringCountsNothing(t *testing.T) {
 	t.Parallel()
-	p := fastPolicy
+	p := workertest.FastPolicy
 	p.MaxAttempts = 2
-	r := newRig(t, withPolicy(p))
-	r.sb.Script("meari", "EXH-1", sandbox.HTTPStatus(503))
-	res := r.enqueueMeari(t, "EXH-1")
-	info := r.waitState(t, res, asynq.TaskStateArchived)
-	n, err := r.rdb.HGet(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID), "n").Int()
+	r := workertest.Start(t, workertest.WithPolicy(p))
+	r.Sandbox.Script("meari", "EXH-1", sandbox.HTTPStatus(503))
+	res := r.EnqueueMeari(t, "EXH-1")
+	info := r.WaitState(t, res, asynq.TaskStateArchived)
+	n, err := r.RDB.HGet(t.Context(), taskstore.AttemptKey(res.Queue, res.TaskID), "n").Int()
 	if err != nil || n != info.Retried {
 		t.Fatalf("record n = %d, %v; want asynq's retry count %d", n, err, info.Retried)
 	}
 	// Run from the UI, crashed: asynq's lease recovery counts it.
-	a, err := taskstore.New(r.rdb).RecordFailure(t.Context(), res.Queue, res.TaskID, info.Retried+1, false, false, time.Now(), time.Hour)
+	a, err := taskstore.New(r.RDB).RecordFailure(t.Context(), res.Queue, res.TaskID, info.Retried+1, false, false, time.Now(), time.Hour)
 	if err != nil || !a.EarlierUnknown {
 		t.Errorf("after a crashed run: %+v, %v; want an earlier unknown outcome", a, err)
 	}
@@ -402,30 +365,29 @@ func (h *failRecordHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // worker cannot tell, and flagging is the safe mistake.
 func TestRecordFailureUnreadable(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.w.Shutdown()
-	failing := redis.NewClient(r.rdb.Options())
+	r := workertest.New(t) // Redis and the sandbox; the test runs its own handler
+	failing := redis.NewClient(r.RDB.Options())
 	t.Cleanup(func() { _ = failing.Close() })
 	failing.AddHook(&failRecordHook{})
-	h, err := NewHandler(HandlerOptions{
-		Logger: r.opts.Logger, Redis: failing, DLQ: dlq.New(r.rdb),
-		Meari: r.w.handler.meari, MeariSourceApp: testSourceApp,
-		Policies: map[string]retry.Policy{tasks.ProviderMeari: fastPolicy},
+	h, err := worker.NewHandler(worker.HandlerOptions{
+		Logger: r.Options.Logger, Redis: failing, DLQ: dlq.New(r.RDB),
+		Meari: meariClient(t, r), MeariSourceApp: workertest.SourceApp,
+		Policies: map[string]retry.Policy{tasks.ProviderMeari: workertest.FastPolicy},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := asynq.NewServerFromRedisClient(r.rdb, asynq.Config{
+	srv := asynq.NewServerFromRedisClient(r.RDB, asynq.Config{
 		Concurrency: 1, Queues: map[string]int{tasks.QueueMeari: 1}, TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel,
 	})
 	if err := srv.Start(h); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	r.sb.Script("meari", "NOREC-1", sandbox.MeariCode("4001"))
-	res := r.enqueueMeari(t, "NOREC-1")
-	r.waitState(t, res, asynq.TaskStateArchived)
-	e, err := r.store.Get(t.Context(), res.TaskID)
+	r.Sandbox.Script("meari", "NOREC-1", sandbox.MeariCode("4001"))
+	res := r.EnqueueMeari(t, "NOREC-1")
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
 	if err != nil || !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent {
 		t.Errorf("entry %+v, %v; want permanent, outcome unknown", e, err)
 	}
@@ -435,18 +397,18 @@ func TestRecordFailureUnreadable(t *testing.T) {
 // before asynq cuts such calls off at shutdown.
 func TestMarkRunningUnknown(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withUpstreamTimeout(time.Minute))
-	r.sb.Script("meari", "MARK-1", sandbox.Slow(time.Minute, sandbox.OK()))
-	res := r.enqueueMeari(t, "MARK-1")
-	waitCalls(t, r.sb, "meari", "MARK-1", 1)
-	if err := r.w.handler.MarkRunningUnknown(t.Context()); err != nil {
+	r := workertest.Start(t, workertest.WithUpstreamTimeout(time.Minute))
+	r.Sandbox.Script("meari", "MARK-1", sandbox.Slow(time.Minute, sandbox.OK()))
+	res := r.EnqueueMeari(t, "MARK-1")
+	r.WaitCalls(t, "meari", "MARK-1", 1)
+	if err := worker.MarkRunningUnknown(t.Context(), r.Worker); err != nil {
 		t.Fatal(err)
 	}
-	task, err := taskstore.New(r.rdb).Peek(t.Context(), res.Queue, res.TaskID)
+	task, err := taskstore.New(r.RDB).Peek(t.Context(), res.Queue, res.TaskID)
 	if err != nil || !task.Unknown {
 		t.Errorf("after the mark: %+v, %v; want the record marked unknown", task, err)
 	}
-	if err := r.w.handler.MarkRunningUnknown(t.Context()); err != nil {
+	if err := worker.MarkRunningUnknown(t.Context(), r.Worker); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -456,18 +418,17 @@ func TestMarkRunningUnknown(t *testing.T) {
 // before the cut-off still flags the order.
 func TestShutdownMarksBeforeCutOff(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withShutdownTimeout(400*time.Millisecond), withUpstreamTimeout(time.Minute))
-	r.w.Shutdown()
-	hooked := redis.NewClient(r.rdb.Options())
+	r := workertest.New(t, workertest.WithShutdownTimeout(400*time.Millisecond), workertest.WithUpstreamTimeout(time.Minute))
+	hooked := redis.NewClient(r.RDB.Options())
 	t.Cleanup(func() { _ = hooked.Close() })
 	hooked.AddHook(&failRecordHook{})
-	r.opts.Redis = hooked
-	w := r.restart(t)
-	r.sb.Script("meari", "MARKED-1", sandbox.Slow(time.Minute, sandbox.OK()))
-	res := r.enqueueMeari(t, "MARKED-1")
-	waitCalls(t, r.sb, "meari", "MARKED-1", 1)
+	r.Options.Redis = hooked
+	w := r.StartWorker(t)
+	r.Sandbox.Script("meari", "MARKED-1", sandbox.Slow(time.Minute, sandbox.OK()))
+	res := r.EnqueueMeari(t, "MARKED-1")
+	r.WaitCalls(t, "meari", "MARKED-1", 1)
 	w.Shutdown()
-	task, err := taskstore.New(r.rdb).Peek(t.Context(), res.Queue, res.TaskID)
+	task, err := taskstore.New(r.RDB).Peek(t.Context(), res.Queue, res.TaskID)
 	if err != nil || !task.Unknown || task.State != taskstore.StatePending {
 		t.Errorf("after the cut-off: %+v, %v; want the task pending and its record marked unknown", task, err)
 	}

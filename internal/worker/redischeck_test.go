@@ -1,10 +1,11 @@
-package worker
+package worker_test
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/worker"
 )
 
 func TestRedisWarnings(t *testing.T) {
@@ -22,23 +23,23 @@ func TestRedisWarnings(t *testing.T) {
 		}
 	}
 	// The harness's server: no persistence, noeviction.
-	ws := RedisWarnings(ctx, rdb)
+	ws := worker.RedisWarnings(ctx, rdb)
 	if len(ws) != 1 || !strings.Contains(ws[0], "neither AOF nor RDB") {
 		t.Errorf("without persistence: %q", ws)
 	}
 	set("maxmemory-policy", "allkeys-lru")
-	ws = RedisWarnings(ctx, rdb)
+	ws = worker.RedisWarnings(ctx, rdb)
 	if len(ws) != 2 || !strings.Contains(ws[0], `"allkeys-lru", not noeviction`) {
 		t.Errorf("with allkeys-lru: %q", ws)
 	}
 	set("maxmemory-policy", "noeviction")
 	set("save", "900 1")
-	if ws := RedisWarnings(ctx, rdb); len(ws) != 0 {
+	if ws := worker.RedisWarnings(ctx, rdb); len(ws) != 0 {
 		t.Errorf("with RDB snapshots: %q", ws)
 	}
 	set("save", "")
 	set("appendonly", "yes")
-	if ws := RedisWarnings(ctx, rdb); len(ws) != 0 {
+	if ws := worker.RedisWarnings(ctx, rdb); len(ws) != 0 {
 		t.Errorf("with AOF: %q", ws)
 	}
 }

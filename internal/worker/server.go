@@ -25,14 +25,23 @@ import (
 
 // Options wires a Worker.
 type Options struct {
-	Config config.Config
+	// Meari and PandaPon are the accounts of the providers served; nil
+	// means not served. Their Transport is set by New: the upstream
+	// timeout, a connection pool for the concurrency, NowFunc.
+	Meari    *meari.Config
+	PandaPon *pandapon.Config
+	// Retry is the retry policy by provider (tasks.ProviderMeari,
+	// tasks.ProviderPandaPon); fields left zero, or a provider left out,
+	// take the defaults.
+	Retry map[string]retry.Policy
+	// Run is the concurrency, dequeuers, poll interval and timeouts.
+	Run config.Worker
+	// LogLevel is the logger's level, which asynq's own logs follow.
+	LogLevel zapcore.Level
 	// Redis is the client the worker uses; the caller closes it after
 	// Shutdown.
 	Redis  redis.UniversalClient
 	Logger *zap.Logger
-	// Policies overrides the retry policy per provider; fields left zero
-	// take the configured or default values.
-	Policies map[string]retry.Policy
 	// DelayedTaskCheckInterval is how often asynq moves due retries back to
 	// their queue; zero means asynq's default (5s).
 	DelayedTaskCheckInterval time.Duration
@@ -49,7 +58,7 @@ type Options struct {
 	CompactAfter time.Duration
 }
 
-// Worker is the asynq servers (Config.Dequeuers of them, sharing the
+// Worker is the asynq servers (Run.Dequeuers of them, sharing the
 // concurrency) with the cancellation handler.
 type Worker struct {
 	srvs    []*asynq.Server
@@ -72,10 +81,10 @@ const (
 	stateStopped
 )
 
-// New builds a Worker for the enabled providers of o.Config.
+// New builds a Worker for the providers of o.
 func New(o Options) (*Worker, error) {
-	c := o.Config
-	if !c.Meari.Enabled && !c.PandaPon.Enabled {
+	c := o.Run
+	if o.Meari == nil && o.PandaPon == nil {
 		return nil, errors.New("no provider is enabled")
 	}
 	w := &Worker{log: o.Logger}
@@ -91,40 +100,43 @@ func New(o Options) (*Worker, error) {
 	queues := map[string]int{}
 	mux := asynq.NewServeMux()
 	byType := map[string]retry.Policy{}
-	policy := func(provider string, maxAttempts int) retry.Policy {
-		p := o.Policies[provider]
-		if p.MaxAttempts == 0 {
-			p.MaxAttempts = maxAttempts
+	policy := func(provider string) (retry.Policy, error) {
+		p := o.Retry[provider]
+		if err := p.Validate(); err != nil {
+			return p, fmt.Errorf("%s retry policy: %w", provider, err)
 		}
-		if p.MaxAge == 0 {
-			p.MaxAge = c.MaxAge
-		}
-		return p.WithDefaults()
+		return p.WithDefaults(), nil
 	}
-	if c.Meari.Enabled {
-		cl, err := meari.New(meari.Config{
-			BaseURL: c.Meari.BaseURL, PartnerKey: c.Meari.PartnerKey, PartnerSecret: c.Meari.PartnerSecret,
-			SourceApp: c.Meari.SourceApp, SignMode: c.Meari.SignMode, TimestampFormat: c.Meari.TimestampFormat,
-			Transport: providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc},
-		})
+	transport := providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc}
+	if o.Meari != nil {
+		mc := *o.Meari
+		mc.Transport = transport
+		cl, err := meari.New(mc)
 		if err != nil {
 			return nil, fmt.Errorf("meari: %w", err)
 		}
-		hc.Meari, hc.MeariSourceApp = cl, c.Meari.SourceApp
-		hc.Policies[tasks.ProviderMeari] = policy(tasks.ProviderMeari, c.Meari.MaxAttempts)
+		p, err := policy(tasks.ProviderMeari)
+		if err != nil {
+			return nil, err
+		}
+		hc.Meari, hc.MeariSourceApp = cl, mc.SourceApp
+		hc.Policies[tasks.ProviderMeari] = p
 		byType[tasks.TypeMeariCancel] = hc.Policies[tasks.ProviderMeari]
 		queues[tasks.QueueMeari] = 1
 	}
-	if c.PandaPon.Enabled {
-		cl, err := pandapon.New(pandapon.Config{
-			BaseURL: c.PandaPon.BaseURL, AccessKey: c.PandaPon.AccessKey, AccessSecret: c.PandaPon.AccessSecret,
-			UserID: c.PandaPon.UserID, Transport: providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc},
-		})
+	if o.PandaPon != nil {
+		pc := *o.PandaPon
+		pc.Transport = transport
+		cl, err := pandapon.New(pc)
 		if err != nil {
 			return nil, fmt.Errorf("pandapon: %w", err)
 		}
+		p, err := policy(tasks.ProviderPandaPon)
+		if err != nil {
+			return nil, err
+		}
 		hc.PandaPon = cl
-		hc.Policies[tasks.ProviderPandaPon] = policy(tasks.ProviderPandaPon, c.PandaPon.MaxAttempts)
+		hc.Policies[tasks.ProviderPandaPon] = p
 		byType[tasks.TypePandaPonCancel] = hc.Policies[tasks.ProviderPandaPon]
 		queues[tasks.QueuePandaPon] = 1
 	}
@@ -136,7 +148,7 @@ func New(o Options) (*Worker, error) {
 		mux.Handle(typ, h)
 	}
 	level := asynq.InfoLevel
-	if c.LogLevel >= zapcore.WarnLevel {
+	if o.LogLevel >= zapcore.WarnLevel {
 		level = asynq.WarnLevel
 	}
 	// asynq's processor takes one task at a time from Redis, a round trip
@@ -185,8 +197,8 @@ func New(o Options) (*Worker, error) {
 	return w, nil
 }
 
-// SizeRedis sizes the Redis client options o for the worker configured by
-// c, where o leaves a size at zero:
+// SizeRedis sizes the Redis client options o for the worker run as c,
+// where o leaves a size at zero:
 //   - the pool: one connection per task in flight (each finishes with a
 //     round trip of its own), a few per dequeuer (its fetch loop,
 //     heartbeat, forwarder, janitor, recoverer and cancellation
@@ -196,7 +208,7 @@ func New(o Options) (*Worker, error) {
 //   - the buffers: 4 KiB each way per connection. A task message is a few
 //     hundred bytes; go-redis's default of 32 KiB each way would make 200
 //     connections cost 12 MiB.
-func SizeRedis(o *redis.Options, c config.Config) {
+func SizeRedis(o *redis.Options, c config.Worker) {
 	if o.PoolSize == 0 {
 		o.PoolSize = c.Concurrency + 8*max(c.Dequeuers, 1) + 10
 	}

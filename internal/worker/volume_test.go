@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 )
@@ -20,33 +21,29 @@ func TestTwelveThousandPermanentFailures(t *testing.T) {
 	}
 	t.Parallel()
 	const n = 12000
-	r := newRig(t, withConcurrency(64))
+	r := workertest.Start(t, workertest.WithConcurrency(64))
 	orders := make([]string, n)
 	for i := range orders {
 		orders[i] = fmt.Sprintf("VOL-%05d", i)
-		r.sb.Script("meari", orders[i], sandbox.MeariCode("4001"))
+		r.Sandbox.Script("meari", orders[i], sandbox.MeariCode("4001"))
 	}
 	for _, o := range orders {
-		if res := r.enqueueMeari(t, o); res.AlreadyQueued {
+		if res := r.EnqueueMeari(t, o); res.AlreadyQueued {
 			t.Fatalf("%s already queued", o)
 		}
 	}
-	deadline := time.Now().Add(8 * time.Minute)
 	var got int64
-	for time.Now().Before(deadline) {
+	workertest.WaitUpTo(t, 8*time.Minute, fmt.Sprintf("%d DLQ entries", n), func() (bool, string) {
 		var err error
-		if got, err = r.store.Count(t.Context(), "meari"); err != nil {
+		if got, err = r.DLQ.Count(t.Context(), "meari"); err != nil {
 			t.Fatal(err)
 		}
-		if got >= n {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // polling: nothing signals a DLQ write
-	}
+		return got >= n, fmt.Sprintf("%d entries", got)
+	})
 	if got != n {
 		t.Fatalf("DLQ holds %d entries, want %d", got, n)
 	}
-	entries, total, err := r.store.List(t.Context(), dlq.ListOptions{Provider: "meari"})
+	entries, total, err := r.DLQ.List(t.Context(), dlq.ListOptions{Provider: "meari"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +58,14 @@ func TestTwelveThousandPermanentFailures(t *testing.T) {
 		t.Fatalf("List: total %d, %d distinct entries, want %d", total, len(seen), n)
 	}
 	for _, o := range orders {
-		if !seen[fmt.Sprintf("meari:%d:1:%s", testSourceApp, o)] {
+		if !seen[fmt.Sprintf("meari:%d:1:%s", workertest.SourceApp, o)] {
 			t.Fatalf("no DLQ entry for %s", o)
 		}
 	}
-	if calls := r.sb.TotalCalls(); calls != n {
+	if calls := r.Sandbox.TotalCalls(); calls != n {
 		t.Errorf("upstream calls = %d, want %d (no retries of permanent failures)", calls, n)
 	}
-	info, err := r.insp.GetQueueInfo(tasks.QueueMeari)
+	info, err := r.Inspector.GetQueueInfo(tasks.QueueMeari)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,178 +1,26 @@
-package worker
+package worker_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
-	"github.com/cancelworker/cancelworker/internal/redistest"
-	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/retry"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 )
 
-const (
-	testSourceApp = 72
-	bigOrderID    = "2542285634920880794"
-)
-
-// rig is a running worker against a real Redis and the sandbox upstream.
-type rig struct {
-	rdb   *redis.Client
-	sb    *sandbox.Sandbox
-	enq   *tasks.Enqueuer
-	store *dlq.Store
-	insp  *asynq.Inspector
-	logs  *observer.ObservedLogs
-	w     *Worker
-	cfg   config.Config
-	opts  Options
-}
-
-type rigOption func(*rig)
-
-func withPolicy(p retry.Policy) rigOption {
-	return func(r *rig) {
-		r.opts.Policies = map[string]retry.Policy{tasks.ProviderMeari: p, tasks.ProviderPandaPon: p}
-	}
-}
-
-func withConcurrency(n int) rigOption { return func(r *rig) { r.opts.Config.Concurrency = n } }
-
-func withUpstreamTimeout(d time.Duration) rigOption {
-	return func(r *rig) { r.opts.Config.UpstreamTimeout = d }
-}
-
-// fastPolicy keeps the production shape with millisecond delays.
-var fastPolicy = retry.Policy{
-	InitialInterval: 20 * time.Millisecond,
-	MaxInterval:     100 * time.Millisecond,
-	MaxAttempts:     5,
-	AuthInterval:    50 * time.Millisecond,
-	MaxAge:          time.Hour,
-}
-
-func newRig(t *testing.T, opts ...rigOption) *rig {
-	t.Helper()
-	rdb := redistest.New(t).Client(t)
-	sb := sandbox.New(sandbox.Config{
-		Meari:    sandbox.MeariAccount{PartnerKey: "pk-test", PartnerSecret: "ps-test-secret", SourceApp: testSourceApp, SignMode: meari.SignSorted},
-		PandaPon: sandbox.PandaPonAccount{AccessKey: "ak-test", AccessSecret: "as-test-secret", UserID: "2100007341207"},
-	})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	core, logs := observer.New(zapcore.DebugLevel)
-	r := &rig{rdb: rdb, sb: sb, logs: logs}
-	r.opts = Options{
-		Config: config.Config{
-			Meari: config.Meari{Enabled: true, BaseURL: srv.URL, PartnerKey: "pk-test", PartnerSecret: "ps-test-secret",
-				SourceApp: testSourceApp, SignMode: meari.SignSorted, TimestampFormat: meari.TimestampMillis},
-			PandaPon:        config.PandaPon{Enabled: true, BaseURL: srv.URL, AccessKey: "ak-test", AccessSecret: "as-test-secret", UserID: "2100007341207"},
-			Concurrency:     8,
-			ShutdownTimeout: 2 * time.Second,
-			UpstreamTimeout: 2 * time.Second,
-			LogLevel:        zapcore.InfoLevel,
-		},
-		Redis:                    rdb,
-		Logger:                   zap.New(core),
-		DelayedTaskCheckInterval: 20 * time.Millisecond,
-	}
-	withPolicy(fastPolicy)(r)
-	for _, o := range opts {
-		o(r)
-	}
-	w, err := New(r.opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(w.Shutdown)
-	r.w = w
-	r.enq = tasks.NewEnqueuer(rdb)
-	r.store = dlq.New(rdb)
-	r.insp = asynq.NewInspectorFromRedisClient(rdb)
-	return r
-}
-
-func (r *rig) enqueueMeari(t *testing.T, orderNum string) tasks.Result {
-	t.Helper()
-	task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: testSourceApp, UserAccount: "test@123.com", OrderType: 1, OrderNum: orderNum})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.enq.Enqueue(t.Context(), task, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func (r *rig) enqueuePandaPon(t *testing.T, orderID string) tasks.Result {
-	t.Helper()
-	id, err := tasks.ParseOrderID(orderID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: id, CancelReason: "不想要了"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.enq.Enqueue(t.Context(), task, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-// waitState polls asynq until the task reaches state: nothing in Redis
-// signals a state change, so polling with a deadline is the way.
-func (r *rig) waitState(t *testing.T, res tasks.Result, want asynq.TaskState) *asynq.TaskInfo {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		info, err := r.insp.GetTaskInfo(res.Queue, res.TaskID)
-		if err == nil && info.State == want {
-			return info
-		}
-		if err == nil {
-			last = fmt.Sprintf("%s (retried %d, last error %q)", info.State, info.Retried, info.LastErr)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("task %s never reached %s; last seen: %s", res.TaskID, want, last)
-	return nil
-}
-
-func waitCalls(t *testing.T, sb *sandbox.Sandbox, provider, order string, n int) []sandbox.Call {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	calls, err := sb.WaitCalls(ctx, provider, order, n)
-	if err != nil {
-		t.Fatalf("%s %s: waited for %d upstream calls, saw %d: %v", provider, order, n, len(sb.Calls(provider, order)), err)
-	}
-	return calls
-}
+const bigOrderID = "2542285634920880794"
 
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
@@ -203,19 +51,19 @@ func TestEndToEnd(t *testing.T) {
 		{name: "pandapon other code dead-lettered", provider: "pandapon", order: "2542285634920880005", steps: []sandbox.Step{sandbox.PandaPonCode(404, nil)}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "404"},
 		{name: "pandapon bad body retried", provider: "pandapon", order: "2542285634920880006", steps: []sandbox.Step{sandbox.BadBody("<html>oops</html>"), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
 	}
-	r := newRig(t)
+	r := workertest.Start(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r.sb.Script(tt.provider, tt.order, tt.steps...)
+			r.Sandbox.Script(tt.provider, tt.order, tt.steps...)
 			var res tasks.Result
 			if tt.provider == "meari" {
-				res = r.enqueueMeari(t, tt.order)
+				res = r.EnqueueMeari(t, tt.order)
 			} else {
-				res = r.enqueuePandaPon(t, tt.order)
+				res = r.EnqueuePandaPon(t, tt.order)
 			}
-			info := r.waitState(t, res, tt.wantState)
-			calls := r.sb.Calls(tt.provider, tt.order)
+			info := r.WaitState(t, res, tt.wantState)
+			calls := r.Sandbox.Calls(tt.provider, tt.order)
 			if len(calls) != tt.wantCalls {
 				t.Errorf("upstream calls = %d, want %d", len(calls), tt.wantCalls)
 			}
@@ -224,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("sandbox rejected a call: %s", c.Reject)
 				}
 			}
-			e, err := r.store.Get(t.Context(), res.TaskID)
+			e, err := r.DLQ.Get(t.Context(), res.TaskID)
 			switch {
 			case tt.wantDLQ == "" && !errors.Is(err, dlq.ErrNotFound):
 				t.Errorf("DLQ entry %+v (err %v), want none", e, err)
@@ -248,10 +96,10 @@ func TestEndToEnd(t *testing.T) {
 
 func TestPandaPonOrderIDByteExact(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	res := r.enqueuePandaPon(t, bigOrderID)
-	calls := waitCalls(t, r.sb, "pandapon", bigOrderID, 1)
-	r.waitState(t, res, asynq.TaskStateCompleted)
+	r := workertest.Start(t)
+	res := r.EnqueuePandaPon(t, bigOrderID)
+	calls := r.WaitCalls(t, "pandapon", bigOrderID, 1)
+	r.WaitState(t, res, asynq.TaskStateCompleted)
 	if !bytes.Contains(calls[0].Body, []byte(`"orderId":`+bigOrderID+`,`)) {
 		t.Fatalf("upstream body %s does not carry orderId %s byte for byte", calls[0].Body, bigOrderID)
 	}
@@ -262,32 +110,32 @@ func TestPandaPonOrderIDByteExact(t *testing.T) {
 
 func TestAuthRetriedNeverDeadLettered(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withPolicy(retry.Policy{InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxAttempts: 2, AuthInterval: 30 * time.Millisecond, MaxAge: time.Hour}))
+	r := workertest.Start(t, workertest.WithPolicy(retry.Policy{InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxAttempts: 2, AuthInterval: 30 * time.Millisecond, MaxAge: time.Hour}))
 	// More auth failures than the budget of 2 attempts: they must not count.
-	r.sb.Script("meari", "AUTH-1", append(sandbox.Times(4, sandbox.MeariCode("1023")), sandbox.OK())...)
+	r.Sandbox.Script("meari", "AUTH-1", append(sandbox.Times(4, sandbox.MeariCode("1023")), sandbox.OK())...)
 	no := 401
-	r.sb.Script("pandapon", "2542285634920880010", append(sandbox.Times(3, sandbox.PandaPonCode(no, nil)), sandbox.OK())...)
-	m := r.enqueueMeari(t, "AUTH-1")
-	p := r.enqueuePandaPon(t, "2542285634920880010")
+	r.Sandbox.Script("pandapon", "2542285634920880010", append(sandbox.Times(3, sandbox.PandaPonCode(no, nil)), sandbox.OK())...)
+	m := r.EnqueueMeari(t, "AUTH-1")
+	p := r.EnqueuePandaPon(t, "2542285634920880010")
 	for _, res := range []tasks.Result{m, p} {
-		info := r.waitState(t, res, asynq.TaskStateCompleted)
+		info := r.WaitState(t, res, asynq.TaskStateCompleted)
 		if info.Retried != 0 {
 			t.Errorf("%s: asynq counted %d failures; auth failures must not count", res.TaskID, info.Retried)
 		}
-		if _, err := r.store.Get(t.Context(), res.TaskID); !errors.Is(err, dlq.ErrNotFound) {
+		if _, err := r.DLQ.Get(t.Context(), res.TaskID); !errors.Is(err, dlq.ErrNotFound) {
 			t.Errorf("%s: dead-lettered for auth failures (err %v)", res.TaskID, err)
 		}
 	}
-	if got := len(r.sb.Calls("meari", "AUTH-1")); got != 5 {
+	if got := len(r.Sandbox.Calls("meari", "AUTH-1")); got != 5 {
 		t.Errorf("meari calls = %d, want 5", got)
 	}
-	authErrors := r.logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("class", "auth")).Len()
+	authErrors := r.Logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("class", "auth")).Len()
 	if authErrors != 7 {
 		t.Errorf("error-level auth lines = %d, want 7 (one per rejected attempt)", authErrors)
 	}
 	// At debug level each rejection also says what was signed, never the
 	// secret.
-	signed := r.logs.FilterLevelExact(zapcore.DebugLevel).FilterMessage("what was signed (the secret is not shown)").All()
+	signed := r.Logs.FilterLevelExact(zapcore.DebugLevel).FilterMessage("what was signed (the secret is not shown)").All()
 	want := map[string]string{"meari": "partnerKey=pk-test&", "pandapon": "access-key=ak-test&nonce-str="}
 	seen := map[string]int{}
 	for _, e := range signed {
@@ -306,30 +154,30 @@ func TestAuthRetriedNeverDeadLettered(t *testing.T) {
 
 func TestSameOrderTwiceOneCancel(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.sb.Script("meari", "DUP-1", sandbox.Slow(100*time.Millisecond, sandbox.OK()))
-	first := r.enqueueMeari(t, "DUP-1")
-	second := r.enqueueMeari(t, "DUP-1")
+	r := workertest.Start(t)
+	r.Sandbox.Script("meari", "DUP-1", sandbox.Slow(100*time.Millisecond, sandbox.OK()))
+	first := r.EnqueueMeari(t, "DUP-1")
+	second := r.EnqueueMeari(t, "DUP-1")
 	if first.AlreadyQueued || !second.AlreadyQueued || first.TaskID != second.TaskID {
 		t.Fatalf("first %+v, second %+v: want one task, second already queued", first, second)
 	}
-	r.waitState(t, first, asynq.TaskStateCompleted)
+	r.WaitState(t, first, asynq.TaskStateCompleted)
 	// Within the retention window a finished order is still "already queued".
-	if third := r.enqueueMeari(t, "DUP-1"); !third.AlreadyQueued {
+	if third := r.EnqueueMeari(t, "DUP-1"); !third.AlreadyQueued {
 		t.Fatalf("after completion: %+v, want already queued", third)
 	}
-	if got := len(r.sb.Calls("meari", "DUP-1")); got != 1 {
+	if got := len(r.Sandbox.Calls("meari", "DUP-1")); got != 1 {
 		t.Fatalf("upstream cancels = %d, want 1", got)
 	}
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.sb.Script("pandapon", "2542285634920880020", sandbox.RetryAfter(429, time.Second), sandbox.OK())
-	res := r.enqueuePandaPon(t, "2542285634920880020")
-	calls := waitCalls(t, r.sb, "pandapon", "2542285634920880020", 2)
-	r.waitState(t, res, asynq.TaskStateCompleted)
+	r := workertest.Start(t)
+	r.Sandbox.Script("pandapon", "2542285634920880020", sandbox.RetryAfter(429, time.Second), sandbox.OK())
+	res := r.EnqueuePandaPon(t, "2542285634920880020")
+	calls := r.WaitCalls(t, "pandapon", "2542285634920880020", 2)
+	r.WaitState(t, res, asynq.TaskStateCompleted)
 	// The fast policy alone would retry within 100ms.
 	if gap := calls[1].At.Sub(calls[0].At); gap < time.Second {
 		t.Fatalf("retried after %s, want at least the 1s Retry-After", gap)
@@ -338,13 +186,13 @@ func TestRetryAfterHonoured(t *testing.T) {
 
 func TestUnknownOutcomeThenPermanent(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
+	r := workertest.Start(t)
 	// A reset after the request was sent: it may have cancelled the order, and
 	// the retry is then answered "not found".
-	r.sb.Script("meari", "AMB-1", sandbox.Reset(), sandbox.MeariCode("4001"))
-	res := r.enqueueMeari(t, "AMB-1")
-	r.waitState(t, res, asynq.TaskStateArchived)
-	e, err := r.store.Get(t.Context(), res.TaskID)
+	r.Sandbox.Script("meari", "AMB-1", sandbox.Reset(), sandbox.MeariCode("4001"))
+	res := r.EnqueueMeari(t, "AMB-1")
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,8 +203,8 @@ func TestUnknownOutcomeThenPermanent(t *testing.T) {
 
 func TestBadPayloadDeadLettered(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	c := asynq.NewClientFromRedisClient(r.rdb)
+	r := workertest.Start(t)
+	c := asynq.NewClientFromRedisClient(r.RDB)
 	tests := []struct {
 		name, id, typ, queue, payload, reason string
 	}{
@@ -370,8 +218,8 @@ func TestBadPayloadDeadLettered(t *testing.T) {
 			if _, err := c.Enqueue(asynq.NewTask(tt.typ, []byte(tt.payload)), asynq.TaskID(tt.id), asynq.Queue(tt.queue), asynq.MaxRetry(5)); err != nil {
 				t.Fatal(err)
 			}
-			r.waitState(t, tasks.Result{TaskID: tt.id, Queue: tt.queue}, asynq.TaskStateArchived)
-			e, err := r.store.Get(t.Context(), tt.id)
+			r.WaitState(t, tasks.Result{TaskID: tt.id, Queue: tt.queue}, asynq.TaskStateArchived)
+			e, err := r.DLQ.Get(t.Context(), tt.id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,20 +235,20 @@ func TestBadPayloadDeadLettered(t *testing.T) {
 			}
 		})
 	}
-	if n := r.sb.TotalCalls(); n != 0 {
+	if n := r.Sandbox.TotalCalls(); n != 0 {
 		t.Fatalf("undecodable tasks reached the upstream %d times", n)
 	}
 }
 
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.sb.Script("meari", "LOG-1", sandbox.MeariCode("1005"), sandbox.MeariCode("4001"))
-	r.sb.Script("pandapon", "2542285634920880030", sandbox.PandaPonCode(401, nil), sandbox.OK())
-	r.waitState(t, r.enqueueMeari(t, "LOG-1"), asynq.TaskStateArchived)
-	r.waitState(t, r.enqueuePandaPon(t, "2542285634920880030"), asynq.TaskStateCompleted)
+	r := workertest.Start(t)
+	r.Sandbox.Script("meari", "LOG-1", sandbox.MeariCode("1005"), sandbox.MeariCode("4001"))
+	r.Sandbox.Script("pandapon", "2542285634920880030", sandbox.PandaPonCode(401, nil), sandbox.OK())
+	r.WaitState(t, r.EnqueueMeari(t, "LOG-1"), asynq.TaskStateArchived)
+	r.WaitState(t, r.EnqueuePandaPon(t, "2542285634920880030"), asynq.TaskStateCompleted)
 	var all strings.Builder
-	for _, e := range r.logs.All() {
+	for _, e := range r.Logs.All() {
 		all.WriteString(e.Message)
 		for k, v := range e.ContextMap() {
 			fmt.Fprintf(&all, " %s=%v", k, v)
@@ -412,13 +260,13 @@ func TestNoSecretsInLogs(t *testing.T) {
 			t.Fatalf("a log line holds a secret")
 		}
 	}
-	for _, sig := range collectSignatures(r.sb) {
+	for _, sig := range collectSignatures(r.Sandbox) {
 		if strings.Contains(all.String(), sig) {
 			t.Fatalf("a log line holds a request signature")
 		}
 	}
 	// One line per attempt outcome, with the fixed keys.
-	lines := r.logs.FilterField(zap.String("order", "1:LOG-1")).All()
+	lines := r.Logs.FilterField(zap.String("order", "1:LOG-1")).All()
 	if len(lines) != 2 {
 		t.Fatalf("meari LOG-1: %d log lines, want 2 (one per attempt)", len(lines))
 	}
@@ -451,16 +299,13 @@ func collectSignatures(sb *sandbox.Sandbox) []string {
 // task up at once.
 func TestDequeuers(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withConcurrency(7), func(r *rig) {
-		r.opts.Config.Dequeuers = 3
-		r.opts.Config.PollInterval = 10 * time.Millisecond
+	r := workertest.Start(t, workertest.WithConcurrency(7), func(r *workertest.Rig) {
+		r.Options.Run.Dequeuers = 3
+		r.Options.Run.PollInterval = 10 * time.Millisecond
 	})
 	var shares []int
-	for deadline := time.Now().Add(10 * time.Second); len(shares) != 3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d asynq servers registered, want 3", len(shares))
-		}
-		servers, err := r.insp.Servers()
+	workertest.Wait(t, "3 asynq servers registered", func() (bool, string) {
+		servers, err := r.Inspector.Servers()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,18 +313,19 @@ func TestDequeuers(t *testing.T) {
 		for _, s := range servers {
 			shares = append(shares, s.Concurrency)
 		}
-	}
+		return len(shares) == 3, fmt.Sprintf("%d servers", len(shares))
+	})
 	slices.Sort(shares)
 	if !slices.Equal(shares, []int{2, 2, 3}) {
 		t.Errorf("concurrency shares %v, want [2 2 3]", shares)
 	}
 	var results []tasks.Result
 	for i := range 30 {
-		results = append(results, r.enqueueMeari(t, fmt.Sprintf("DQ%02d", i)))
+		results = append(results, r.EnqueueMeari(t, fmt.Sprintf("DQ%02d", i)))
 	}
 	for i, res := range results {
-		r.waitState(t, res, asynq.TaskStateCompleted)
-		if calls := r.sb.Calls(tasks.ProviderMeari, fmt.Sprintf("DQ%02d", i)); len(calls) != 1 {
+		r.WaitState(t, res, asynq.TaskStateCompleted)
+		if calls := r.Sandbox.Calls(tasks.ProviderMeari, fmt.Sprintf("DQ%02d", i)); len(calls) != 1 {
 			t.Errorf("order DQ%02d: %d upstream calls, want 1", i, len(calls))
 		}
 	}

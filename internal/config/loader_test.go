@@ -1,0 +1,105 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/pandapon"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
+)
+
+// TestSettingName checks how problems name a setting: what the user gave.
+func TestSettingName(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"A_ENV": "from env", "S_ENV": "secret"}
+	l := NewLoader(func(k string) string { return env[k] }, nil)
+	both := l.Add(Setting{Env: "A_ENV", Flag: "a-flag"})
+	flagged := l.Add(Setting{Env: "B_ENV", Flag: "b-flag"})
+	defaulted := l.Add(Setting{Env: "C_ENV", Flag: "c-flag", Default: "d"})
+	secret := l.Add(Setting{Env: "S_ENV", Flag: "s-flag", Secret: true})
+	flagOnly := l.Add(Setting{Flag: "only"})
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	for _, s := range l.Settings() {
+		fs.Var(s, s.Flag, s.Usage())
+	}
+	if err := fs.Parse([]string{"--b-flag", "x"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Resolve()
+	for s, want := range map[*Setting]string{both: "A_ENV (--a-flag)", flagged: "--b-flag", defaulted: "C_ENV (--c-flag)", secret: "S_ENV", flagOnly: "--only"} {
+		if got := s.Name(); got != want {
+			t.Errorf("Name of %s/%s = %q, want %q", s.Env, s.Flag, got, want)
+		}
+	}
+	if both.Value() != "from env" || flagged.Value() != "x" || defaulted.Value() != "d" || !both.Given() || defaulted.Given() {
+		t.Errorf("values %q %q %q, given %v %v", both.Value(), flagged.Value(), defaulted.Value(), both.Given(), defaulted.Given())
+	}
+	if secret.String() != "" || !strings.Contains(secret.Usage(), "refused") {
+		t.Errorf("a secret shows %q in --help, usage %q", secret.String(), secret.Usage())
+	}
+}
+
+// TestLoadSections checks that Load produces the types the code takes: the
+// provider configurations and a validated retry policy per provider.
+func TestLoadSections(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"MEARI_BASE_URL": "https://meari.example/", "MEARI_PARTNER_KEY": "pk", "MEARI_PARTNER_SECRET": "ps", "MEARI_SOURCE_APP": "72",
+		"MEARI_SIGN_MODE": "documented", "MEARI_MAX_ATTEMPTS": "3", "RETRY_MAX_AGE": "2h", "WORKER_CONCURRENCY": "20",
+	}
+	c, err := Load(nil, func(k string) string { return env[k] }, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMeari := &meari.Config{BaseURL: "https://meari.example", PartnerKey: "pk", PartnerSecret: "ps", SourceApp: 72, SignMode: meari.SignDocumented, TimestampFormat: meari.TimestampMillis}
+	if !reflect.DeepEqual(c.Meari, wantMeari) || c.PandaPon != nil {
+		t.Errorf("Meari = %+v, PandaPon = %+v; want %+v and nil", c.Meari, c.PandaPon, wantMeari)
+	}
+	if p, ok := c.Retry[tasks.ProviderMeari]; !ok || p.MaxAttempts != 3 || p.MaxAge != 2*time.Hour {
+		t.Errorf("Retry = %+v, want meari with 3 attempts and 2h", c.Retry)
+	}
+	if _, ok := c.Retry[tasks.ProviderPandaPon]; ok {
+		t.Errorf("Retry has a policy for the unconfigured PandaPon: %+v", c.Retry)
+	}
+	if c.Worker.Concurrency != 20 || c.Worker.Dequeuers != DequeuersDefault {
+		t.Errorf("Worker = %+v", c.Worker)
+	}
+
+	env["MEARI_MAX_ATTEMPTS"] = "501"
+	if _, err := Load(nil, func(k string) string { return env[k] }, nil, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "MEARI_MAX_ATTEMPTS (--meari-max-attempts): must be at most 500, got 501") {
+		t.Errorf("501 attempts: %v, want the ceiling named", err)
+	}
+	if retry.MaxAttemptsCeiling != 500 || retry.MaxAttemptsCeiling*2 != tasks.MaxRetry {
+		t.Errorf("the ceiling %d is not half of asynq's retry count %d", retry.MaxAttemptsCeiling, tasks.MaxRetry)
+	}
+}
+
+// TestAlwaysDefaults checks the sandbox's use of the provider sections: an
+// account read with no settings at all takes the defaults it was given.
+func TestAlwaysDefaults(t *testing.T) {
+	t.Parallel()
+	l := NewLoader(func(string) string { return "" }, nil)
+	ms, ps := AddMeari(l), AddPandaPon(l)
+	ms.Always, ps.Always = true, true
+	ms.PartnerKey.Default, ms.PartnerSecret.Default, ms.SourceApp.Default = "demo-pk", "demo-ps", "7"
+	ps.AccessKey.Default, ps.AccessSecret.Default, ps.UserID.Default = "demo-ak", "demo-as", "demo-u"
+	l.Resolve()
+	m, _ := ms.Read(l)
+	p, _ := ps.Read(l)
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m == nil || m.PartnerKey != "demo-pk" || m.PartnerSecret != "demo-ps" || m.SourceApp != 7 {
+		t.Errorf("Meari = %+v", m)
+	}
+	if want := (&pandapon.Config{AccessKey: "demo-ak", AccessSecret: "demo-as", UserID: "demo-u"}); !reflect.DeepEqual(p, want) {
+		t.Errorf("PandaPon = %+v, want %+v", p, want)
+	}
+}

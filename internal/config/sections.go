@@ -1,0 +1,299 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/httpguard"
+	"github.com/cancelworker/cancelworker/providers/meari"
+	"github.com/cancelworker/cancelworker/providers/pandapon"
+	"github.com/cancelworker/cancelworker/retry"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap/zapcore"
+)
+
+// The sections below are the settings every binary draws from: each
+// declares its variables and flags on a Loader and reads them into the
+// values the rest of the code takes (redis.Options, meari.Config,
+// pandapon.Config, retry.Policy), reporting every problem on the Loader.
+
+// RedisSection is the Redis connection: REDIS_URL and, kept apart from it,
+// the password.
+type RedisSection struct {
+	URL, Password, PasswordFile *Setting
+}
+
+// AddRedis declares the Redis settings on l.
+func AddRedis(l *Loader) *RedisSection {
+	return &RedisSection{
+		URL: l.Add(Setting{Env: "REDIS_URL", Flag: "redis-url", Default: RedisURLDefault, Kind: "url",
+			Help: "Redis URL (redis://host:port/db or rediss://); a password only through the environment"}),
+		Password:     l.Add(Setting{Env: "REDIS_PASSWORD", Flag: "redis-password", Secret: true}),
+		PasswordFile: l.Add(Setting{Env: "REDIS_PASSWORD_FILE", Flag: "redis-password-file", Kind: "path", Help: "file holding the Redis password"}),
+	}
+}
+
+// RedisConn is a resolved Redis connection.
+type RedisConn struct {
+	// Options are the client's; nil after a problem.
+	Options *redis.Options
+	// Shown is the URL as it may be shown: any password replaced by
+	// "xxxxx".
+	Shown string
+}
+
+// Read parses the section; problems go to l.
+func (r *RedisSection) Read(l *Loader) RedisConn {
+	password := l.Secret(r.Password, r.PasswordFile)
+	if l.Has(r.Password) || l.Has(r.PasswordFile) {
+		return RedisConn{}
+	}
+	if pw := urlPassword(r.URL.Value()); pw != "" {
+		l.secrets = append(l.secrets, pw)
+	}
+	opt, shown, err := ParseRedis(Redis{URL: r.URL.Value(), URLFromFlag: r.URL.FromFlag(), Password: password})
+	if err != nil {
+		l.Bad(r.URL, "%v", err)
+		return RedisConn{Shown: shown}
+	}
+	return RedisConn{Options: opt, Shown: shown}
+}
+
+// LogSection is the process's log: LOG_LEVEL and LOG_FORMAT.
+type LogSection struct {
+	Level, Format *Setting
+}
+
+// AddLog declares the log settings on l.
+func AddLog(l *Loader) *LogSection {
+	return &LogSection{
+		Level:  l.Add(Setting{Env: "LOG_LEVEL", Flag: "log-level", Default: LogLevelDefault, Help: "debug, info, warn or error"}),
+		Format: l.Add(Setting{Env: "LOG_FORMAT", Flag: "log-format", Default: LogFormatDefault, Help: "json or console"}),
+	}
+}
+
+// Log is how the process logs.
+type Log struct {
+	Level  zapcore.Level
+	Format string // "json" or "console"
+}
+
+// Read parses the section; problems go to l.
+func (s *LogSection) Read(l *Loader) Log {
+	var c Log
+	if lvl, err := zapcore.ParseLevel(s.Level.Value()); err != nil {
+		l.Bad(s.Level, "must be debug, info, warn or error, got %q", s.Level.Value())
+	} else {
+		c.Level = lvl
+	}
+	switch f := s.Format.Value(); f {
+	case "json", "console":
+		c.Format = f
+	default:
+		l.Bad(s.Format, "must be json or console, got %q", f)
+	}
+	return c
+}
+
+// MeariSection is the Meari account and its retry budget. The provider is
+// configured when any of its account settings is given.
+type MeariSection struct {
+	BaseURL, PartnerKey, PartnerSecret, PartnerSecretFile, SourceApp *Setting
+	SignMode, TimestampFormat, MaxAttempts                           *Setting
+	// Always reads the account even when none of its settings is given:
+	// for the sandbox, whose settings default to its demo account.
+	Always bool
+}
+
+// AddMeari declares the Meari settings on l.
+func AddMeari(l *Loader) *MeariSection {
+	return &MeariSection{
+		BaseURL:           l.Add(Setting{Env: "MEARI_BASE_URL", Flag: "meari-base-url", Kind: "url", Help: "Meari API base URL, e.g. https://api.example.com"}),
+		PartnerKey:        l.Add(Setting{Env: "MEARI_PARTNER_KEY", Flag: "meari-partner-key", Help: "Meari partner key"}),
+		PartnerSecret:     l.Add(Setting{Env: "MEARI_PARTNER_SECRET", Flag: "meari-partner-secret", Secret: true}),
+		PartnerSecretFile: l.Add(Setting{Env: "MEARI_PARTNER_SECRET_FILE", Flag: "meari-partner-secret-file", Kind: "path", Help: "file holding the Meari partner secret"}),
+		SourceApp:         l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "meari-source-app", Kind: "int", Help: "Meari customer number (sourceApp)"}),
+		SignMode:          l.Add(Setting{Env: "MEARI_SIGN_MODE", Flag: "meari-sign-mode", Default: string(meari.SignModeDefault), Help: "Meari stringToSign mode: sorted or documented"}),
+		TimestampFormat:   l.Add(Setting{Env: "MEARI_TIMESTAMP_FORMAT", Flag: "meari-timestamp-format", Default: "millis", Help: "Meari timestamp format: millis or rfc3339"}),
+		MaxAttempts:       l.Add(Setting{Env: "MEARI_MAX_ATTEMPTS", Flag: "meari-max-attempts", Default: "0", Kind: "int", Help: "Meari attempts before dead-lettering (0: default)"}),
+	}
+}
+
+// Read parses the section: the account, or nil when none of its settings
+// is given (a partly given account is a problem), and the attempts budget
+// (0: the default).
+func (s *MeariSection) Read(l *Loader) (cfg *meari.Config, maxAttempts int) {
+	c := meari.Config{
+		BaseURL:       l.BaseURL(s.BaseURL),
+		PartnerKey:    s.PartnerKey.Value(),
+		PartnerSecret: l.Secret(s.PartnerSecret, s.PartnerSecretFile),
+	}
+	if s.SourceApp.Value() != "" {
+		c.SourceApp = l.Int(s.SourceApp, 1, 1<<53)
+	}
+	if mode, err := meari.ParseSignMode(s.SignMode.Value()); err != nil {
+		l.Bad(s.SignMode, "%v", err)
+	} else {
+		c.SignMode = mode
+	}
+	if tf, err := meari.ParseTimestampFormat(s.TimestampFormat.Value()); err != nil {
+		l.Bad(s.TimestampFormat, "%v", err)
+	} else {
+		c.TimestampFormat = tf
+	}
+	maxAttempts = int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling))
+	secret := s.PartnerSecret
+	if s.PartnerSecretFile.Given() && !s.PartnerSecret.Given() {
+		secret = s.PartnerSecretFile
+	}
+	if !s.Always && !configured(l, "Meari", s.BaseURL, s.PartnerKey, secret, s.SourceApp) {
+		return nil, maxAttempts
+	}
+	return &c, maxAttempts
+}
+
+// PandaPonSection is the PandaPon account and its retry budget. The
+// provider is configured when any of its account settings is given.
+type PandaPonSection struct {
+	BaseURL, AccessKey, AccessSecret, AccessSecretFile, UserID, MaxAttempts *Setting
+	// Always: as MeariSection.Always.
+	Always bool
+}
+
+// AddPandaPon declares the PandaPon settings on l.
+func AddPandaPon(l *Loader) *PandaPonSection {
+	return &PandaPonSection{
+		BaseURL:          l.Add(Setting{Env: "PANDAPON_BASE_URL", Flag: "pandapon-base-url", Kind: "url", Help: "PandaPon API base URL"}),
+		AccessKey:        l.Add(Setting{Env: "PANDAPON_ACCESS_KEY", Flag: "pandapon-access-key", Help: "PandaPon access key"}),
+		AccessSecret:     l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET", Flag: "pandapon-access-secret", Secret: true}),
+		AccessSecretFile: l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET_FILE", Flag: "pandapon-access-secret-file", Kind: "path", Help: "file holding the PandaPon access secret"}),
+		UserID:           l.Add(Setting{Env: "PANDAPON_USER_ID", Flag: "pandapon-user-id", Help: "PandaPon user id"}),
+		MaxAttempts:      l.Add(Setting{Env: "PANDAPON_MAX_ATTEMPTS", Flag: "pandapon-max-attempts", Default: "0", Kind: "int", Help: "PandaPon attempts before dead-lettering (0: default)"}),
+	}
+}
+
+// Read parses the section: the account, or nil when none of its settings
+// is given, and the attempts budget (0: the default).
+func (s *PandaPonSection) Read(l *Loader) (cfg *pandapon.Config, maxAttempts int) {
+	c := pandapon.Config{
+		BaseURL:      l.BaseURL(s.BaseURL),
+		AccessKey:    s.AccessKey.Value(),
+		AccessSecret: l.Secret(s.AccessSecret, s.AccessSecretFile),
+		UserID:       s.UserID.Value(),
+	}
+	maxAttempts = int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling))
+	secret := s.AccessSecret
+	if s.AccessSecretFile.Given() && !s.AccessSecret.Given() {
+		secret = s.AccessSecretFile
+	}
+	if !s.Always && !configured(l, "PandaPon", s.BaseURL, s.AccessKey, secret, s.UserID) {
+		return nil, maxAttempts
+	}
+	return &c, maxAttempts
+}
+
+// configured reports whether a provider is configured: any of its
+// required settings given. When only some are, each missing one is a
+// problem, and the provider counts as configured so that nothing starts
+// half-configured. A setting with a default (the sandbox's demo account)
+// is never missing.
+func configured(l *Loader, provider string, required ...*Setting) bool {
+	var missing []*Setting
+	given := false
+	for _, s := range required {
+		given = given || s.Given()
+		if strings.TrimSpace(s.Value()) == "" {
+			missing = append(missing, s)
+		}
+	}
+	if !given {
+		return false
+	}
+	for _, s := range missing {
+		l.Bad(s, "required when %s is configured (some %s settings are set)", provider, provider)
+	}
+	return true
+}
+
+// urlPassword returns the password a Redis URL holds, "" for none or an
+// unparsable URL.
+func urlPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
+}
+
+// IntakeSection is the HTTP intake's listener, token and defaults.
+type IntakeSection struct {
+	Addr, Token, TokenFile, AllowedHosts, SourceApp, Timeout *Setting
+}
+
+// Intake defaults and bounds.
+const (
+	IntakeAddrDefault    = "127.0.0.1:8081"
+	IntakeTimeoutDefault = 30 * time.Second
+	// IntakeTokenMinLen is the shortest bearer token accepted.
+	IntakeTokenMinLen = 16
+)
+
+// AddIntake declares the intake's settings on l.
+func AddIntake(l *Loader) *IntakeSection {
+	return &IntakeSection{
+		Addr:      l.Add(Setting{Env: "INTAKE_ADDR", Flag: "addr", Default: IntakeAddrDefault, Kind: "host:port", Help: "the address to listen on"}),
+		Token:     l.Add(Setting{Env: "INTAKE_TOKEN", Flag: "token", Secret: true}),
+		TokenFile: l.Add(Setting{Env: "INTAKE_TOKEN_FILE", Flag: "token-file", Kind: "path", Help: "a file holding the bearer token, at least 16 characters"}),
+		AllowedHosts: l.Add(Setting{Env: "INTAKE_ALLOWED_HOSTS", Flag: "allowed-hosts", Kind: "hosts",
+			Help: "without a token, the Host names accepted besides the loopback names and --addr's host, comma-separated"}),
+		SourceApp: l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "source-app", Kind: "int", Help: "the Meari customer number for items without sourceApp"}),
+		Timeout:   l.Add(Setting{Env: "INTAKE_TIMEOUT", Flag: "timeout", Default: IntakeTimeoutDefault.String(), Kind: "duration", Help: "bound on each request: its body and its Redis work"}),
+	}
+}
+
+// Intake is the HTTP intake's resolved settings.
+type Intake struct {
+	Addr string
+	// Token is the bearer token, "" for none (allowed on loopback only).
+	// Never printed.
+	Token string
+	// AllowedHosts are the Host names accepted without a token.
+	AllowedHosts []string
+	// SourceApp is the Meari customer number for items without one; 0
+	// for none.
+	SourceApp int64
+	Timeout   time.Duration
+}
+
+// Read parses the section; problems go to l.
+func (s *IntakeSection) Read(l *Loader) Intake {
+	var c Intake
+	c.Addr = l.ListenAddr(s.Addr, IntakeAddrDefault)
+	c.Token = l.Secret(s.Token, s.TokenFile)
+	if c.Token != "" {
+		c.Token = strings.TrimSpace(c.Token)
+		named := s.Token
+		if s.TokenFile.Given() {
+			named = s.TokenFile
+		}
+		if len(c.Token) < IntakeTokenMinLen {
+			l.Bad(named, "the token must be at least %d characters, got %d (e.g. openssl rand -hex 32)", IntakeTokenMinLen, len(c.Token))
+		}
+	}
+	if hosts, err := httpguard.ParseHosts(s.AllowedHosts.Value()); err != nil {
+		l.Bad(s.AllowedHosts, "%v", err)
+	} else if c.Addr != "" {
+		c.AllowedHosts = httpguard.AllowedHosts(c.Addr, hosts)
+	}
+	if s.SourceApp.Value() != "" {
+		c.SourceApp = l.Int(s.SourceApp, 1, 1<<53)
+	}
+	c.Timeout = l.Duration(s.Timeout, time.Millisecond, time.Hour)
+	tokenBad := l.Has(s.Token) || l.Has(s.TokenFile)
+	if c.Token == "" && !tokenBad && c.Addr != "" && !IsLoopback(c.Addr) {
+		l.Bad(s.Token, "is required (or %s) when listening on %s, which is not a loopback address", s.TokenFile.Name(), c.Addr)
+	}
+	return c
+}
