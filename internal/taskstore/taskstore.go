@@ -468,8 +468,12 @@ func (s *Store) Compact(ctx context.Context, queue string, after time.Duration, 
 
 // Attempt is what the attempt record says of a failed run, once noted.
 type Attempt struct {
-	// Number is the run's number among the task's runs, 1 for the first,
-	// runs that never reported back included.
+	// Number is the run's attempt number: asynq's retry count plus one,
+	// the one count the retry budget (retry.Policy.MaxAttempts) is spent
+	// by, and the one the logs and the DLQ entry show. Runs asynq does not
+	// count (auth rejections, calls cut short at shutdown) are retried
+	// without using an attempt; a run that never reported back (a crash, a
+	// lost lease) was counted by asynq and so is one.
 	Number int
 	// FirstFailedAt is when the task's first failure was noted.
 	FirstFailedAt time.Time
@@ -485,31 +489,28 @@ type Attempt struct {
 //
 //	n  the retry count asynq gives the run after the last one noted: the
 //	   runs asynq counted that reported back
-//	a  the runs noted, and those found never to have reported
 //	f  when the first failure was noted (Unix ns)
 //	u  "1" once any run's outcome is unknown
 //
 // A run whose retry count is above n follows runs that asynq counted as
-// failures but that never reported: their outcome is unknown.
+// failures but that never reported: their outcome is unknown. The record
+// counts no attempts of its own: asynq's retry count is the one count.
 // KEYS: record. ARGV: retry count, counted (0/1), unknown (0/1), now (Unix
-// ns), TTL (ms). Returns {a, f, earlier unknown (0/1)}.
+// ns), TTL (ms). Returns {f, earlier unknown (0/1)}.
 var recordScript = redis.NewScript(`
 local n = tonumber(redis.call("HGET", KEYS[1], "n") or "0")
-local a = tonumber(redis.call("HGET", KEYS[1], "a") or "0")
 local f = redis.call("HGET", KEYS[1], "f") or ARGV[4]
 local earlier = redis.call("HGET", KEYS[1], "u") == "1"
 local retried = tonumber(ARGV[1])
-local missed = math.max(retried - n, 0)
-if missed > 0 then
+if retried > n then
 	earlier = true
 end
-a = a + missed + 1
-redis.call("HSET", KEYS[1], "n", math.max(n, retried + tonumber(ARGV[2])), "a", a, "f", f)
+redis.call("HSET", KEYS[1], "n", math.max(n, retried + tonumber(ARGV[2])), "f", f)
 if earlier or ARGV[3] == "1" then
 	redis.call("HSET", KEYS[1], "u", "1")
 end
 redis.call("PEXPIRE", KEYS[1], ARGV[5])
-return {a, f, earlier and 1 or 0}`)
+return {f, earlier and 1 or 0}`)
 
 // RecordFailure notes a failed or cut-short run of task id in queue and
 // returns the record as it then stands. retried is the run's retry count
@@ -530,18 +531,16 @@ func (s *Store) RecordFailure(ctx context.Context, queue, id string, retried int
 	if err != nil {
 		return Attempt{}, fmt.Errorf("attempt record %s: %w", id, err)
 	}
-	if len(res) != 3 {
+	if len(res) != 2 {
 		return Attempt{}, fmt.Errorf("attempt record %s: unexpected script reply %v", id, res)
 	}
-	a := Attempt{}
-	n, _ := res[0].(int64)
-	a.Number = int(n)
-	if f, ok := res[1].(string); ok {
+	a := Attempt{Number: retried + 1}
+	if f, ok := res[0].(string); ok {
 		if ns, err := strconv.ParseInt(f, 10, 64); err == nil {
 			a.FirstFailedAt = time.Unix(0, ns).UTC()
 		}
 	}
-	u, _ := res[2].(int64)
+	u, _ := res[1].(int64)
 	a.EarlierUnknown = u == 1
 	return a, nil
 }

@@ -80,8 +80,9 @@ func TestShutdownCutOffMarksUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent || e.UpstreamCode != "4001" || e.Attempts != 2 {
-		t.Errorf("entry %+v: want permanent 4001, outcome unknown, 2 attempts", e)
+	// The cut-off used no attempt: the 4001 is attempt 1, as asynq counts.
+	if !e.OutcomeUnknown || e.Reason != dlq.ReasonPermanent || e.UpstreamCode != "4001" || e.Attempts != 1 {
+		t.Errorf("entry %+v: want permanent 4001, outcome unknown, 1 attempt", e)
 	}
 	if unknown, _ := ev.counts(); unknown != 1 {
 		t.Errorf("outcome-unknown dead-letterings observed: %d, want 1", unknown)
