@@ -32,6 +32,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -82,6 +83,10 @@ type Options struct {
 	Redis *redis.Options
 	// DLQ is the store the dead-letter page lists. Required.
 	DLQ *dlq.Store
+	// Enqueuer puts requeued dead-letter entries back on their queue, for
+	// the dead-letter page's requeue buttons. Required unless
+	// Config.ReadOnly.
+	Enqueuer *tasks.Enqueuer
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// Checks decide /readyz, each bounded by CheckTimeout.
@@ -125,6 +130,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.DLQ == nil {
 		errs = append(errs, errors.New("admin: DLQ is required"))
+	}
+	if o.Enqueuer == nil && !o.Config.ReadOnly {
+		errs = append(errs, errors.New("admin: Enqueuer is required unless the admin server is read-only (ADMIN_READONLY)"))
 	}
 	if o.Logger == nil {
 		errs = append(errs, errors.New("admin: Logger is required"))

@@ -98,12 +98,13 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 		ac.Addr = "127.0.0.1:0"
 	}
 	adm, err := admin.New(admin.Options{
-		Config:  ac,
-		Redis:   redisOptions(srv),
-		DLQ:     dlq.New(rdb),
-		Metrics: m.Handler(),
-		Checks:  []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
-		Logger:  log,
+		Config:   ac,
+		Redis:    redisOptions(srv),
+		DLQ:      dlq.New(rdb),
+		Enqueuer: tasks.NewEnqueuer(rdb),
+		Metrics:  m.Handler(),
+		Checks:   []admin.Check{admin.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+		Logger:   log,
 	})
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)
