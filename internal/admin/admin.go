@@ -2,7 +2,9 @@
 //
 //	/                 links to everything below
 //	/monitoring/      the asynqmon web UI (queues, tasks, archived tasks)
-//	/monitoring/dlq   the dead-letter queue, with each entry's reason
+//	/monitoring/dlq   the dead-letter queue, with each entry's reason, filters
+//	                  and (unless read-only) requeue and purge buttons, which
+//	                  post to /monitoring/dlq/requeue and /monitoring/dlq/purge
 //	/metrics          Prometheus metrics
 //	/healthz          200 while the process is alive
 //	/readyz           200 when every readiness check passes, else 503
@@ -42,6 +44,9 @@ import (
 const (
 	MonitoringPath = "/monitoring/"
 	DLQPath        = "/monitoring/dlq"
+	// DLQRequeuePath and DLQPurgePath take the dead-letter page's posts.
+	DLQRequeuePath = DLQPath + "/requeue"
+	DLQPurgePath   = DLQPath + "/purge"
 	MetricsPath    = "/metrics"
 	// ProfilingPath serves net/http/pprof when Config.Profiling is on.
 	ProfilingPath = "/debug/pprof/"
@@ -168,7 +173,11 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET "+ReadyPath, s.ready)
 	mux.Handle(MetricsPath, guard(metrics))
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
-	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger}))
+	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	// Registered for every method, so that a GET gets a clear 405 rather
+	// than the monitoring UI's "page not found".
+	mux.Handle(DLQRequeuePath, guard(&dlqAction{action: actionRequeue, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	mux.Handle(DLQPurgePath, guard(&dlqAction{action: actionPurge, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
 	mux.Handle("GET /{$}", guard(http.HandlerFunc(index)))
 	if o.Config.Profiling {
 		// Not /debug/pprof/cmdline: nothing there a profile needs.

@@ -72,7 +72,7 @@ type Admin struct {
 	// a loopback address.
 	User     string
 	Password string
-	// ReadOnly makes the monitoring UI view-only.
+	// ReadOnly makes the monitoring UI and the dead-letter page view-only.
 	ReadOnly bool
 	// Profiling serves Go's runtime profiles at ProfilingPath
 	// (ADMIN_PPROF), behind the same auth as the UI: CPU, heap,
@@ -199,7 +199,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		{env: "ADMIN_USER", flag: "admin-user", help: "admin basic auth user; required when ADMIN_ADDR is not loopback"},
 		{env: "ADMIN_PASSWORD", flag: "admin-password", secret: true, help: "admin basic auth password (prefer ADMIN_PASSWORD_FILE)"},
 		{env: "ADMIN_PASSWORD_FILE", flag: "admin-password-file", help: "file holding the admin basic auth password"},
-		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI read-only: true or false"},
+		{env: "ADMIN_READONLY", flag: "admin-readonly", def: "false", help: "make the monitoring UI and the dead-letter page read-only: true or false"},
 		{env: "ADMIN_PPROF", flag: "admin-pprof", def: "false", help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"},
 		{env: "ADMIN_ALLOWED_HOSTS", flag: "admin-allowed-hosts", help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"},
 	}
