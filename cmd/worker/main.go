@@ -22,6 +22,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/worker"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -143,12 +144,13 @@ func startAdmin(cfg config.Config, rdb *redis.Client, m *metrics.Metrics, w *wor
 		return nil, nil
 	}
 	adm, err := admin.New(admin.Options{
-		Config:  cfg.Admin,
-		Redis:   cfg.Redis.Options,
-		DLQ:     dlq.New(rdb),
-		Metrics: m.Handler(),
-		Checks:  []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
-		Logger:  log,
+		Config:   cfg.Admin,
+		Redis:    cfg.Redis.Options,
+		DLQ:      dlq.New(rdb),
+		Enqueuer: tasks.NewEnqueuer(rdb),
+		Metrics:  m.Handler(),
+		Checks:   []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err

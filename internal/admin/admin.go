@@ -2,7 +2,9 @@
 //
 //	/                 links to everything below
 //	/monitoring/      the asynqmon web UI (queues, tasks, archived tasks)
-//	/monitoring/dlq   the dead-letter queue, with each entry's reason
+//	/monitoring/dlq   the dead-letter queue, with each entry's reason, filters
+//	                  and (unless read-only) requeue and purge buttons, which
+//	                  post to /monitoring/dlq/requeue and /monitoring/dlq/purge
 //	/metrics          Prometheus metrics
 //	/healthz          200 while the process is alive
 //	/readyz           200 when every readiness check passes, else 503
@@ -29,6 +31,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -38,6 +41,9 @@ import (
 const (
 	MonitoringPath = "/monitoring/"
 	DLQPath        = "/monitoring/dlq"
+	// DLQRequeuePath and DLQPurgePath take the dead-letter page's posts.
+	DLQRequeuePath = DLQPath + "/requeue"
+	DLQPurgePath   = DLQPath + "/purge"
 	MetricsPath    = "/metrics"
 	// ProfilingPath serves net/http/pprof when Config.Profiling is on.
 	ProfilingPath = "/debug/pprof/"
@@ -62,6 +68,10 @@ type Options struct {
 	Redis *redis.Options
 	// DLQ is the store the dead-letter page lists. Required.
 	DLQ *dlq.Store
+	// Enqueuer puts requeued dead-letter entries back on their queue, for
+	// the dead-letter page's requeue buttons. Required unless
+	// Config.ReadOnly.
+	Enqueuer *tasks.Enqueuer
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// Checks decide /readyz, each bounded by CheckTimeout.
@@ -103,6 +113,9 @@ func New(o Options) (*Server, error) {
 	if o.DLQ == nil {
 		errs = append(errs, errors.New("admin: DLQ is required"))
 	}
+	if o.Enqueuer == nil && !o.Config.ReadOnly {
+		errs = append(errs, errors.New("admin: Enqueuer is required unless the admin server is read-only (ADMIN_READONLY)"))
+	}
 	if o.Logger == nil {
 		errs = append(errs, errors.New("admin: Logger is required"))
 	}
@@ -132,7 +145,11 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET "+httpserve.ReadyPath, httpserve.Ready(o.Checks, o.CheckTimeout, o.Logger))
 	mux.Handle(MetricsPath, guard(metrics))
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
-	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger}))
+	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	// Registered for every method, so that a GET gets a clear 405 rather
+	// than the monitoring UI's "page not found".
+	mux.Handle(DLQRequeuePath, guard(&dlqAction{action: actionRequeue, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	mux.Handle(DLQPurgePath, guard(&dlqAction{action: actionPurge, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
 	mux.Handle("GET /{$}", guard(http.HandlerFunc(index)))
 	if o.Config.Profiling {
 		// Not /debug/pprof/cmdline: nothing there a profile needs.

@@ -34,6 +34,9 @@ func newServer(t *testing.T, o admin.Options) (*admin.Server, *httptest.Server, 
 	if o.DLQ == nil {
 		o.DLQ = dlq.New(rdb)
 	}
+	if o.Enqueuer == nil {
+		o.Enqueuer = tasks.NewEnqueuer(rdb)
+	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}

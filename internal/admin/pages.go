@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,22 +32,32 @@ const pageTimeout = 10 * time.Second
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// logoSVG is the monitoring UI's logo, for the header the dead-letter page
+// shares with it.
+//
+//go:embed templates/asynqmon-logo.svg
+var logoSVG string
+
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"monitoring": func() string { return MonitoringPath },
-	"dlqPath":    func() string { return DLQPath },
+	"monitoring":      func() string { return MonitoringPath },
+	"dlqPath":         func() string { return DLQPath },
+	"pageSizeDefault": func() int { return PageSizeDefault },
+	"logo":            func() template.HTML { return template.HTML(logoSVG) }, // our own embedded file
 }).ParseFS(templateFS, "templates/*.html"))
 
 // index links to every page.
 func index(w http.ResponseWriter, _ *http.Request) {
-	render(w, "index.html", nil)
+	render(w, http.StatusOK, "index.html", nil)
 }
 
-// dlqPage lists the dead-letter queue, read-only: a provider filter and
-// pages of entries, oldest first. Query parameters: provider (meari or
-// pandapon; absent for all), page (from 1) and size (1 to PageSizeMax).
+// dlqPage lists the dead-letter queue, oldest first, in the monitoring UI's
+// look: filters, pages of entries, and (unless readOnly) requeue and purge
+// buttons that post to dlqAction. Query parameters: see parseDLQQuery and
+// parseNotice.
 type dlqPage struct {
-	store *dlq.Store
-	log   *zap.Logger
+	store    *dlq.Store
+	log      *zap.Logger
+	readOnly bool
 }
 
 type filterLink struct {
@@ -60,40 +71,42 @@ type dlqRow struct {
 	dlq.Entry
 	FirstFailed string
 	LastFailed  string
-	TaskURL     string // the task in the monitoring UI
+	TaskURL     string      // the task in the monitoring UI
+	Requeue     *actionForm // nil when read-only or the entry is corrupt
+	Purge       *actionForm // nil when read-only
 }
 
 type dlqView struct {
-	Provider string
-	Filters  []filterLink
+	Query    dlqQuery
+	Reasons  []string
+	ReadOnly bool
+	Notice   *notice
+	Filters  []filterLink // one per provider, and all
 	Archived []filterLink // each queue's archived tab in the UI
+	ClearURL string       // the page without the order, reason and code filters
 	Rows     []dlqRow
 	Total    int64
 	From, To int64
-	Page     int
 	Pages    int64
 	PrevURL  string
 	NextURL  string
+	// RequeueShown and PurgeShown act on every row shown; nil when
+	// read-only or fewer than two rows qualify.
+	RequeueShown, PurgeShown *actionForm
 }
 
 func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "the dead-letter page is read-only: use GET", http.StatusMethodNotAllowed)
+		http.Error(w, "the dead-letter page only shows entries: use GET (requeue and purge post to "+DLQRequeuePath+" and "+DLQPurgePath+")", http.StatusMethodNotAllowed)
 		return
 	}
-	q := r.URL.Query()
-	provider := q.Get("provider")
-	if provider != "" && tasks.QueueFor(provider) == "" {
-		http.Error(w, fmt.Sprintf("provider: must be one of %s, got %q", strings.Join(tasks.Providers(), ", "), provider), http.StatusBadRequest)
-		return
-	}
-	page, err := intParam(q, "page", 1, 1, 1_000_000)
+	q, err := parseDLQQuery(r.URL.Query())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	size, err := intParam(q, "size", PageSizeDefault, 1, PageSizeMax)
+	note, err := parseNotice(r.URL.Query())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -101,48 +114,30 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
 	defer cancel()
-	entries, total, err := p.store.List(ctx, dlq.ListOptions{Provider: provider, Offset: (page - 1) * size, Limit: size})
+	entries, total, counts, err := p.list(ctx, q)
 	if err != nil {
 		p.log.Error("dead-letter page: cannot read the dead-letter queue", zap.Error(err))
 		http.Error(w, "cannot read the dead-letter queue: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	link := func(prov string, page int) string {
-		v := url.Values{}
-		if prov != "" {
-			v.Set("provider", prov)
-		}
-		if page > 1 {
-			v.Set("page", strconv.Itoa(page))
-		}
-		if size != PageSizeDefault {
-			v.Set("size", strconv.Itoa(size))
-		}
-		if len(v) == 0 {
-			return DLQPath
-		}
-		return DLQPath + "?" + v.Encode()
-	}
 
-	view := dlqView{Provider: provider, Total: total, Page: page, Pages: (total + int64(size) - 1) / int64(size)}
+	view := dlqView{Query: q, Reasons: dlq.Reasons(), ReadOnly: p.readOnly, Notice: note, Total: total,
+		Pages: (total + int64(q.Size) - 1) / int64(q.Size)}
+	back := q.encode().Encode()
 	for _, prov := range append([]string{""}, tasks.Providers()...) {
-		n := total
-		if prov != provider {
-			if n, err = p.store.Count(ctx, prov); err != nil {
-				p.log.Error("dead-letter page: cannot count entries", zap.Error(err))
-				http.Error(w, "cannot read the dead-letter queue: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
 		label := prov
 		if prov == "" {
 			label = "all"
 		} else {
-			q := tasks.QueueFor(prov)
-			view.Archived = append(view.Archived, filterLink{Label: q, URL: MonitoringPath + "queues/" + url.PathEscape(q) + "?status=archived"})
+			qn := tasks.QueueFor(prov)
+			view.Archived = append(view.Archived, filterLink{Label: qn, URL: MonitoringPath + "queues/" + url.PathEscape(qn) + "?status=archived"})
 		}
-		view.Filters = append(view.Filters, filterLink{Label: label, URL: link(prov, 1), Count: n, Active: prov == provider})
+		view.Filters = append(view.Filters, filterLink{Label: label, URL: q.with(prov, 1).url(), Count: counts[prov], Active: prov == q.Provider})
 	}
+	if q.narrowed() {
+		view.ClearURL = dlqQuery{Provider: q.Provider, Page: 1, Size: q.Size}.url()
+	}
+	var requeueIDs, purgeIDs []string
 	for _, e := range entries {
 		// html/template escapes markup, not the characters that reorder
 		// or break what is printed around them.
@@ -152,24 +147,225 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if e.Queue == "" {
 			e.Queue = tasks.QueueFor(e.Provider) // a corrupt entry
 		}
-		view.Rows = append(view.Rows, dlqRow{
+		row := dlqRow{
 			Entry:       e,
 			FirstFailed: stamp(e.FirstFailedAt),
 			LastFailed:  stamp(e.LastFailedAt),
 			TaskURL:     MonitoringPath + "queues/" + url.PathEscape(e.Queue) + "/tasks/" + url.PathEscape(e.ID),
-		})
+		}
+		if !p.readOnly {
+			row.Purge = &actionForm{Path: DLQPurgePath, IDs: []string{e.ID}, Back: back, Label: "Purge", Danger: true, Confirm: purgeQuestion(e)}
+			purgeIDs = append(purgeIDs, e.ID)
+			if e.Corrupt == "" {
+				row.Requeue = &actionForm{Path: DLQRequeuePath, IDs: []string{e.ID}, Back: back, Label: "Requeue", Confirm: requeueQuestion(e)}
+				requeueIDs = append(requeueIDs, e.ID)
+			}
+		}
+		view.Rows = append(view.Rows, row)
+	}
+	if len(requeueIDs) > 1 {
+		view.RequeueShown = &actionForm{Path: DLQRequeuePath, IDs: requeueIDs, Back: back,
+			Label:   fmt.Sprintf("Requeue all %d shown", len(requeueIDs)),
+			Confirm: fmt.Sprintf("Requeue the %d entries shown? Their cancellations are tried again and the entries leave the dead-letter queue.", len(requeueIDs))}
+	}
+	if len(purgeIDs) > 1 {
+		view.PurgeShown = &actionForm{Path: DLQPurgePath, IDs: purgeIDs, Back: back, Danger: true,
+			Label:   fmt.Sprintf("Purge all %d shown", len(purgeIDs)),
+			Confirm: fmt.Sprintf("Purge the %d entries shown for good? Their orders are not cancelled.", len(purgeIDs))}
 	}
 	if len(entries) > 0 {
-		view.From = int64((page-1)*size) + 1
+		view.From = int64((q.Page-1)*q.Size) + 1
 		view.To = view.From + int64(len(entries)) - 1
 	}
-	if page > 1 {
-		view.PrevURL = link(provider, min(page-1, max(int(view.Pages), 1)))
+	if q.Page > 1 {
+		view.PrevURL = q.with(q.Provider, min(q.Page-1, max(int(view.Pages), 1))).url()
 	}
-	if int64(page) < view.Pages {
-		view.NextURL = link(provider, page+1)
+	if int64(q.Page) < view.Pages {
+		view.NextURL = q.with(q.Provider, q.Page+1).url()
 	}
-	render(w, "dlq.html", view)
+	render(w, http.StatusOK, "dlq.html", view)
+}
+
+// list returns the page of entries q asks for, the number of entries
+// matching q, and the number matching q's order, reason and code filters
+// per provider ("" for all). Without those filters it reads only the page
+// from Redis; with them it reads every entry and filters here, as the store
+// indexes entries by time alone.
+func (p *dlqPage) list(ctx context.Context, q dlqQuery) ([]dlq.Entry, int64, map[string]int64, error) {
+	offset := (q.Page - 1) * q.Size
+	counts := map[string]int64{}
+	if !q.narrowed() {
+		entries, total, err := p.store.List(ctx, dlq.ListOptions{Provider: q.Provider, Offset: offset, Limit: q.Size})
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		counts[q.Provider] = total
+		for _, prov := range append([]string{""}, tasks.Providers()...) {
+			if prov == q.Provider {
+				continue
+			}
+			if counts[prov], err = p.store.Count(ctx, prov); err != nil {
+				return nil, 0, nil, err
+			}
+		}
+		return entries, total, counts, nil
+	}
+	all, _, err := p.store.List(ctx, dlq.ListOptions{})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var matched []dlq.Entry
+	for _, e := range all {
+		if !q.matches(e) {
+			continue
+		}
+		counts[""]++
+		counts[e.Provider]++
+		if q.Provider == "" || e.Provider == q.Provider {
+			matched = append(matched, e)
+		}
+	}
+	total := int64(len(matched))
+	if offset >= len(matched) {
+		return nil, total, counts, nil
+	}
+	return matched[offset:min(offset+q.Size, len(matched))], total, counts, nil
+}
+
+// requeueQuestion is what the requeue button of e asks before it posts.
+func requeueQuestion(e dlq.Entry) string {
+	s := fmt.Sprintf("Requeue order %s (%s)? Its cancellation is tried again and the entry leaves the dead-letter queue.", e.Order, e.Provider)
+	if e.OutcomeUnknown {
+		s += " An earlier attempt's outcome was unknown: the order may already be cancelled."
+	}
+	return s
+}
+
+// purgeQuestion is what the purge button of e asks before it posts.
+func purgeQuestion(e dlq.Entry) string {
+	if e.Corrupt != "" {
+		return fmt.Sprintf("Purge the corrupt entry %s for good? Check its order by hand first.", e.ID)
+	}
+	return fmt.Sprintf("Purge the entry of order %s (%s) for good? The order is not cancelled.", e.Order, e.Provider)
+}
+
+// Longest order and upstream code filters accepted, in bytes.
+const (
+	orderFilterMax = 128
+	codeFilterMax  = 64
+)
+
+// dlqQuery is what a dead-letter page shows, from its query parameters:
+//
+//	provider  meari or pandapon; absent for all
+//	order     part of the order (Entry.Order), any case: "KS0209" finds
+//	          Meari's "1:01582572KS0209053"
+//	reason    one of dlq.Reasons, exactly
+//	code      the upstream code (Entry.UpstreamCode), exactly: "4001", "http_503"
+//	page      from 1
+//	size      entries per page, 1 to PageSizeMax
+type dlqQuery struct {
+	Provider string
+	Order    string
+	Reason   string
+	Code     string
+	Page     int
+	Size     int
+}
+
+// parseDLQQuery reads a dlqQuery from v, with an error naming the first
+// parameter whose value is not allowed.
+func parseDLQQuery(v url.Values) (dlqQuery, error) {
+	q := dlqQuery{
+		Provider: v.Get("provider"),
+		Order:    strings.TrimSpace(v.Get("order")),
+		Reason:   v.Get("reason"),
+		Code:     strings.TrimSpace(v.Get("code")),
+	}
+	if q.Provider != "" && tasks.QueueFor(q.Provider) == "" {
+		return q, fmt.Errorf("provider: must be one of %s, got %q", strings.Join(tasks.Providers(), ", "), q.Provider)
+	}
+	if err := textParam("order", q.Order, orderFilterMax); err != nil {
+		return q, err
+	}
+	if q.Reason != "" && !slices.Contains(dlq.Reasons(), q.Reason) {
+		return q, fmt.Errorf("reason: must be one of %s, got %q", quoteAll(dlq.Reasons()), q.Reason)
+	}
+	if err := textParam("code", q.Code, codeFilterMax); err != nil {
+		return q, err
+	}
+	var err error
+	if q.Page, err = intParam(v, "page", 1, 1, 1_000_000); err != nil {
+		return q, err
+	}
+	if q.Size, err = intParam(v, "size", PageSizeDefault, 1, PageSizeMax); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// textParam checks the text query parameter name: at most limit bytes of
+// printable UTF-8.
+func textParam(name, v string, limit int) error {
+	if len(v) > limit || text.Printable(v) != v {
+		return fmt.Errorf("%s: must be at most %d printable characters, got %q", name, limit, text.Truncate(v, limit))
+	}
+	return nil
+}
+
+// quoteAll returns ss quoted and comma-separated.
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// narrowed reports whether q filters by order, reason or code.
+func (q dlqQuery) narrowed() bool { return q.Order != "" || q.Reason != "" || q.Code != "" }
+
+// matches reports whether e passes q's order, reason and code filters (not
+// its provider). A corrupt entry passes none.
+func (q dlqQuery) matches(e dlq.Entry) bool {
+	if e.Corrupt != "" {
+		return !q.narrowed()
+	}
+	return (q.Order == "" || strings.Contains(strings.ToLower(e.Order), strings.ToLower(q.Order))) &&
+		(q.Reason == "" || e.Reason == q.Reason) &&
+		(q.Code == "" || e.UpstreamCode == q.Code)
+}
+
+// with returns q for provider's entries, at page.
+func (q dlqQuery) with(provider string, page int) dlqQuery {
+	q.Provider, q.Page = provider, page
+	return q
+}
+
+// encode returns q's parameters that differ from the defaults.
+func (q dlqQuery) encode() url.Values {
+	v := url.Values{}
+	for _, kv := range [][2]string{{"provider", q.Provider}, {"order", q.Order}, {"reason", q.Reason}, {"code", q.Code}} {
+		if kv[1] != "" {
+			v.Set(kv[0], kv[1])
+		}
+	}
+	if q.Page > 1 {
+		v.Set("page", strconv.Itoa(q.Page))
+	}
+	if q.Size != PageSizeDefault && q.Size != 0 {
+		v.Set("size", strconv.Itoa(q.Size))
+	}
+	return v
+}
+
+// url returns the dead-letter page that shows q.
+func (q dlqQuery) url() string {
+	v := q.encode()
+	if len(v) == 0 {
+		return DLQPath
+	}
+	return DLQPath + "?" + v.Encode()
 }
 
 // intParam reads the integer query parameter name: def when absent, an
@@ -194,8 +390,8 @@ func stamp(t time.Time) string {
 }
 
 // render executes template name into a buffer first, so that a failure
-// becomes a clean 500.
-func render(w http.ResponseWriter, name string, data any) {
+// becomes a clean 500, and writes it with status.
+func render(w http.ResponseWriter, status int, name string, data any) {
 	var b bytes.Buffer
 	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
 		http.Error(w, "cannot render the page: "+err.Error(), http.StatusInternalServerError)
@@ -203,6 +399,7 @@ func render(w http.ResponseWriter, name string, data any) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }
 

@@ -40,12 +40,13 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 		ac.Addr = "127.0.0.1:0"
 	}
 	adm, err := admin.New(admin.Options{
-		Config:  ac,
-		Redis:   redisOptions(r.Redis),
-		DLQ:     r.DLQ,
-		Metrics: r.m.Handler(),
-		Checks:  []httpserve.Check{httpserve.RedisCheck(r.RDB), admin.WorkerCheck(r.Worker.Running)},
-		Logger:  r.Options.Logger,
+		Config:   ac,
+		Redis:    redisOptions(r.Redis),
+		DLQ:      r.DLQ,
+		Enqueuer: r.Enqueuer,
+		Metrics:  r.m.Handler(),
+		Checks:   []httpserve.Check{httpserve.RedisCheck(r.RDB), admin.WorkerCheck(r.Worker.Running)},
+		Logger:   r.Options.Logger,
 	})
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)

@@ -71,7 +71,7 @@ type Admin struct {
 	// a loopback address.
 	User     string
 	Password string
-	// ReadOnly makes the monitoring UI view-only.
+	// ReadOnly makes the monitoring UI and the dead-letter page view-only.
 	ReadOnly bool
 	// Profiling serves Go's runtime profiles at ProfilingPath
 	// (ADMIN_PPROF), behind the same auth as the UI: CPU, heap,
@@ -280,7 +280,7 @@ func AddAdmin(l *Loader) *AdminSection {
 		User:         l.Add(Setting{Env: "ADMIN_USER", Flag: "admin-user", Help: "admin basic auth user; required when ADMIN_ADDR is not loopback"}),
 		Password:     l.Add(Setting{Env: "ADMIN_PASSWORD", Flag: "admin-password", Secret: true}),
 		PasswordFile: l.Add(Setting{Env: "ADMIN_PASSWORD_FILE", Flag: "admin-password-file", Kind: "path", Help: "file holding the admin basic auth password"}),
-		ReadOnly:     l.Add(Setting{Env: "ADMIN_READONLY", Flag: "admin-readonly", Default: "false", Kind: "bool", Help: "make the monitoring UI read-only: true or false"}),
+		ReadOnly:     l.Add(Setting{Env: "ADMIN_READONLY", Flag: "admin-readonly", Default: "false", Kind: "bool", Help: "make the monitoring UI and the dead-letter page read-only: true or false"}),
 		Profiling:    l.Add(Setting{Env: "ADMIN_PPROF", Flag: "admin-pprof", Default: "false", Kind: "bool", Help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"}),
 		AllowedHosts: l.Add(Setting{Env: "ADMIN_ALLOWED_HOSTS", Flag: "admin-allowed-hosts", Kind: "hosts", Help: "host names the admin server answers to besides the loopback names and ADMIN_ADDR's host, comma-separated"}),
 	}

@@ -47,6 +47,11 @@ const (
 	ReasonArchived = "archived"
 )
 
+// Reasons returns every Reason code, in the order they are declared.
+func Reasons() []string {
+	return []string{ReasonPermanent, ReasonRetriesExhausted, ReasonMaxAge, ReasonBadPayload, ReasonMisconfigured, ReasonArchived}
+}
+
 // PrefixDefault is the key prefix of the store's keys.
 const PrefixDefault = "cancelworker:dlq:"
 

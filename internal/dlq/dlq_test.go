@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -572,5 +576,44 @@ func TestPutKeepsOutcomeUnknown(t *testing.T) {
 	}
 	if got, err := s.Get(t.Context(), e.ID); err != nil || !got.OutcomeUnknown {
 		t.Errorf("after an unmarked Put: %+v, %v; want the mark kept", got, err)
+	}
+}
+
+// TestReasonsListsEveryConstant holds Reasons to the Reason constants
+// declared in dlq.go, so that a new reason is offered by the dead-letter
+// page's filter too.
+func TestReasonsListsEveryConstant(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "dlq.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			for _, name := range spec.(*ast.ValueSpec).Names {
+				if strings.HasPrefix(name.Name, "Reason") {
+					declared = append(declared, name.Name)
+				}
+			}
+		}
+	}
+	values := map[string]string{
+		"ReasonPermanent": ReasonPermanent, "ReasonRetriesExhausted": ReasonRetriesExhausted, "ReasonMaxAge": ReasonMaxAge,
+		"ReasonBadPayload": ReasonBadPayload, "ReasonMisconfigured": ReasonMisconfigured, "ReasonArchived": ReasonArchived,
+	}
+	var want []string
+	for _, name := range declared {
+		v, ok := values[name]
+		if !ok {
+			t.Fatalf("constant %s is not in this test's table: add it here and to Reasons", name)
+		}
+		want = append(want, v)
+	}
+	if got := Reasons(); !slices.Equal(got, want) {
+		t.Fatalf("Reasons() = %q, want the declared constants %q", got, want)
 	}
 }
