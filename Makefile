@@ -42,9 +42,11 @@ bench-quick:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Validates docker-compose.yml without a Docker engine.
+# Validates docker-compose.yml without a Docker engine: production with the
+# example settings, and the sandbox profile with none.
 compose-check:
 	docker-compose --env-file deploy/example.env -f docker-compose.yml config -q
+	docker-compose -f docker-compose.yml --profile sandbox config -q
 
 clean:
 	rm -rf $(BIN)

@@ -144,7 +144,7 @@ func Serve(ctx context.Context, c config.Intake, r config.RedisConn, log *zap.Lo
 		return fmt.Errorf("serve on %s: %w", srv.Addr(), srv.Err())
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: waiting for requests in flight", zap.Duration("timeout", shutdownTimeout))
+	log.Info("shutting down: waiting for requests in flight", zap.String("timeout", shutdownTimeout.String()))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
