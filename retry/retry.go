@@ -168,6 +168,10 @@ func jitter(d time.Duration, f, r float64) time.Duration {
 // otherwise the exponential curve with jitter, raised to the upstream's
 // Retry-After (capped at MaxRetryAfter, plus a second) when that is longer.
 func (p Policy) Delay(n int, err error) time.Duration {
+	var def *Deferred
+	if errors.As(err, &def) {
+		return deferredDelay(def.After)
+	}
 	p = p.WithDefaults()
 	var pe *providers.Error
 	isPE := errors.As(err, &pe)
@@ -202,11 +206,34 @@ func (p Policy) TooOld(requestedAt, now time.Time) bool {
 	return !requestedAt.IsZero() && now.Sub(requestedAt) > p.WithDefaults().MaxAge
 }
 
+// Deferred is a task put back without calling the provider: its rate
+// limit had no token in time, its circuit breaker is open, or it asked to
+// slow down. It is not an attempt: asynq does not count it (IsFailure), it
+// never dead-letters the task, and the task comes back after After
+// (Delay, rounded up to asynq's whole seconds).
+type Deferred struct {
+	After  time.Duration
+	Reason string
+}
+
+func (d *Deferred) Error() string {
+	return fmt.Sprintf("deferred for %s: %s", d.After.Round(time.Millisecond), d.Reason)
+}
+
+// deferredDelay is how long asynq holds a Deferred task: After, rounded up
+// to the next whole second, since asynq schedules in whole Unix seconds and
+// could otherwise bring the task back early.
+func deferredDelay(d time.Duration) time.Duration {
+	return max(d.Truncate(time.Second)+time.Second, time.Second)
+}
+
 // IsFailure reports whether err counts against the retry budget. Auth
-// failures do not: they are our configuration's fault, not the order's.
+// failures do not: they are our configuration's fault, not the order's;
+// nor does a Deferred task, which made no call.
 // It is asynq.Config.IsFailure.
 func IsFailure(err error) bool {
-	return providers.ClassOf(err) != providers.Auth
+	var d *Deferred
+	return providers.ClassOf(err) != providers.Auth && !errors.As(err, &d)
 }
 
 // DelayFunc returns asynq's RetryDelayFunc for per-task-type policies;

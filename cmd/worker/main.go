@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	w, err := worker.New(worker.Options{
 		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
+		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait,
 		Redis: rdb, Logger: log, Observer: m,
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
@@ -126,11 +127,17 @@ type Config struct {
 	PandaPon *pandapon.Config
 	// Retry is each configured provider's retry policy, validated, by
 	// provider name (tasks.ProviderMeari, tasks.ProviderPandaPon).
-	Retry  map[string]retry.Policy
-	Worker Worker
-	Log    Log
-	Admin  Admin
-	Demo   bool
+	Retry map[string]retry.Policy
+	// Limits is each configured provider's rate limit (Rate 0: none).
+	Limits map[string]guard.Limit
+	// Breaker is every provider's circuit breaker; RateMaxWait the longest
+	// a call waits for a token before its task is put back.
+	Breaker     guard.Breaker
+	RateMaxWait time.Duration
+	Worker      Worker
+	Log         Log
+	Admin       Admin
+	Demo        bool
 }
 
 // Worker is how the worker runs its tasks.
@@ -205,6 +212,7 @@ const (
 func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), out io.Writer) (Config, error) {
 	l := NewLoader(getenv, readFile)
 	rs, ms, ps, ws, ls, as := AddRedis(l), AddMeari(l), AddPandaPon(l), AddWorker(l), AddLog(l), AddAdmin(l)
+	bs := AddGuard(l)
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(out)
 	for _, s := range l.Settings() {
@@ -230,9 +238,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	if !c.Demo {
 		c.Redis = rs.Read(l)
 	}
-	var meariAttempts, pandaponAttempts int
-	c.Meari, meariAttempts = ms.Read(l)
-	c.PandaPon, pandaponAttempts = ps.Read(l)
+	var meariP, pandaponP Provider
+	c.Meari, meariP = ms.Read(l)
+	c.PandaPon, pandaponP = ps.Read(l)
 	var maxAge time.Duration
 	c.Worker, maxAge = ws.Read(l)
 	c.Log = ls.Read(l)
@@ -244,12 +252,16 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		}
 		c.Retry[provider] = p
 	}
+	c.Limits = map[string]guard.Limit{}
 	if c.Meari != nil || c.Demo {
-		policy(tasks.ProviderMeari, meariAttempts, ms.MaxAttempts)
+		policy(tasks.ProviderMeari, meariP.MaxAttempts, ms.MaxAttempts)
+		c.Limits[tasks.ProviderMeari] = meariP.Limit
 	}
 	if c.PandaPon != nil || c.Demo {
-		policy(tasks.ProviderPandaPon, pandaponAttempts, ps.MaxAttempts)
+		policy(tasks.ProviderPandaPon, pandaponP.MaxAttempts, ps.MaxAttempts)
+		c.Limits[tasks.ProviderPandaPon] = pandaponP.Limit
 	}
+	c.Breaker, c.RateMaxWait = bs.Read(l)
 	if !c.Demo && c.Meari == nil && c.PandaPon == nil && len(l.Problems()) == 0 {
 		return c, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo")
 	}

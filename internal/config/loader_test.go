@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
@@ -101,5 +102,58 @@ func TestAlwaysDefaults(t *testing.T) {
 	}
 	if want := (&pandapon.Config{AccessKey: "demo-ak", AccessSecret: "demo-as", UserID: "demo-u"}); !reflect.DeepEqual(p, want) {
 		t.Errorf("PandaPon = %+v, want %+v", p, want)
+	}
+}
+
+// TestRateLimits checks the rate limit settings: a positive number of
+// calls per second, a burst defaulting to the rate rounded up, and every
+// bad value named.
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"MEARI_BASE_URL": "https://m.example", "MEARI_PARTNER_KEY": "pk", "MEARI_PARTNER_SECRET": "ps", "MEARI_SOURCE_APP": "72"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    guard.Limit
+		wantErr []string
+	}{
+		{name: "none", want: guard.Limit{}},
+		{name: "rate", env: map[string]string{"MEARI_RATE_LIMIT": "20"}, want: guard.Limit{Rate: 20}},
+		{name: "fraction and burst", env: map[string]string{"MEARI_RATE_LIMIT": "0.5", "MEARI_RATE_BURST": "3"}, want: guard.Limit{Rate: 0.5, Burst: 3}},
+		{name: "bad values at once", env: map[string]string{"MEARI_RATE_LIMIT": "fast", "PANDAPON_RATE_BURST": "2", "BREAKER_FAILURES": "0", "BREAKER_OPEN_TIMEOUT": "1ms"}, wantErr: []string{
+			`MEARI_RATE_LIMIT (--meari-rate-limit): must be a number of calls per second, such as 20 or 0.5, got "fast"`,
+			"PANDAPON_RATE_BURST (--pandapon-rate-burst): applies only with a rate: set PANDAPON_RATE_LIMIT (--pandapon-rate-limit) too",
+			"BREAKER_FAILURES (--breaker-failures): must be at least 1, got 0",
+			"BREAKER_OPEN_TIMEOUT (--breaker-open-timeout): must be from 100ms to 1h0m0s, got 1ms",
+		}},
+		{name: "zero", env: map[string]string{"MEARI_RATE_LIMIT": "0"}, wantErr: []string{"MEARI_RATE_LIMIT (--meari-rate-limit): must be positive (leave it empty for no limit), got 0"}},
+		{name: "negative burst", env: map[string]string{"MEARI_RATE_LIMIT": "5", "MEARI_RATE_BURST": "-1"}, wantErr: []string{"MEARI_RATE_BURST (--meari-rate-burst): must be at least 1, got -1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			c, err := Load(nil, func(k string) string { return env[k] }, nil, io.Discard)
+			if len(tt.wantErr) > 0 {
+				for _, w := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v, want %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Limits[tasks.ProviderMeari]; got != tt.want {
+				t.Errorf("Meari limit %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

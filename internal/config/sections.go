@@ -1,11 +1,15 @@
 package config
 
 import (
+	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
@@ -101,6 +105,7 @@ func (s *LogSection) Read(l *Loader) Log {
 type MeariSection struct {
 	BaseURL, PartnerKey, PartnerSecret, PartnerSecretFile, SourceApp *Setting
 	SignMode, TimestampFormat, MaxAttempts                           *Setting
+	RateLimit, RateBurst                                             *Setting
 	// Always reads the account even when none of its settings is given:
 	// for the sandbox, whose settings default to its demo account.
 	Always bool
@@ -117,13 +122,23 @@ func AddMeari(l *Loader) *MeariSection {
 		SignMode:          l.Add(Setting{Env: "MEARI_SIGN_MODE", Flag: "meari-sign-mode", Default: string(meari.SignModeDefault), Help: "Meari stringToSign mode: sorted or documented"}),
 		TimestampFormat:   l.Add(Setting{Env: "MEARI_TIMESTAMP_FORMAT", Flag: "meari-timestamp-format", Default: "millis", Help: "Meari timestamp format: millis or rfc3339"}),
 		MaxAttempts:       l.Add(Setting{Env: "MEARI_MAX_ATTEMPTS", Flag: "meari-max-attempts", Default: "0", Kind: "int", Help: "Meari attempts before dead-lettering (0: default)"}),
+		RateLimit:         l.Add(Setting{Env: "MEARI_RATE_LIMIT", Flag: "meari-rate-limit", Kind: "float", Help: "Meari calls per second, shared by every worker process (empty: no limit)"}),
+		RateBurst:         l.Add(Setting{Env: "MEARI_RATE_BURST", Flag: "meari-rate-burst", Kind: "int", Help: "Meari calls allowed at once on top of the rate (default: the rate, rounded up)"}),
 	}
 }
 
+// Provider is what a provider section holds besides the account.
+type Provider struct {
+	// MaxAttempts is the retry budget; 0 means the default.
+	MaxAttempts int
+	// Limit is the rate limit shared by every worker process; Rate 0 means
+	// none.
+	Limit guard.Limit
+}
+
 // Read parses the section: the account, or nil when none of its settings
-// is given (a partly given account is a problem), and the attempts budget
-// (0: the default).
-func (s *MeariSection) Read(l *Loader) (cfg *meari.Config, maxAttempts int) {
+// is given (a partly given account is a problem), and the rest.
+func (s *MeariSection) Read(l *Loader) (*meari.Config, Provider) {
 	c := meari.Config{
 		BaseURL:       l.BaseURL(s.BaseURL),
 		PartnerKey:    s.PartnerKey.Value(),
@@ -142,21 +157,22 @@ func (s *MeariSection) Read(l *Loader) (cfg *meari.Config, maxAttempts int) {
 	} else {
 		c.TimestampFormat = tf
 	}
-	maxAttempts = int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling))
+	p := Provider{MaxAttempts: int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling)), Limit: readLimit(l, s.RateLimit, s.RateBurst)}
 	secret := s.PartnerSecret
 	if s.PartnerSecretFile.Given() && !s.PartnerSecret.Given() {
 		secret = s.PartnerSecretFile
 	}
 	if !s.Always && !configured(l, "Meari", s.BaseURL, s.PartnerKey, secret, s.SourceApp) {
-		return nil, maxAttempts
+		return nil, p
 	}
-	return &c, maxAttempts
+	return &c, p
 }
 
 // PandaPonSection is the PandaPon account and its retry budget. The
 // provider is configured when any of its account settings is given.
 type PandaPonSection struct {
 	BaseURL, AccessKey, AccessSecret, AccessSecretFile, UserID, MaxAttempts *Setting
+	RateLimit, RateBurst                                                    *Setting
 	// Always: as MeariSection.Always.
 	Always bool
 }
@@ -170,27 +186,61 @@ func AddPandaPon(l *Loader) *PandaPonSection {
 		AccessSecretFile: l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET_FILE", Flag: "pandapon-access-secret-file", Kind: "path", Help: "file holding the PandaPon access secret"}),
 		UserID:           l.Add(Setting{Env: "PANDAPON_USER_ID", Flag: "pandapon-user-id", Help: "PandaPon user id"}),
 		MaxAttempts:      l.Add(Setting{Env: "PANDAPON_MAX_ATTEMPTS", Flag: "pandapon-max-attempts", Default: "0", Kind: "int", Help: "PandaPon attempts before dead-lettering (0: default)"}),
+		RateLimit:        l.Add(Setting{Env: "PANDAPON_RATE_LIMIT", Flag: "pandapon-rate-limit", Kind: "float", Help: "PandaPon calls per second, shared by every worker process (empty: no limit)"}),
+		RateBurst:        l.Add(Setting{Env: "PANDAPON_RATE_BURST", Flag: "pandapon-rate-burst", Kind: "int", Help: "PandaPon calls allowed at once on top of the rate (default: the rate, rounded up)"}),
 	}
 }
 
 // Read parses the section: the account, or nil when none of its settings
-// is given, and the attempts budget (0: the default).
-func (s *PandaPonSection) Read(l *Loader) (cfg *pandapon.Config, maxAttempts int) {
+// is given, and the rest.
+func (s *PandaPonSection) Read(l *Loader) (*pandapon.Config, Provider) {
 	c := pandapon.Config{
 		BaseURL:      l.BaseURL(s.BaseURL),
 		AccessKey:    s.AccessKey.Value(),
 		AccessSecret: l.Secret(s.AccessSecret, s.AccessSecretFile),
 		UserID:       s.UserID.Value(),
 	}
-	maxAttempts = int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling))
+	p := Provider{MaxAttempts: int(l.Int(s.MaxAttempts, 0, retry.MaxAttemptsCeiling)), Limit: readLimit(l, s.RateLimit, s.RateBurst)}
 	secret := s.AccessSecret
 	if s.AccessSecretFile.Given() && !s.AccessSecret.Given() {
 		secret = s.AccessSecretFile
 	}
 	if !s.Always && !configured(l, "PandaPon", s.BaseURL, s.AccessKey, secret, s.UserID) {
-		return nil, maxAttempts
+		return nil, p
 	}
-	return &c, maxAttempts
+	return &c, p
+}
+
+// RateLimitMax bounds a provider's rate limit, in calls per second.
+const RateLimitMax = 100000
+
+// readLimit parses a rate limit and its burst: the rate a positive number
+// of calls per second, empty for none; the burst an integer from 1,
+// defaulting to the rate rounded up, and only with a rate.
+func readLimit(l *Loader, rate, burst *Setting) guard.Limit {
+	var lim guard.Limit
+	if v := strings.TrimSpace(rate.Value()); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil || math.IsNaN(r) || math.IsInf(r, 0):
+			l.Bad(rate, "must be a number of calls per second, such as 20 or 0.5, got %q", text.Truncate(rate.Value(), 40))
+		case r <= 0:
+			l.Bad(rate, "must be positive (leave it empty for no limit), got %v", r)
+		case r > RateLimitMax:
+			l.Bad(rate, "must be at most %d calls per second, got %v", RateLimitMax, r)
+		default:
+			lim.Rate = r
+		}
+	}
+	if strings.TrimSpace(burst.Value()) == "" {
+		return lim
+	}
+	if rate.Value() == "" {
+		l.Bad(burst, "applies only with a rate: set %s too", rate.Name())
+		return lim
+	}
+	lim.Burst = int(l.Int(burst, 1, RateLimitMax))
+	return lim
 }
 
 // configured reports whether a provider is configured: any of its
@@ -296,4 +346,32 @@ func (s *IntakeSection) Read(l *Loader) Intake {
 		l.Bad(s.Token, "is required (or %s) when listening on %s, which is not a loopback address", s.TokenFile.Name(), c.Addr)
 	}
 	return c
+}
+
+// GuardSection is the circuit breaker every provider has and the rate
+// limit's longest wait.
+type GuardSection struct {
+	Failures, Window, OpenTimeout, Probes, MaxWait *Setting
+}
+
+// AddGuard declares the breaker's and the limiter's settings on l.
+func AddGuard(l *Loader) *GuardSection {
+	return &GuardSection{
+		Failures:    l.Add(Setting{Env: "BREAKER_FAILURES", Flag: "breaker-failures", Default: strconv.Itoa(guard.BreakerFailuresDefault), Kind: "int", Help: "failures in a row (timeouts, resets, 5xx, 1005; one auth failure is enough) that open a provider's circuit breaker"}),
+		Window:      l.Add(Setting{Env: "BREAKER_WINDOW", Flag: "breaker-window", Default: guard.BreakerWindowDefault.String(), Kind: "duration", Help: "how long a closed breaker keeps counting failures"}),
+		OpenTimeout: l.Add(Setting{Env: "BREAKER_OPEN_TIMEOUT", Flag: "breaker-open-timeout", Default: guard.BreakerOpenDefault.String(), Kind: "duration", Help: "how long an open breaker holds every call before it lets probes through"}),
+		Probes:      l.Add(Setting{Env: "BREAKER_PROBES", Flag: "breaker-probes", Default: strconv.Itoa(guard.BreakerProbesDefault), Kind: "int", Help: "calls a half-open breaker lets through to probe the provider"}),
+		MaxWait:     l.Add(Setting{Env: "RATE_LIMIT_MAX_WAIT", Flag: "rate-limit-max-wait", Default: guard.MaxWaitDefault.String(), Kind: "duration", Help: "longest a call waits in the worker for a rate limit token; past it the task is put back, using no attempt"}),
+	}
+}
+
+// Read parses the section; problems go to l.
+func (s *GuardSection) Read(l *Loader) (guard.Breaker, time.Duration) {
+	b := guard.Breaker{
+		Failures: int(l.Int(s.Failures, 1, 1000)),
+		Window:   l.Duration(s.Window, time.Second, 24*time.Hour),
+		OpenFor:  l.Duration(s.OpenTimeout, 100*time.Millisecond, time.Hour),
+		Probes:   int(l.Int(s.Probes, 1, 1000)),
+	}
+	return b, l.Duration(s.MaxWait, 0, time.Minute)
 }

@@ -11,10 +11,12 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -67,10 +69,21 @@ type Metrics struct {
 	deadLettered   *prometheus.CounterVec
 	outcomeUnknown *prometheus.CounterVec
 	reconciled     *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	deferred       *prometheus.CounterVec
+	rateWait       *prometheus.HistogramVec
+	breaker        *prometheus.GaugeVec
 	handler        http.Handler
 }
 
-var _ worker.Observer = (*Metrics)(nil)
+var (
+	_ worker.Observer = (*Metrics)(nil)
+	_ guard.Observer  = (*Metrics)(nil)
+)
+
+// RateWaitBuckets are the buckets of the rate limit wait, in seconds: up
+// to the longest wait in the worker (guard.MaxWaitDefault is 1s).
+var RateWaitBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 
 // New returns Metrics with every collector registered.
 func New(o Options) (*Metrics, error) {
@@ -113,6 +126,27 @@ func New(o Options) (*Metrics, error) {
 			Name:      "dlq_reconciled_total",
 			Help:      "Dead-letter entries filed by the reconciler for tasks found archived without one (the monitoring UI's archive buttons, asynq's retry limit, a handler panic), by provider.",
 		}, []string{"provider"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "rate_limited_total",
+			Help:      "Calls that found no token of the provider's shared rate limit at once (they waited, or their task was put back), by provider.",
+		}, []string{"provider"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "deferred_total",
+			Help:      "Tasks put back without a call and without using an attempt, by provider and reason (rate_limit, retry_after, breaker_open, breaker_half_open, limiter_unavailable).",
+		}, []string{"provider", "reason"}),
+		rateWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "rate_limit_wait_seconds",
+			Help:      "Time calls waited in the worker for a token of the provider's rate limit, by provider.",
+			Buckets:   RateWaitBuckets,
+		}, []string{"provider"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "breaker_state",
+			Help:      "The provider's circuit breaker in this process: 0 closed, 1 half-open, 2 open.",
+		}, []string{"provider"}),
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
@@ -121,12 +155,18 @@ func New(o Options) (*Metrics, error) {
 		m.latency.WithLabelValues(p)
 		m.outcomeUnknown.WithLabelValues(p)
 		m.reconciled.WithLabelValues(p)
+		m.rateLimited.WithLabelValues(p)
+		for _, r := range guard.Reasons() {
+			m.deferred.WithLabelValues(p, r)
+		}
+		m.rateWait.WithLabelValues(p)
+		m.breaker.WithLabelValues(p).Set(guard.StateClosed)
 		for _, r := range reasons {
 			m.deadLettered.WithLabelValues(p, r)
 		}
 	}
 	cs := []prometheus.Collector{
-		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled,
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -178,6 +218,30 @@ func (m *Metrics) DeadLettered(provider, reason string, outcomeUnknown bool) {
 // Reconciled counts one dead-letter entry filed by the reconciler.
 func (m *Metrics) Reconciled(provider string) {
 	m.reconciled.WithLabelValues(providerLabel(provider)).Inc()
+}
+
+// RateLimited counts a call that found no token at once and observes how
+// long it then waited.
+func (m *Metrics) RateLimited(provider string, waited time.Duration) {
+	p := providerLabel(provider)
+	m.rateLimited.WithLabelValues(p).Inc()
+	if waited > 0 {
+		m.rateWait.WithLabelValues(p).Observe(waited.Seconds())
+	}
+}
+
+// Deferred counts a task put back without a call.
+func (m *Metrics) Deferred(provider, reason string) {
+	if !slices.Contains(guard.Reasons(), reason) {
+		reason = Other
+	}
+	m.deferred.WithLabelValues(providerLabel(provider), reason).Inc()
+}
+
+// BreakerState sets the provider's breaker state: 0 closed, 1 half-open,
+// 2 open.
+func (m *Metrics) BreakerState(provider string, state int) {
+	m.breaker.WithLabelValues(providerLabel(provider)).Set(float64(state))
 }
 
 // reasons are the dlq reasons kept as labels.

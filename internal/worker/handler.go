@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -66,6 +67,9 @@ type HandlerOptions struct {
 	Policies map[string]retry.Policy
 	// Observer receives metrics events; nil means none.
 	Observer Observer
+	// Guards holds each provider's rate limit and circuit breaker, by
+	// provider name; a provider without one is called unguarded.
+	Guards map[string]*guard.Guard
 	// NowFunc returns the time; nil means time.Now.
 	NowFunc func() time.Time
 	// ShuttingDown reports whether the worker is shutting down, so that a
@@ -83,6 +87,7 @@ type Handler struct {
 	pandapon pandaponCanceler
 	source   int64
 	policies map[string]retry.Policy
+	guards   map[string]*guard.Guard
 	obs      Observer
 	store    *taskstore.Store
 	nowFunc  func() time.Time
@@ -117,6 +122,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 		pandapon: o.PandaPon,
 		source:   o.MeariSourceApp,
 		policies: o.Policies,
+		guards:   o.Guards,
 		obs:      o.Observer,
 		store:    taskstore.New(o.Redis),
 		nowFunc:  o.NowFunc,
@@ -231,12 +237,31 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
 
+	// The provider's rate limit and breaker: a call that may not go now is
+	// put back without using an attempt.
+	g := h.guards[provider]
+	var reported func(error)
+	if g != nil {
+		var err error
+		if reported, err = g.Acquire(ctx); err != nil {
+			var d *retry.Deferred
+			if !errors.As(err, &d) {
+				// ctx ended while waiting for a token: no call was made.
+				d = &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for the rate limit"}
+			}
+			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason), zap.Duration("after", d.After))...)
+			return d
+		}
+	}
 	// Tracked until asynq has the answer, so that a shutdown cut-off
 	// finds it (MarkRunningUnknown).
 	defer h.track(taskstore.Running{Queue: queue, ID: taskID, TTL: policy.RecordTTL()})()
 	start := h.nowFunc()
 	callErr := j.call(ctx)
 	latency := h.nowFunc().Sub(start)
+	if reported != nil {
+		reported(callErr)
+	}
 	fields = append(fields, zap.Int64("latency_ms", latency.Milliseconds()))
 
 	if callErr == nil {
@@ -254,6 +279,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	h.obs.Attempt(provider, pe.Class.String(), pe.Code, latency)
 	log = log.With(zap.String("class", pe.Class.String()), zap.String("upstream_code", pe.Code))
+	if g != nil && pe.RetryAfter > 0 && isTooManyRequests(pe) {
+		// Every worker holds this provider's calls, not only this task.
+		g.Throttled(bg, pe.RetryAfter)
+	}
 	now := h.nowFunc()
 	interrupted := ctx.Err() != nil
 	exhausted := pe.Class == providers.Transient && policy.Exhausted(retried+1)
@@ -287,7 +316,8 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			log.Debug("what was signed (the secret is not shown)", zap.String("sign_mode", pe.Signed.Mode),
 				zap.String("timestamp_format", pe.Signed.TimestampFormat), zap.String("string_to_sign", pe.Signed.StringToSign))
 		}
-		log.Error("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
+		// At warn: the provider's breaker logs the error once, as it opens.
+		log.Warn("upstream rejected our credentials or signature: check the configuration; retrying", zap.Error(callErr))
 		return wrapped
 	case exhausted:
 		return h.deadLetter(ctx, dead, out, dlq.ReasonRetriesExhausted, wrapped)
@@ -429,4 +459,10 @@ func (h *Handler) decode(t *asynq.Task) (job, error) {
 		return j, nil
 	}
 	return job{}, fmt.Errorf("unknown task type %q", t.Type())
+}
+
+// isTooManyRequests reports a 429: in the HTTP status, or PandaPon's body
+// code.
+func isTooManyRequests(pe *providers.Error) bool {
+	return pe.Code == "http_429" || pe.Code == "429"
 }

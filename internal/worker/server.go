@@ -11,6 +11,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -36,6 +37,15 @@ type Options struct {
 	Retry map[string]retry.Policy
 	// Run is the concurrency, dequeuers, poll interval and timeouts.
 	Run config.Worker
+	// Limits is each provider's rate limit, shared by every worker process
+	// through Redis; a provider left out has none.
+	Limits map[string]guard.Limit
+	// RateMaxWait is the longest a call waits for a token before its task
+	// is put back; zero means guard.MaxWaitDefault.
+	RateMaxWait time.Duration
+	// Breaker is every provider's circuit breaker; zero fields take the
+	// defaults.
+	Breaker guard.Breaker
 	// LogLevel is the logger's level, which asynq's own logs follow.
 	LogLevel zapcore.Level
 	// Redis is the client the worker uses; the caller closes it after
@@ -93,6 +103,7 @@ func New(o Options) (*Worker, error) {
 		Redis:        o.Redis,
 		DLQ:          dlq.New(o.Redis),
 		Policies:     map[string]retry.Policy{},
+		Guards:       map[string]*guard.Guard{},
 		Observer:     o.Observer,
 		NowFunc:      o.NowFunc,
 		ShuttingDown: func() bool { return w.state.Load() == stateStopped },
@@ -139,6 +150,17 @@ func New(o Options) (*Worker, error) {
 		hc.Policies[tasks.ProviderPandaPon] = p
 		byType[tasks.TypePandaPonCancel] = hc.Policies[tasks.ProviderPandaPon]
 		queues[tasks.QueuePandaPon] = 1
+	}
+	gobs, _ := o.Observer.(guard.Observer) // the metrics are one
+	for provider := range hc.Policies {
+		g, err := guard.New(guard.Config{
+			Provider: provider, Limit: o.Limits[provider], MaxWait: o.RateMaxWait, Breaker: o.Breaker,
+			Redis: o.Redis, Logger: o.Logger.Named("guard"), Observer: gobs, NowFunc: o.NowFunc,
+		})
+		if err != nil {
+			return nil, err
+		}
+		hc.Guards[provider] = g
 	}
 	h, err := NewHandler(hc)
 	if err != nil {

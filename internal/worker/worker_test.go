@@ -129,9 +129,18 @@ func TestAuthRetriedNeverDeadLettered(t *testing.T) {
 	if got := len(r.Sandbox.Calls("meari", "AUTH-1")); got != 5 {
 		t.Errorf("meari calls = %d, want 5", got)
 	}
-	authErrors := r.Logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("class", "auth")).Len()
-	if authErrors != 7 {
-		t.Errorf("error-level auth lines = %d, want 7 (one per rejected attempt)", authErrors)
+	// Each rejection is a warning; the error is the breaker's, once per
+	// opening: every rejection here comes from a probe of a breaker the
+	// last one opened, so 7 openings.
+	if n := r.Logs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("class", "auth")).Len(); n != 7 {
+		t.Errorf("warn-level auth lines = %d, want 7 (one per rejected attempt)", n)
+	}
+	if n := r.Logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("class", "auth")).Len(); n != 0 {
+		t.Errorf("error-level auth lines per task = %d, want 0", n)
+	}
+	opened := r.Logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("circuit breaker open: the provider rejects our credentials").Len()
+	if opened != 7 {
+		t.Errorf("error-level breaker openings for auth = %d, want 7", opened)
 	}
 	// At debug level each rejection also says what was signed, never the
 	// secret.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -160,6 +161,8 @@ func New(t testing.TB, opts ...Option) *Rig {
 				Concurrency: 8, Dequeuers: 1,
 				ShutdownTimeout: 2 * time.Second, UpstreamTimeout: 2 * time.Second,
 			},
+			// A breaker that opens as in production and probes again soon.
+			Breaker:                  guard.Breaker{OpenFor: 50 * time.Millisecond},
 			LogLevel:                 zapcore.InfoLevel,
 			Redis:                    rdb,
 			Logger:                   zap.New(core),

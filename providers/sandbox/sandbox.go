@@ -143,6 +143,9 @@ type Sandbox struct {
 	nonces  map[string]struct{} // provider, account and nonce, joined by NUL
 	total   int
 	changed chan struct{} // closed and replaced whenever a call is recorded
+	// outage, when set, answers every accepted call of its provider ("" for
+	// both) in place of the orders' scripts: see SetOutage.
+	outage *outage
 }
 
 var _ http.Handler = (*Sandbox)(nil)
@@ -310,6 +313,28 @@ func (s *Sandbox) reject(c Call) {
 	s.recordLocked(c)
 }
 
+type outage struct {
+	provider string
+	step     Step
+}
+
+// SetOutage answers every accepted call to provider ("" for both) with
+// step, whatever the orders' scripts say, which are left where they
+// stand: a provider that is down (sandbox.HTTPStatus(503)) or throttling.
+// ClearOutage ends it.
+func (s *Sandbox) SetOutage(provider string, step Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = &outage{provider: provider, step: step}
+}
+
+// ClearOutage ends SetOutage's answers: the scripts answer again.
+func (s *Sandbox) ClearOutage() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = nil
+}
+
 // accept records an accepted call and consumes the order's next step, which
 // it returns. An immediate success marks the order cancelled at once, so
 // that Cancelled agrees with Called.
@@ -317,6 +342,14 @@ func (s *Sandbox) accept(c Call) Step {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stateLocked(orderKey{c.Provider, c.Order})
+	if o := s.outage; o != nil && (o.provider == "" || o.provider == c.Provider) {
+		c.Outcome = "outage: " + o.step.String()
+		if o.step.succeeds() {
+			st.cancelled = true
+		}
+		s.recordLocked(c)
+		return o.step
+	}
 	step := OK()
 	if n := len(st.script); n > 0 {
 		step = st.script[min(st.next, n-1)]

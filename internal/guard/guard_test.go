@@ -1,0 +1,316 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/guard"
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/providers"
+	"github.com/cancelworker/cancelworker/retry"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// events records what a guard tells its Observer.
+type events struct {
+	mu       sync.Mutex
+	limited  int
+	deferred map[string]int
+	states   []int
+}
+
+func (e *events) RateLimited(string, time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.limited++
+}
+
+func (e *events) Deferred(_, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deferred == nil {
+		e.deferred = map[string]int{}
+	}
+	e.deferred[reason]++
+}
+
+func (e *events) BreakerState(_ string, s int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.states = append(e.states, s)
+}
+
+func newGuard(t *testing.T, c guard.Config) *guard.Guard {
+	t.Helper()
+	if c.Provider == "" {
+		c.Provider = "meari"
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	g, err := guard.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func deferral(t *testing.T, err error) *retry.Deferred {
+	t.Helper()
+	var d *retry.Deferred
+	if !errors.As(err, &d) {
+		t.Fatalf("error %v (%T), want a *retry.Deferred", err, err)
+	}
+	if retry.IsFailure(err) {
+		t.Errorf("a deferral counts as a failure")
+	}
+	return d
+}
+
+// TestRateLimitShared runs three guards, as three worker processes would,
+// on one Redis with a limit of 20 calls per second and a burst of 5: in
+// every one-second window the calls granted stay within 20 + 5, the
+// limiter lets the rate through, and a call that would wait past MaxWait
+// is put back instead.
+func TestRateLimitShared(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	ev := &events{}
+	const rate, burst = 20, 5
+	var gs []*guard.Guard
+	for range 3 {
+		gs = append(gs, newGuard(t, guard.Config{Limit: guard.Limit{Rate: rate, Burst: burst}, MaxWait: 300 * time.Millisecond, Redis: rdb, Observer: ev}))
+	}
+	var mu sync.Mutex
+	var granted []time.Time
+	deferred := 0
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 24 { // 8 callers per process
+		wg.Add(1)
+		go func(g *guard.Guard) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				done, err := g.Acquire(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					d := deferral(t, err)
+					if d.Reason != guard.ReasonRateLimit || d.After <= 0 {
+						t.Errorf("deferral %+v, want rate_limit with a wait", d)
+					}
+					mu.Lock()
+					deferred++
+					mu.Unlock()
+					time.Sleep(d.After) // as asynq would hold the task
+					continue
+				}
+				mu.Lock()
+				granted = append(granted, time.Now())
+				mu.Unlock()
+				done(nil)
+			}
+		}(gs[i%3])
+	}
+	wg.Wait()
+	sort.Slice(granted, func(i, j int) bool { return granted[i].Before(granted[j]) })
+	// Every window of one second starting at a grant.
+	most := 0
+	for i := range granted {
+		n := sort.Search(len(granted), func(j int) bool { return !granted[j].Before(granted[i].Add(time.Second)) }) - i
+		most = max(most, n)
+	}
+	// Redis's clock and ours are one here; a few ms of skew between the
+	// grant and our timestamp can move one call across a window edge.
+	if most > rate+burst+1 {
+		t.Errorf("%d calls in one second, want at most %d (rate %d + burst %d)", most, rate+burst, rate, burst)
+	}
+	if len(granted) < 2*rate {
+		t.Errorf("%d calls granted in 2s, want at least %d: the limiter holds back more than the rate", len(granted), 2*rate)
+	}
+	if deferred == 0 || ev.deferred[guard.ReasonRateLimit] != deferred {
+		t.Errorf("deferred %d, observed %v; want some, all observed", deferred, ev.deferred)
+	}
+	t.Logf("granted %d in 2s, busiest second %d, deferred %d", len(granted), most, deferred)
+}
+
+// TestFractionalRate checks a rate below one per second.
+func TestFractionalRate(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	g := newGuard(t, guard.Config{Limit: guard.Limit{Rate: 0.5}, MaxWait: 10 * time.Millisecond, Redis: rdb})
+	done, err := g.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(nil)
+	_, err = g.Acquire(t.Context())
+	if d := deferral(t, err); d.After < 1500*time.Millisecond || d.After > 2*time.Second {
+		t.Errorf("second call at 0.5/s: deferred %s, want about 2s", d.After)
+	}
+}
+
+// TestBreaker opens after the failures in a row, holds calls for the open
+// time, probes, and closes on a success; a permanent answer counts as the
+// provider working; one auth failure opens it at once and logs one error.
+func TestBreaker(t *testing.T) {
+	t.Parallel()
+	transient := &providers.Error{Provider: "meari", Class: providers.Transient, Code: "1005"}
+	permanent := &providers.Error{Provider: "meari", Class: providers.Permanent, Code: "4001"}
+	auth := &providers.Error{Provider: "meari", Class: providers.Auth, Code: "1023"}
+	call := func(t *testing.T, g *guard.Guard, outcome error) error {
+		t.Helper()
+		done, err := g.Acquire(t.Context())
+		if err != nil {
+			return err
+		}
+		done(outcome)
+		return nil
+	}
+
+	t.Run("transient failures", func(t *testing.T) {
+		t.Parallel()
+		ev := &events{}
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 3, OpenFor: 200 * time.Millisecond, Probes: 1}, Observer: ev})
+		for range 2 {
+			if err := call(t, g, transient); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := call(t, g, permanent); err != nil {
+			t.Fatal(err)
+		}
+		// The permanent answer broke the run: two more are not enough.
+		for range 2 {
+			if err := call(t, g, transient); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g.State() != guard.StateClosed {
+			t.Fatalf("state %d after 2 failures in a row, want closed", g.State())
+		}
+		if err := call(t, g, transient); err != nil {
+			t.Fatal(err)
+		}
+		if g.State() != guard.StateOpen {
+			t.Fatalf("state %d after 3 failures in a row, want open", g.State())
+		}
+		d := deferral(t, call(t, g, nil))
+		if d.Reason != guard.ReasonBreakerOpen || d.After <= 100*time.Millisecond || d.After > 200*time.Millisecond {
+			t.Errorf("open: %+v, want breaker_open for the rest of 200ms", d)
+		}
+		time.Sleep(220 * time.Millisecond)
+		// Half-open: one probe; a second call meanwhile is put back.
+		done, err := g.Acquire(t.Context())
+		if err != nil {
+			t.Fatalf("half-open probe: %v", err)
+		}
+		if d := deferral(t, call(t, g, nil)); d.Reason != guard.ReasonBreakerBusy {
+			t.Errorf("second call while probing: %+v, want breaker_half_open", d)
+		}
+		done(nil)
+		if g.State() != guard.StateClosed {
+			t.Errorf("state %d after a successful probe, want closed", g.State())
+		}
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		if fmt.Sprint(ev.states) != "[2 1 0]" {
+			t.Errorf("states observed %v, want [2 1 0] (open, half-open, closed)", ev.states)
+		}
+	})
+
+	t.Run("auth opens at once, one error line", func(t *testing.T) {
+		t.Parallel()
+		core, logs := observer.New(zapcore.DebugLevel)
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 5, OpenFor: time.Minute}, Logger: zap.New(core)})
+		if err := call(t, g, auth); err != nil {
+			t.Fatal(err)
+		}
+		if g.State() != guard.StateOpen {
+			t.Fatalf("state %d after an auth failure, want open", g.State())
+		}
+		for range 10 {
+			deferral(t, call(t, g, nil))
+		}
+		if n := logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 1 {
+			t.Errorf("%d error lines, want 1 (the opening), whatever the calls held", n)
+		}
+	})
+
+	t.Run("cut short by our context says nothing", func(t *testing.T) {
+		t.Parallel()
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 1}})
+		if err := call(t, g, context.Canceled); err != nil {
+			t.Fatal(err)
+		}
+		if g.State() != guard.StateClosed {
+			t.Errorf("state %d after a call we cancelled, want closed", g.State())
+		}
+	})
+}
+
+// TestThrottledShared checks that a 429's Retry-After seen by one process
+// holds the provider's calls in another, and only for that long.
+func TestThrottledShared(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	limit := guard.Limit{Rate: 1000}
+	a := newGuard(t, guard.Config{Limit: limit, Redis: rdb})
+	b := newGuard(t, guard.Config{Limit: limit, Redis: rdb})
+	other := newGuard(t, guard.Config{Provider: "pandapon", Limit: limit, Redis: rdb})
+	a.Throttled(t.Context(), 1500*time.Millisecond)
+	if d := deferral(t, acquireErr(t, a)); d.Reason != guard.ReasonRetryAfter || d.After <= time.Second {
+		t.Errorf("the throttled process: %+v, want retry_after for about 1.5s", d)
+	}
+	// b reads the shared pause on its first call.
+	if d := deferral(t, acquireErr(t, b)); d.Reason != guard.ReasonRetryAfter {
+		t.Errorf("another process: %+v, want retry_after", d)
+	}
+	if err := acquireErr(t, other); err != nil {
+		t.Errorf("another provider: %v, want no hold", err)
+	}
+	time.Sleep(1600 * time.Millisecond)
+	if err := acquireErr(t, b); err != nil {
+		t.Errorf("after the Retry-After: %v, want the call to go", err)
+	}
+}
+
+func acquireErr(t *testing.T, g *guard.Guard) error {
+	t.Helper()
+	done, err := g.Acquire(t.Context())
+	if err == nil {
+		done(nil)
+	}
+	return err
+}
+
+// TestLimiterDown puts a call back when Redis does not answer the limiter.
+func TestLimiterDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	rdb := srv.Client(t)
+	g := newGuard(t, guard.Config{Limit: guard.Limit{Rate: 10}, Redis: rdb})
+	_ = rdb.Close()
+	if d := deferral(t, acquireErr(t, g)); d.Reason != guard.ReasonLimiterDown {
+		t.Errorf("limiter down: %+v, want limiter_unavailable", d)
+	}
+}
+
+func TestDeferredDelay(t *testing.T) {
+	t.Parallel()
+	p := retry.Policy{}
+	for after, want := range map[time.Duration]time.Duration{100 * time.Millisecond: time.Second, time.Second: 2 * time.Second, 2500 * time.Millisecond: 3 * time.Second} {
+		if got := p.Delay(7, &retry.Deferred{After: after}); got != want {
+			t.Errorf("Delay of a deferral after %s = %s, want %s (whole seconds, never early, whatever the retry count)", after, got, want)
+		}
+	}
+}
