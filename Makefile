@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test test-short demo lint fmt bench bench-quick bench-go compose-check clean
+.PHONY: all build test test-short demo lint fmt bench bench-quick bench-go compose-check chaos clean
 
 all: lint test build
 
@@ -50,3 +50,8 @@ compose-check:
 
 clean:
 	rm -rf $(BIN)
+
+# The fault scenarios (chaos/): the real binaries, a redis-server killed and
+# restarted, the sandbox; exact counts, bounded in tasks and time.
+chaos:
+	CHAOS=1 $(GO) test -count=1 -timeout 9m -v ./chaos/

@@ -1,0 +1,308 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cancelworker/cancelworker/internal/workertest"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// oneInFive fails the first call of about 20% of the orders: transient
+// upstream chaos that every order survives with one retry.
+func oneInFive(order string) bool {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(order))
+	return h.Sum32()%5 == 0
+}
+
+// TestKillWorker is scenario 1: 2,000 cancellations with 20% transient
+// upstream failures; the worker is killed with SIGKILL mid-run and started
+// again. Every order is cancelled, the DLQ stays empty, and the orders
+// cancelled twice (the calls in flight at the kill, which asynq runs again
+// once their lease has expired) are at most the concurrency.
+func TestKillWorker(t *testing.T) {
+	t.Parallel()
+	const n, concurrency = 2000, 50
+	r := startRedis(t, false)
+	rdb := r.client(t)
+	u := startUpstream(t, oneInFive)
+	ids := orders(3_000_000, n)
+	enqueueAll(t, rdb, ids)
+	env := workerEnv(r, u, "WORKER_CONCURRENCY="+strconv.Itoa(concurrency))
+	w := startWorker(t, env)
+	workertest.WaitUpTo(t, time.Minute, "a third of the orders cancelled", func() (bool, string) {
+		c := u.sb.TotalCalls()
+		return c >= n/3, fmt.Sprintf("%d calls", c)
+	})
+	w.kill()
+	killed := time.Now()
+	startWorker(t, env)
+	// asynq's lease (30s), its recoverer's 30s of slack and its one-minute
+	// interval bound the wait for the calls cut by the kill, then one
+	// backoff (10s ±50%).
+	took := waitCancelled(t, u, ids, 4*time.Minute)
+	last := u.lastSuccess(ids)
+	dups := 0
+	for _, id := range ids {
+		if u.successes(id) > 1 {
+			dups++
+		}
+	}
+	size, archived := deadLettered(t, rdb)
+	t.Logf("scenario 1: %d orders cancelled; kill -9 → last cancel %s (all cancelled %s after the kill's restart); orders cancelled twice: %d (in-flight bound %d); first calls failed by chaos: %d; DLQ %d, archived %d",
+		n, last.Sub(killed).Round(time.Second), took.Round(time.Second), dups, concurrency, u.failed, size, archived)
+	if size != 0 || archived != 0 {
+		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
+	}
+	if dups > concurrency {
+		t.Errorf("%d orders cancelled twice, want at most the %d calls that can be in flight", dups, concurrency)
+	}
+	if u.failed < n/10 {
+		t.Errorf("the chaos gate failed %d first calls, want about %d: the scenario did not inject its faults", u.failed, n/5)
+	}
+}
+
+// TestKillRedis is scenario 2: redis-server (AOF, appendfsync everysec) is
+// killed with SIGKILL while cancellations are being enqueued and worked,
+// and started again on the same files. Every enqueue acknowledged before
+// the kill (and after the restart) is cancelled: nothing is lost.
+func TestKillRedis(t *testing.T) {
+	const before, after = 800, 400
+	r := startRedis(t, true)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	startWorker(t, workerEnv(r, u))
+	enq := tasks.NewEnqueuer(rdb)
+	var acked []string
+	next := 4_000_000
+	enqueue := func(k int) (failed int) {
+		for range k {
+			id := strconv.Itoa(next)
+			next++
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			_, err := enqueueOne(ctx, enq, id)
+			cancel()
+			if err != nil {
+				failed++
+				continue
+			}
+			acked = append(acked, id)
+		}
+		return failed
+	}
+	if f := enqueue(before); f != 0 {
+		t.Fatalf("%d enqueues failed with Redis up", f)
+	}
+	ackedBefore := len(acked)
+	r.kill()
+	const tried = 5
+	down := enqueue(tried) // refused: nothing acknowledged, nothing claimed
+	r.start()
+	if f := enqueue(after); f != 0 {
+		t.Fatalf("%d enqueues failed after the restart", f)
+	}
+	took := waitCancelled(t, u, acked, 3*time.Minute)
+	size, archived := deadLettered(t, rdb)
+	t.Logf("scenario 2: %d enqueues acknowledged before the SIGKILL of Redis and %d after its restart: all cancelled (%s after the restart); %d of %d enqueues tried while it was down failed; DLQ %d, archived %d",
+		ackedBefore, len(acked)-ackedBefore, took.Round(time.Second), down, tried, size, archived)
+	if size != 0 || archived != 0 {
+		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
+	}
+	if down != tried {
+		t.Errorf("%d of %d enqueues against a dead Redis failed, want all: one was acknowledged without Redis", down, tried)
+	}
+}
+
+// TestRedisDown is scenario 3: Redis is down for 20 seconds mid-run. The
+// worker stays up, its /readyz says 503 naming Redis, and it resumes by
+// itself; enqueue exits 1 saying Redis is unreachable and the intake
+// answers 503 with Retry-After, and neither leaves a task behind.
+func TestRedisDown(t *testing.T) {
+	const n = 300
+	r := startRedis(t, true)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	w := startWorker(t, workerEnv(r, u))
+	intakeAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	intake := exec.Command(bins["intake"], "--addr", intakeAddr)
+	intake.Env = []string{"REDIS_URL=" + r.url(), "LOG_LEVEL=warn"}
+	ilogs := &lockedBuffer{}
+	intake.Stdout, intake.Stderr = ilogs, ilogs
+	if err := intake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = intake.Process.Kill(); _ = intake.Wait() })
+	workertest.Wait(t, "the intake to listen", func() (bool, string) {
+		resp, err := http.Get("http://" + intakeAddr + "/healthz")
+		if err != nil {
+			return false, err.Error()
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+
+	ids := orders(5_000_000, n)
+	enqueueAll(t, rdb, ids[:n/2])
+	r.kill()
+	downAt := time.Now()
+
+	workertest.Wait(t, "/readyz to say Redis is down", func() (bool, string) {
+		code, body := w.ready()
+		return code == http.StatusServiceUnavailable && has(body, `"status":"unavailable"`, "redis: "), fmt.Sprint(code, " ", body)
+	})
+	var stdout, stderr bytes.Buffer
+	enq := exec.Command(bins["enqueue"], "pandapon", "--order-id", "5999999")
+	enq.Env = []string{"REDIS_URL=" + r.url()}
+	enq.Stdout, enq.Stderr = &stdout, &stderr
+	err := enq.Run()
+	if code := enq.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "unreachable") {
+		t.Errorf("enqueue with Redis down: exit %d (%v), stderr %q; want 1 saying Redis is unreachable", code, err, stderr.String())
+	}
+	resp, err := http.Post("http://"+intakeAddr+"/v1/cancellations", "application/json", strings.NewReader(`{"provider":"pandapon","orderId":5999998}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("intake with Redis down: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if !w.alive() {
+		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.tail(3000))
+	}
+	time.Sleep(time.Until(downAt.Add(20 * time.Second))) // the outage is the scenario
+	if !w.alive() {
+		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.tail(3000))
+	}
+	r.start()
+	upAt := time.Now()
+	workertest.WaitUpTo(t, time.Minute, "/readyz to be ready again", func() (bool, string) {
+		code, body := w.ready()
+		return code == http.StatusOK, fmt.Sprint(code, " ", body)
+	})
+	ready := time.Since(upAt)
+	enqueueAll(t, rdb, ids[n/2:])
+	took := waitCancelled(t, u, ids, 3*time.Minute)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	for _, id := range []string{"5999999", "5999998"} {
+		if _, err := insp.GetTaskInfo(tasks.QueuePandaPon, "pandapon:"+id); err == nil {
+			t.Errorf("order %s: a task exists, but its enqueue was refused while Redis was down", id)
+		}
+	}
+	size, archived := deadLettered(t, rdb)
+	t.Logf("scenario 3: Redis down 20s; worker up throughout, ready %s after Redis came back; %d orders cancelled, the last %s after; refused enqueue and intake left no task; DLQ %d, archived %d",
+		ready.Round(100*time.Millisecond), n, took.Round(time.Second), size, archived)
+	if size != 0 || archived != 0 {
+		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
+	}
+}
+
+// TestProviderOutage is scenario 4: every PandaPon call fails with 503 for
+// 30 seconds with 3,000 tasks waiting and a limit of 200 calls per second
+// (burst 20). The breaker opens within seconds; no task is dead-lettered;
+// the calls made during the outage, each an attempt, stay within
+// BREAKER_FAILURES + the concurrency + the probes of each open period;
+// and after the recovery the provider never sees more than 200 + 20 in a
+// second.
+func TestProviderOutage(t *testing.T) {
+	const n, concurrency, rate, burst, failures, probes = 3000, 50, 200, 20, 5, 3
+	const outage, openFor = 30 * time.Second, 5 * time.Second
+	r := startRedis(t, false)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	ids := orders(6_000_000, n)
+	enqueueAll(t, rdb, ids)
+	u.sb.SetOutage(tasks.ProviderPandaPon, sandbox.HTTPStatus(503))
+	start := time.Now()
+	w := startWorker(t, workerEnv(r, u,
+		"WORKER_CONCURRENCY="+strconv.Itoa(concurrency),
+		"PANDAPON_RATE_LIMIT="+strconv.Itoa(rate), "PANDAPON_RATE_BURST="+strconv.Itoa(burst),
+		"BREAKER_FAILURES="+strconv.Itoa(failures), "BREAKER_OPEN_TIMEOUT="+openFor.String(), "BREAKER_PROBES="+strconv.Itoa(probes)))
+	workertest.Wait(t, "the breaker to open", func() (bool, string) {
+		m := metrics(t, w)
+		return strings.Contains(m, `cancelworker_breaker_state{provider="pandapon"} 2`), ""
+	})
+	openedIn := time.Since(start)
+	time.Sleep(time.Until(start.Add(outage))) // the outage is the scenario
+	u.sb.ClearOutage()
+	recovered := time.Now()
+	during := u.sb.TotalCalls()
+	took := waitCancelled(t, u, ids, 3*time.Minute)
+	busiest := u.busiestSecond(ids, recovered, time.Now())
+	most := 0
+	for _, id := range ids {
+		most = max(most, len(u.sb.Calls(tasks.ProviderPandaPon, id)))
+	}
+	size, archived := deadLettered(t, rdb)
+	bound := failures + concurrency + probes*(int(outage/openFor)+1)
+	t.Logf("scenario 4: breaker open %s after the start; %d calls (attempts) during the 30s outage for %d tasks (bound %d); most calls for one order %d; all cancelled %s after the recovery, busiest second after it %d calls (limit %d + burst %d); DLQ %d, archived %d",
+		openedIn.Round(100*time.Millisecond), during, n, bound, most, took.Round(time.Second), busiest, rate, burst, size, archived)
+	if openedIn > 10*time.Second {
+		t.Errorf("the breaker opened %s after the start, want within 10s", openedIn)
+	}
+	if during > bound {
+		t.Errorf("%d calls during the outage, want at most %d", during, bound)
+	}
+	if size != 0 || archived != 0 {
+		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
+	}
+	if busiest > rate+burst+2 { // +2: a call's arrival lags its grant by a few ms
+		t.Errorf("%d calls in one second after the recovery, want at most %d", busiest, rate+burst)
+	}
+}
+
+// TestSharedLimit is scenario 5: three worker processes share a PandaPon
+// limit of 100 calls per second (burst 10): in every one-second window the
+// sandbox receives at most 100 + 10 of their calls.
+func TestSharedLimit(t *testing.T) {
+	const n, rate, burst = 1500, 100, 10
+	r := startRedis(t, false)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	ids := orders(7_000_000, n)
+	enqueueAll(t, rdb, ids)
+	env := workerEnv(r, u, "PANDAPON_RATE_LIMIT="+strconv.Itoa(rate), "PANDAPON_RATE_BURST="+strconv.Itoa(burst))
+	start := time.Now()
+	for range 3 {
+		startWorker(t, env)
+	}
+	took := waitCancelled(t, u, ids, 2*time.Minute)
+	busiest := u.busiestSecond(ids, start, time.Now())
+	dups := 0
+	for _, id := range ids {
+		if u.successes(id) > 1 {
+			dups++
+		}
+	}
+	t.Logf("scenario 5: three workers, %d orders in %s (%.0f/s); busiest second %d calls (limit %d + burst %d); cancelled twice: %d",
+		n, took.Round(time.Second), float64(n)/took.Seconds(), busiest, rate, burst, dups)
+	if busiest > rate+burst+2 { // +2: a call's arrival lags its grant by a few ms
+		t.Errorf("%d calls in one second, want at most %d", busiest, rate+burst)
+	}
+	if dups != 0 {
+		t.Errorf("%d orders cancelled twice with no fault injected, want 0", dups)
+	}
+}
+
+// metrics returns the worker's /metrics text.
+func metrics(t *testing.T, w *workerProc) string {
+	t.Helper()
+	resp, err := http.Get(w.admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return b.String()
+}
