@@ -94,3 +94,25 @@ func TestBreakerHoldsCalls(t *testing.T) {
 	}
 	t.Logf("%d calls during the outage for %d tasks; %d in all", during, n, r.Sandbox.TotalCalls())
 }
+
+// TestThrottleHoldsOthers answers one PandaPon order with 429 and a
+// Retry-After of 2s: with the provider's limit configured, the next
+// order's call waits out the same 2s, though its own task never saw the
+// 429, and neither task uses an attempt for the hold.
+func TestThrottleHoldsOthers(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t, workertest.WithConcurrency(4), func(r *workertest.Rig) {
+		r.Options.Limits = map[string]guard.Limit{tasks.ProviderPandaPon: {Rate: 1000}}
+	})
+	a := r.EnqueuePandaPon(t, "9100001", sandbox.RetryAfter(429, 2*time.Second), sandbox.OK())
+	first := r.WaitCalls(t, tasks.ProviderPandaPon, "9100001", 1)[0].At
+	b := r.EnqueuePandaPon(t, "9100002")
+	r.WaitState(t, b, asynq.TaskStateCompleted)
+	if info := r.WaitState(t, a, asynq.TaskStateCompleted); info.Retried != 1 {
+		t.Errorf("the 429'd task: retried %d, want 1 (the 429 itself; the hold is not an attempt)", info.Retried)
+	}
+	bAt := r.Sandbox.Calls(tasks.ProviderPandaPon, "9100002")[0].At
+	if wait := bAt.Sub(first); wait < 1900*time.Millisecond {
+		t.Errorf("the other order was called %s after the 429, want the 2s Retry-After held", wait)
+	}
+}
