@@ -43,12 +43,12 @@ type app struct {
 	timeout *textFlag
 
 	// Resolved by checkGlobals.
-	redisOpt     *redis.Options
+	redisConn    config.RedisConn
 	redisShown   string // the URL with its password redacted
 	timeoutValue time.Duration
 	secrets      []string // never printed: redacted from every message
 
-	rdb *redis.Client // set by connect, closed by close
+	rdb redis.UniversalClient // set by connect, closed by close
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -71,6 +71,9 @@ Environment:
                      unlike the flag, it may hold a password
   REDIS_PASSWORD     the Redis password
   REDIS_PASSWORD_FILE  default for --redis-password-file
+  REDIS_SENTINEL_ADDRS, REDIS_MASTER_NAME  Redis through Sentinel, instead
+                     of REDIS_URL (--redis-sentinel-addrs, --redis-master-name;
+                     REDIS_SENTINEL_PASSWORD(_FILE), REDIS_DB)
   MEARI_SOURCE_APP   default for --source-app
 
 "enqueue serve" is a deprecated alias of the intake binary (cmd/intake),
@@ -102,8 +105,14 @@ Exit codes:
 	pf := root.PersistentFlags()
 	pf.Var(a.redis.URL, a.redis.URL.Flag, "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+config.RedisURLDefault+")")
 	pf.Var(a.redis.PasswordFile, a.redis.PasswordFile.Flag, "a file holding the Redis password (env REDIS_PASSWORD_FILE; or set REDIS_PASSWORD)")
-	pf.Var(a.redis.Password, a.redis.Password.Flag, a.redis.Password.Usage())
-	_ = pf.MarkHidden(a.redis.Password.Flag) // refused: only says where a password goes
+	for _, st := range a.loader.Settings() {
+		if pf.Lookup(st.Flag) == nil {
+			pf.Var(st, st.Flag, st.Usage()) // Sentinel, Cluster, the refused secrets
+		}
+	}
+	for _, st := range []*config.Setting{a.redis.Password, a.redis.SentinelPassword} {
+		_ = pf.MarkHidden(st.Flag) // refused: only says where a password goes
+	}
 	pf.BoolVar(&a.jsonOut, "json", false, "write machine-readable output: one JSON object or array on stdout")
 	pf.Var(a.timeout, "timeout", "bound the whole command, Redis ping included (file: only when given)")
 
@@ -130,7 +139,7 @@ func (a *app) checkGlobals(p *problems) {
 		p.add(q.Name, "%s", q.Problem)
 	}
 	a.secrets = append(a.secrets, a.loader.Secrets()...)
-	a.redisOpt, a.redisShown = conn.Options, conn.Shown
+	a.redisConn, a.redisShown = conn, conn.Shown
 
 	d, err := time.ParseDuration(a.timeout.value)
 	switch {
@@ -144,22 +153,20 @@ func (a *app) checkGlobals(p *problems) {
 }
 
 // connect returns the Redis client, pinging it first with a short timeout.
-func (a *app) connect(ctx context.Context) (*redis.Client, error) {
+func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
 	if a.rdb != nil {
 		return a.rdb, nil
 	}
 	// The ping has a client of its own, without go-redis's retries, so that
 	// an unreachable Redis fails at once; the work keeps the retries.
-	popt := *a.redisOpt
-	popt.MaxRetries, popt.DialerRetries, popt.PoolSize = -1, 1, 1
-	pinger := redis.NewClient(&popt)
+	pinger := a.redisConn.FailFast().NewClient()
 	defer func() { _ = pinger.Close() }() // nothing is left to flush
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	if err := pinger.Ping(pctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis at %s is unreachable: %w", a.redisShown, err)
 	}
-	a.rdb = redis.NewClient(a.redisOpt)
+	a.rdb = a.redisConn.NewClient()
 	return a.rdb, nil
 }
 
@@ -174,17 +181,17 @@ func (a *app) close() {
 // as a usage error. Otherwise it connects to Redis and runs do within
 // --timeout. Errors from do are failures (exit 1) unless they are usage
 // errors.
-func (a *app) runE(check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+func (a *app) runE(check func(p *problems, args []string), do func(ctx context.Context, rdb redis.UniversalClient) error) func(*cobra.Command, []string) error {
 	return a.runEBounded(true, check, do)
 }
 
 // runEStream is runE for commands whose length depends on their input,
 // such as a file read from a pipe: --timeout bounds them only when given.
-func (a *app) runEStream(check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+func (a *app) runEStream(check func(p *problems, args []string), do func(ctx context.Context, rdb redis.UniversalClient) error) func(*cobra.Command, []string) error {
 	return a.runEBounded(false, check, do)
 }
 
-func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), do func(ctx context.Context, rdb *redis.Client) error) func(*cobra.Command, []string) error {
+func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), do func(ctx context.Context, rdb redis.UniversalClient) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		var p problems
 		a.checkGlobals(&p)

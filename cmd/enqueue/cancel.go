@@ -56,7 +56,7 @@ cancelled" (exit 0), "dead-lettered" or "archived" (exit 1, with the way on).`,
 			"order_type":   "--order-type",
 			"order_num":    "--order-num",
 		})
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		t, err := tasks.NewMeariCancelTask(m)
 		if err != nil {
 			return fmt.Errorf("build task: %w", err)
@@ -107,7 +107,7 @@ that task is doing: "already queued" or "already cancelled" (exit 0),
 			"cancel_reason": "--reason",
 			"remark":        "--remark",
 		})
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		t, err := tasks.NewPandaPonCancelTask(pc)
 		if err != nil {
 			return fmt.Errorf("build task: %w", err)
@@ -127,7 +127,7 @@ type enqueueOutput struct {
 // enqueue enqueues t and prints what became of it. An order that is
 // dead-lettered or archived, and so was not enqueued, is a failure (exit
 // 1), with the way on in the message.
-func (a *app) enqueue(ctx context.Context, rdb *redis.Client, t *asynq.Task, provider, order string, force bool) error {
+func (a *app) enqueue(ctx context.Context, rdb redis.UniversalClient, t *asynq.Task, provider, order string, force bool) error {
 	sub, err := intake.NewSubmitter(rdb).Submit(ctx, t, force)
 	if err != nil {
 		return err

@@ -87,7 +87,7 @@ func (a *app) dlqListCommand() *cobra.Command {
 			}
 			opts.Offset = int(n)
 		}
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		entries, total, err := dlq.New(rdb).List(ctx, opts)
 		if err != nil {
 			return err
@@ -182,7 +182,7 @@ func (a *app) dlqShowCommand() *cobra.Command {
 		default:
 			p.add("<id>", "give exactly one entry ID, got %d arguments", len(args))
 		}
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		e, err := dlq.New(rdb).Get(ctx, id)
 		if errors.Is(err, dlq.ErrNotFound) {
 			return fmt.Errorf("dlq entry %q not found", id)
@@ -307,7 +307,7 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 		Args: cobra.ArbitraryArgs,
 	}
 	sel.flags(cmd, "requeue")
-	cmd.RunE = a.runE(sel.check, func(ctx context.Context, rdb *redis.Client) error {
+	cmd.RunE = a.runE(sel.check, func(ctx context.Context, rdb redis.UniversalClient) error {
 		store := dlq.New(rdb)
 		ids, err := sel.resolve(ctx, store)
 		if err != nil {
@@ -376,7 +376,7 @@ other IDs are still purged.`,
 		if !yes {
 			p.add("--yes", "is required: purge deletes entries for good")
 		}
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		store := dlq.New(rdb)
 		ids, err := sel.resolve(ctx, store)
 		if err != nil {

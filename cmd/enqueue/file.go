@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -161,10 +160,8 @@ any line was invalid, dead-lettered or failed. --timeout bounds the run only whe
 			}
 			workers = int(n)
 		}
-		if a.redisOpt != nil {
-			ensurePoolSize(a.redisOpt, workers)
-		}
-	}, func(ctx context.Context, rdb *redis.Client) error {
+		a.redisConn = a.redisConn.WithMinPool(workers)
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		in, size, err := a.openInput(path)
 		if err != nil {
 			return err
@@ -225,18 +222,6 @@ func (a *app) openInput(path string) (io.ReadCloser, int64, error) {
 		size = fi.Size()
 	}
 	return f, size, nil
-}
-
-// ensurePoolSize makes the Redis client's pool hold at least n
-// connections, so that n enqueues in flight never wait for one.
-func ensurePoolSize(opt *redis.Options, n int) {
-	size := opt.PoolSize
-	if size == 0 {
-		size = 10 * runtime.GOMAXPROCS(0) // go-redis's default
-	}
-	if size < n {
-		opt.PoolSize = n
-	}
 }
 
 // fileOptions configure enqueueFile.

@@ -68,7 +68,7 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 			q = status.OrderQuery{Provider: tasks.ProviderPandaPon, OrderID: id}
 			what = "pandapon order " + id.String()
 		}
-	}, func(ctx context.Context, rdb *redis.Client) error {
+	}, func(ctx context.Context, rdb redis.UniversalClient) error {
 		all, err := status.LookupOrder(ctx, rdb, dlq.New(rdb), q)
 		if err != nil {
 			return err

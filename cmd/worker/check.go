@@ -11,7 +11,6 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/worker"
-	"github.com/redis/go-redis/v9"
 )
 
 // checkTimeout bounds each network check of `worker check`.
@@ -45,7 +44,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		line("warn", "configuration", w)
 	}
 
-	rdb := redis.NewClient(cfg.Redis.Options)
+	rdb := cfg.Redis.NewClient()
 	defer rdb.Close()
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	summary, err := worker.RedisSummary(rctx, rdb)

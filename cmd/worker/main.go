@@ -75,8 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// per task (BENCHMARKS.md). GOGC in the environment wins.
 		debug.SetGCPercent(gcPercent)
 	}
-	worker.SizeRedis(cfg.Redis.Options, cfg.Worker)
-	rdb := redis.NewClient(cfg.Redis.Options)
+	conn := worker.SizeRedis(cfg.Redis, cfg.Worker)
+	rdb := conn.NewClient()
 	defer rdb.Close()
 	shown := cfg.Redis.Shown
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency),
 		zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
-	adm, err := startAdmin(cfg, rdb, m, w, log)
+	adm, err := startAdmin(cfg, conn, rdb, m, w, log)
 	if err != nil {
 		log.Error("cannot start the admin server; stopping", zap.Error(err))
 		fmt.Fprintf(stderr, "worker: %v\n", err)
@@ -139,14 +139,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // startAdmin starts the admin server, unless ADMIN_ADDR is off (nil
 // server).
-func startAdmin(cfg config.Config, rdb *redis.Client, m *metrics.Metrics, w *worker.Worker, log *zap.Logger) (*admin.Server, error) {
+func startAdmin(cfg config.Config, conn config.RedisConn, rdb redis.UniversalClient, m *metrics.Metrics, w *worker.Worker, log *zap.Logger) (*admin.Server, error) {
 	if cfg.Admin.Addr == "" {
 		log.Info("admin server off (ADMIN_ADDR=off): no monitoring UI, metrics or health endpoints")
 		return nil, nil
 	}
 	adm, err := admin.New(admin.Options{
 		Config:   cfg.Admin,
-		Redis:    cfg.Redis.Options,
+		Redis:    conn,
 		DLQ:      dlq.New(rdb),
 		Enqueuer: tasks.NewEnqueuer(rdb),
 		Metrics:  m.Handler(),

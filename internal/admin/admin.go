@@ -61,11 +61,9 @@ type Options struct {
 	// refused: the caller does not build a Server when the admin server is
 	// off.
 	Config config.Admin
-	// Redis is how the monitoring UI connects to Redis. The UI opens its own
-	// clients from these options and Shutdown closes them. Required. Pass
-	// the options the worker's client was built from, never a live
-	// client's (*redis.Client).Options: go-redis keeps changing those.
-	Redis *redis.Options
+	// Redis is how the monitoring UI connects to Redis: it opens its own
+	// clients (conn.NewClient) and Shutdown closes them. Required.
+	Redis config.RedisConn
 	// DLQ is the store the dead-letter page lists. Required.
 	DLQ *dlq.Store
 	// Enqueuer puts requeued dead-letter entries back on their queue, for
@@ -107,7 +105,7 @@ func New(o Options) (*Server, error) {
 	if o.Config.AuthRequired() && (o.Config.User == "" || o.Config.Password == "") {
 		errs = append(errs, fmt.Errorf("admin: basic auth on %s needs both ADMIN_USER and ADMIN_PASSWORD (always off loopback)", o.Config.Addr))
 	}
-	if o.Redis == nil {
+	if !o.Redis.Valid() {
 		errs = append(errs, errors.New("admin: Redis is required"))
 	}
 	if o.DLQ == nil {
@@ -257,8 +255,9 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 }
 
 // clientOpt gives asynqmon clients built from the worker's own Redis
-// options, so the UI connects as the worker does (TLS, credentials, DB).
-type clientOpt struct{ opt *redis.Options }
+// connection, so the UI connects as the worker does (one server, Sentinel
+// or Cluster; TLS, credentials, DB).
+type clientOpt struct{ conn config.RedisConn }
 
 // MakeRedisClient returns a new client; asynqmon closes it.
-func (c clientOpt) MakeRedisClient() any { return redis.NewClient(c.opt) }
+func (c clientOpt) MakeRedisClient() any { return c.conn.NewClient() }

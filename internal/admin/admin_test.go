@@ -15,6 +15,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -28,8 +29,8 @@ func newServer(t *testing.T, o admin.Options) (*admin.Server, *httptest.Server, 
 	t.Helper()
 	srv := redistest.New(t)
 	rdb := srv.Client(t)
-	if o.Redis == nil {
-		o.Redis = redisOptions(srv)
+	if !o.Redis.Valid() {
+		o.Redis = workertest.Conn(srv)
 	}
 	if o.DLQ == nil {
 		o.DLQ = dlq.New(rdb)
@@ -146,7 +147,7 @@ func TestNewRefusesPublicWithoutCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := admin.New(admin.Options{Config: tt.cfg, Redis: &redis.Options{Addr: "127.0.0.1:1"}, DLQ: dlq.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})), Logger: zap.NewNop()})
+			_, err := admin.New(admin.Options{Config: tt.cfg, Redis: config.RedisConn{Mode: config.RedisSingle, Single: &redis.Options{Addr: "127.0.0.1:1"}}, DLQ: dlq.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})), Logger: zap.NewNop()})
 			if err == nil || !strings.Contains(err.Error(), "ADMIN_USER") || !strings.Contains(err.Error(), "ADMIN_PASSWORD") {
 				t.Fatalf("admin.New = %v, want an error naming ADMIN_USER and ADMIN_PASSWORD", err)
 			}

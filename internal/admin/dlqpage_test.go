@@ -403,7 +403,7 @@ func TestDLQPageReadOnly(t *testing.T) {
 	}
 
 	// A read-only server needs no Enqueuer; a writable one does.
-	rdbOpt := &redis.Options{Addr: "127.0.0.1:1"}
+	rdbOpt := config.RedisConn{Mode: config.RedisSingle, Single: &redis.Options{Addr: "127.0.0.1:1"}}
 	if _, err := admin.New(admin.Options{Config: config.Admin{Addr: "127.0.0.1:0", ReadOnly: true}, Redis: rdbOpt, DLQ: store, Logger: zap.NewNop()}); err != nil {
 		t.Errorf("read-only admin.New without Enqueuer: %v", err)
 	}

@@ -12,9 +12,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/metrics"
-	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/workertest"
-	"github.com/redis/go-redis/v9"
 )
 
 // rig is a running worker with metrics and the admin server, against a
@@ -41,7 +39,7 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 	}
 	adm, err := admin.New(admin.Options{
 		Config:   ac,
-		Redis:    redisOptions(r.Redis),
+		Redis:    workertest.Conn(r.Redis),
 		DLQ:      r.DLQ,
 		Enqueuer: r.Enqueuer,
 		Metrics:  r.m.Handler(),
@@ -64,13 +62,6 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 	})
 	r.adm, r.base = adm, adm.URL()
 	return r
-}
-
-// redisOptions returns fresh options for srv: a live client's Options must
-// not be shared.
-func redisOptions(srv *redistest.Server) *redis.Options {
-	c := srv.ConnOpt()
-	return &redis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLSConfig: c.TLSConfig}
 }
 
 // get fetches base+path over real HTTP, with basic auth when user is set,

@@ -202,7 +202,7 @@ func TestRedis(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if o := c.Redis.Options; o.Addr != tt.wantAddr || o.Password != tt.wantPassword || c.Redis.Shown != tt.wantShown {
+			if o := c.Redis.Single; o.Addr != tt.wantAddr || o.Password != tt.wantPassword || c.Redis.Shown != tt.wantShown {
 				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", o.Addr, o.Password, c.Redis.Shown, tt.wantAddr, tt.wantPassword, tt.wantShown)
 			}
 		})

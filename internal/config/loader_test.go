@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -153,6 +154,80 @@ func TestRateLimits(t *testing.T) {
 			}
 			if got := c.Limits[tasks.ProviderMeari]; got != tt.want {
 				t.Errorf("Meari limit %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRedisForms checks the three ways to name Redis and that each bad
+// combination is its own error naming the variable.
+func TestRedisForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		files     map[string]string
+		wantMode  string
+		wantShown string
+		wantErr   string
+	}{
+		{name: "single, the default", wantMode: RedisSingle, wantShown: RedisURLDefault},
+		{name: "sentinel", env: map[string]string{"REDIS_SENTINEL_ADDRS": "127.0.0.1:26379, 127.0.0.1:26380", "REDIS_MASTER_NAME": "mymaster", "REDIS_PASSWORD": "pw-1", "REDIS_DB": "2"},
+			wantMode: RedisSentinel, wantShown: "sentinel mymaster@127.0.0.1:26379,127.0.0.1:26380/2"},
+		{name: "sentinel with its own password from a file", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m", "REDIS_SENTINEL_PASSWORD_FILE": "/sp"},
+			files: map[string]string{"/sp": "pw-2\n"}, wantMode: RedisSentinel, wantShown: "sentinel m@s1:26379/0"},
+		{name: "sentinel and cluster", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m", "REDIS_CLUSTER_ADDRS": "c1:7000"},
+			wantErr: "REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs): cannot be combined with REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): choose Sentinel or Cluster"},
+		{name: "master name without sentinels", env: map[string]string{"REDIS_MASTER_NAME": "m"},
+			wantErr: "REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs): is required with REDIS_MASTER_NAME (--redis-master-name)"},
+		{name: "sentinels without a master name", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379"},
+			wantErr: "REDIS_MASTER_NAME (--redis-master-name): is required with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs)"},
+		{name: "a bad sentinel address", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379,s2", "REDIS_MASTER_NAME": "m"},
+			wantErr: `REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs): each address must be host:port with a port from 1 to 65535, got "s2"`},
+		{name: "URL and sentinels", env: map[string]string{"REDIS_URL": "redis://r:6379/0", "REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m"},
+			wantErr: "REDIS_URL (--redis-url): cannot be combined with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs)"},
+		{name: "a database on a cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000", "REDIS_DB": "3"},
+			wantErr: `REDIS_DB (--redis-db): a Redis Cluster has only database 0, got "3"`},
+		{name: "cluster, not yet", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000,c2:7000"},
+			wantErr: "REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): Redis Cluster is not supported yet"},
+		{name: "a database with a URL", env: map[string]string{"REDIS_DB": "1"},
+			wantErr: "REDIS_DB (--redis-db): applies only with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs): give the database in REDIS_URL's path"},
+		{name: "a sentinel password alone", env: map[string]string{"REDIS_SENTINEL_PASSWORD": "pw-3"},
+			wantErr: "REDIS_SENTINEL_PASSWORD: applies only with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs)"},
+		{name: "a sentinel database out of range", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m", "REDIS_DB": "16"},
+			wantErr: "REDIS_DB (--redis-db): must be at most 15, got 16"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := NewLoader(func(k string) string { return tt.env[k] }, func(name string) ([]byte, error) {
+				if v, ok := tt.files[name]; ok {
+					return []byte(v), nil
+				}
+				return nil, fmt.Errorf("open %s: no such file", name)
+			})
+			rs := AddRedis(l)
+			l.Resolve()
+			c := rs.Read(l)
+			err := l.Err()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "pw-") {
+					t.Errorf("the error shows a password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Mode != tt.wantMode || c.Shown != tt.wantShown || !c.Valid() || strings.Contains(c.Shown, "pw-") {
+				t.Errorf("conn %s %q (valid %v), want %s %q", c.Mode, c.Shown, c.Valid(), tt.wantMode, tt.wantShown)
+			}
+			if c.Mode == RedisSentinel && (c.Failover.MasterName == "" || len(c.Failover.SentinelAddrs) == 0) {
+				t.Errorf("failover options %+v", c.Failover)
 			}
 		})
 	}

@@ -22,35 +22,95 @@ import (
 // values the rest of the code takes (redis.Options, meari.Config,
 // pandapon.Config, retry.Policy), reporting every problem on the Loader.
 
-// RedisSection is the Redis connection: REDIS_URL and, kept apart from it,
-// the password.
+// RedisSection is the Redis connection, in one of three forms: one
+// server (REDIS_URL), the master of a Sentinel set (REDIS_SENTINEL_ADDRS
+// and REDIS_MASTER_NAME), or a Cluster (REDIS_CLUSTER_ADDRS); the
+// password apart from them.
 type RedisSection struct {
-	URL, Password, PasswordFile *Setting
+	URL, Password, PasswordFile                     *Setting
+	SentinelAddrs, MasterName                       *Setting
+	SentinelPassword, SentinelPasswordFile, Cluster *Setting
+	DB                                              *Setting
 }
 
 // AddRedis declares the Redis settings on l.
 func AddRedis(l *Loader) *RedisSection {
 	return &RedisSection{
 		URL: l.Add(Setting{Env: "REDIS_URL", Flag: "redis-url", Default: RedisURLDefault, Kind: "url",
-			Help: "Redis URL (redis://host:port/db or rediss://); a password only through the environment"}),
+			Help: "one Redis server (redis://host:port/db or rediss://); a password only through the environment"}),
 		Password:     l.Add(Setting{Env: "REDIS_PASSWORD", Flag: "redis-password", Secret: true}),
-		PasswordFile: l.Add(Setting{Env: "REDIS_PASSWORD_FILE", Flag: "redis-password-file", Kind: "path", Help: "file holding the Redis password"}),
+		PasswordFile: l.Add(Setting{Env: "REDIS_PASSWORD_FILE", Flag: "redis-password-file", Kind: "path", Help: "file holding the Redis password (of the server, the master or the Cluster's nodes)"}),
+		SentinelAddrs: l.Add(Setting{Env: "REDIS_SENTINEL_ADDRS", Flag: "redis-sentinel-addrs", Kind: "host:port,...",
+			Help: "the Sentinels watching the Redis master, comma-separated; with REDIS_MASTER_NAME, instead of REDIS_URL"}),
+		MasterName:           l.Add(Setting{Env: "REDIS_MASTER_NAME", Flag: "redis-master-name", Help: "the master's name in the Sentinels' configuration"}),
+		SentinelPassword:     l.Add(Setting{Env: "REDIS_SENTINEL_PASSWORD", Flag: "redis-sentinel-password", Secret: true}),
+		SentinelPasswordFile: l.Add(Setting{Env: "REDIS_SENTINEL_PASSWORD_FILE", Flag: "redis-sentinel-password-file", Kind: "path", Help: "file holding the Sentinels' own password, if they have one"}),
+		Cluster: l.Add(Setting{Env: "REDIS_CLUSTER_ADDRS", Flag: "redis-cluster-addrs", Kind: "host:port,...",
+			Help: "seed nodes of a Redis Cluster, comma-separated, instead of REDIS_URL"}),
+		DB: l.Add(Setting{Env: "REDIS_DB", Flag: "redis-db", Kind: "int", Help: "with Sentinel, the database number (default 0); a Cluster has only database 0"}),
 	}
-}
-
-// RedisConn is a resolved Redis connection.
-type RedisConn struct {
-	// Options are the client's; nil after a problem.
-	Options *redis.Options
-	// Shown is the URL as it may be shown: any password replaced by
-	// "xxxxx".
-	Shown string
 }
 
 // Read parses the section; problems go to l.
 func (r *RedisSection) Read(l *Loader) RedisConn {
 	password := l.Secret(r.Password, r.PasswordFile)
 	if l.Has(r.Password) || l.Has(r.PasswordFile) {
+		return RedisConn{}
+	}
+	sentinel := r.SentinelAddrs.Value() != "" || r.MasterName.Value() != ""
+	cluster := r.Cluster.Value() != ""
+	urlGiven := r.URL.Given()
+	switch {
+	case sentinel && cluster:
+		l.Bad(r.SentinelAddrs, "cannot be combined with %s: choose Sentinel or Cluster", r.Cluster.Name())
+		return RedisConn{}
+	case (sentinel || cluster) && urlGiven:
+		other := r.SentinelAddrs
+		if cluster {
+			other = r.Cluster
+		}
+		l.Bad(r.URL, "cannot be combined with %s: give one server's URL, or the Sentinels or Cluster nodes", other.Name())
+		return RedisConn{}
+	case !sentinel && Given(r.SentinelPassword, r.SentinelPasswordFile):
+		l.Bad(r.SentinelPassword, "applies only with %s", r.SentinelAddrs.Name())
+		return RedisConn{}
+	case !sentinel && !cluster && r.DB.Value() != "":
+		l.Bad(r.DB, "applies only with %s: give the database in REDIS_URL's path (redis://host:6379/2)", r.SentinelAddrs.Name())
+		return RedisConn{}
+	case cluster && r.DB.Value() != "" && strings.TrimSpace(r.DB.Value()) != "0":
+		l.Bad(r.DB, "a Redis Cluster has only database 0, got %q", r.DB.Value())
+		return RedisConn{}
+	}
+	switch {
+	case sentinel:
+		if r.MasterName.Value() == "" {
+			l.Bad(r.MasterName, "is required with %s", r.SentinelAddrs.Name())
+		}
+		if r.SentinelAddrs.Value() == "" {
+			l.Bad(r.SentinelAddrs, "is required with %s: the Sentinels to ask for the master", r.MasterName.Name())
+			return RedisConn{}
+		}
+		addrs := parseAddrs(l, r.SentinelAddrs)
+		db := 0
+		if r.DB.Value() != "" {
+			db = int(l.Int(r.DB, 0, 15))
+		}
+		sentinelPassword := l.Secret(r.SentinelPassword, r.SentinelPasswordFile)
+		if addrs == nil || r.MasterName.Value() == "" || l.Has(r.DB) || l.Has(r.SentinelPassword) || l.Has(r.SentinelPasswordFile) {
+			return RedisConn{}
+		}
+		return RedisConn{
+			Mode: RedisSentinel,
+			Failover: &redis.FailoverOptions{MasterName: r.MasterName.Value(), SentinelAddrs: addrs,
+				SentinelPassword: sentinelPassword, Password: password, DB: db},
+			Shown: "sentinel " + r.MasterName.Value() + "@" + strings.Join(addrs, ",") + "/" + strconv.Itoa(db),
+		}
+	case cluster:
+		if parseAddrs(l, r.Cluster) == nil {
+			return RedisConn{}
+		}
+		// RedisConn.Cluster and NewClient are ready; the scripts are not.
+		l.Bad(r.Cluster, "Redis Cluster is not supported yet: some of the worker's scripts (the dead-letter queue, the attempt records) touch keys of several hash slots and would fail with CROSSSLOT; use one server or Sentinel")
 		return RedisConn{}
 	}
 	if pw := urlPassword(r.URL.Value()); pw != "" {
@@ -61,7 +121,7 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		l.Bad(r.URL, "%v", err)
 		return RedisConn{Shown: shown}
 	}
-	return RedisConn{Options: opt, Shown: shown}
+	return RedisConn{Mode: RedisSingle, Single: opt, Shown: shown}
 }
 
 // LogSection is the process's log: LOG_LEVEL and LOG_FORMAT.

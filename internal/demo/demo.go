@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	var adm *admin.Server
 	if cfg.Admin.Addr != "" {
 		adm, err = admin.New(admin.Options{
-			Config: cfg.Admin, Redis: redisOpt, DLQ: dlq.New(rdb), Enqueuer: tasks.NewEnqueuer(rdb), Metrics: m.Handler(),
+			Config: cfg.Admin, Redis: config.RedisConn{Mode: config.RedisSingle, Single: redisOpt, Shown: "miniredis " + mr.Addr()}, DLQ: dlq.New(rdb), Enqueuer: tasks.NewEnqueuer(rdb), Metrics: m.Handler(),
 			Checks: []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 			Logger: log, FallbackToFreePort: true,
 		})

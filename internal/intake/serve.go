@@ -11,7 +11,6 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -106,11 +105,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 // down gracefully. It returns an error when it cannot listen or stops on
 // its own.
 func Serve(ctx context.Context, c config.Intake, r config.RedisConn, log *zap.Logger) error {
-	opt := *r.Options
-	if opt.PoolSize < 4*WorkersDefault {
-		opt.PoolSize = 4 * WorkersDefault // the submit pool's and the status lookups' connections
-	}
-	rdb := redis.NewClient(&opt)
+	// The submit pool's and the status lookups' connections.
+	rdb := r.WithMinPool(4 * WorkersDefault).NewClient()
 	defer func() { _ = rdb.Close() }() // after the server has stopped: nothing in flight
 
 	if c.Token == "" {

@@ -47,7 +47,7 @@ func startServer(t testing.TB, path string, ports func() (int, error)) *Server {
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
-		p, err := start(t, path, port)
+		p, err := start(t, path, port, nil)
 		if err == nil {
 			return newServer(KindRedisServer, &redis.Options{Addr: p.addr})
 		}
@@ -67,13 +67,14 @@ type process struct {
 	done chan struct{} // closed when cmd.Wait returns
 }
 
-// start starts one redis-server and waits until it answers. On success the
-// process is killed at t's cleanup; on failure it is already gone.
-func start(t testing.TB, path string, port int) (*process, error) {
+// start starts one redis-server, its arguments followed by extra, and
+// waits until it answers. On success the process is killed at t's
+// cleanup; on failure it is already gone.
+func start(t testing.TB, path string, port int, extra []string) (*process, error) {
 	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	out := &limitedBuffer{limit: outputLimit}
-	cmd := exec.Command(path,
+	args := []string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -81,7 +82,8 @@ func start(t testing.TB, path string, port int) (*process, error) {
 		"--daemonize", "no",
 		"--dir", t.TempDir(),
 		"--loglevel", "warning",
-	)
+	}
+	cmd := exec.Command(path, append(args, extra...)...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()

@@ -73,7 +73,7 @@ var ErrActive = errors.New("the task is being processed right now")
 // does not close the client.
 type Store struct {
 	rdb       redis.UniversalClient
-	published sync.Map // queue name → true once added to asynq:queues
+	published sync.Map // queue name → when last added to asynq:queues (time.Time)
 	nowFunc   func() time.Time
 }
 
@@ -82,16 +82,23 @@ func New(rdb redis.UniversalClient) *Store {
 	return &Store{rdb: rdb, nowFunc: time.Now}
 }
 
-// publish adds queue to asynq's set of queues once, as asynq's client
-// does, so that the Inspector and the UI list it.
+// publishEvery is how often publish adds a queue again: a Redis that
+// lost the set (a failover to a replica that had not caught up, a restart
+// without persistence) has it back within that time.
+const publishEvery = 30 * time.Second
+
+// publish adds queue to asynq's set of queues, as asynq's client does, so
+// that the Inspector and the UI list it: once, then again every
+// publishEvery.
 func (s *Store) publish(ctx context.Context, queue string) error {
-	if _, ok := s.published.Load(queue); ok {
+	now := s.nowFunc()
+	if at, ok := s.published.Load(queue); ok && now.Sub(at.(time.Time)) < publishEvery {
 		return nil
 	}
 	if err := s.rdb.SAdd(ctx, allQueues, queue).Err(); err != nil {
 		return err
 	}
-	s.published.Store(queue, true)
+	s.published.Store(queue, now)
 	return nil
 }
 

@@ -219,8 +219,8 @@ func New(o Options) (*Worker, error) {
 	return w, nil
 }
 
-// SizeRedis sizes the Redis client options o for the worker run as c,
-// where o leaves a size at zero:
+// SizeRedis returns conn sized for the worker run as c, where conn leaves
+// a size at zero (per node, on a Cluster):
 //   - the pool: one connection per task in flight (each finishes with a
 //     round trip of its own), a few per dequeuer (its fetch loop,
 //     heartbeat, forwarder, janitor, recoverer and cancellation
@@ -230,16 +230,8 @@ func New(o Options) (*Worker, error) {
 //   - the buffers: 4 KiB each way per connection. A task message is a few
 //     hundred bytes; go-redis's default of 32 KiB each way would make 200
 //     connections cost 12 MiB.
-func SizeRedis(o *redis.Options, c config.Worker) {
-	if o.PoolSize == 0 {
-		o.PoolSize = c.Concurrency + 8*max(c.Dequeuers, 1) + 10
-	}
-	if o.ReadBufferSize == 0 {
-		o.ReadBufferSize = redisBufferSize
-	}
-	if o.WriteBufferSize == 0 {
-		o.WriteBufferSize = redisBufferSize
-	}
+func SizeRedis(conn config.RedisConn, c config.Worker) config.RedisConn {
+	return conn.SizePool(config.Pool{Size: c.Concurrency + 8*max(c.Dequeuers, 1) + 10, ReadBuffer: redisBufferSize, WriteBuffer: redisBufferSize})
 }
 
 const redisBufferSize = 4 << 10

@@ -335,3 +335,14 @@ func LogAddr(r io.Reader, msg string) (addr <-chan string, drained <-chan struct
 	}()
 	return a, d
 }
+
+// Conn returns srv as the processes' configuration gives Redis: fresh
+// options each time (a live client's must not be shared).
+func Conn(srv *redistest.Server) config.RedisConn {
+	c := srv.ConnOpt()
+	return config.RedisConn{
+		Mode:   config.RedisSingle,
+		Single: &redis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLSConfig: c.TLSConfig},
+		Shown:  "test redis " + c.Addr,
+	}
+}
