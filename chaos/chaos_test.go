@@ -137,7 +137,7 @@ func TestRedisDown(t *testing.T) {
 	intakeAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	intake := exec.Command(bins["intake"], "--addr", intakeAddr)
 	intake.Env = []string{"REDIS_URL=" + r.url(), "LOG_LEVEL=warn"}
-	ilogs := &lockedBuffer{}
+	ilogs := &workertest.Buffer{}
 	intake.Stdout, intake.Stderr = ilogs, ilogs
 	if err := intake.Start(); err != nil {
 		t.Fatal(err)
@@ -178,11 +178,11 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("intake with Redis down: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if !w.alive() {
-		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.tail(3000))
+		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.Tail(3000))
 	}
 	time.Sleep(time.Until(downAt.Add(20 * time.Second))) // the outage is the scenario
 	if !w.alive() {
-		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.tail(3000))
+		t.Fatalf("the worker exited with Redis down:\n%s", w.logs.Tail(3000))
 	}
 	r.start()
 	upAt := time.Now()

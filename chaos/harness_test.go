@@ -244,7 +244,7 @@ func (u *upstream) busiestSecond(orders []string, from, to time.Time) int {
 type workerProc struct {
 	t     *testing.T
 	cmd   *exec.Cmd
-	logs  *lockedBuffer
+	logs  *workertest.Buffer
 	admin string // the admin server's URL
 	done  chan struct{}
 }
@@ -264,7 +264,7 @@ func workerEnv(r *redisProc, u *upstream, extra ...string) []string {
 
 func startWorker(t *testing.T, env []string) *workerProc {
 	t.Helper()
-	w := &workerProc{t: t, logs: &lockedBuffer{}, done: make(chan struct{})}
+	w := &workerProc{t: t, logs: &workertest.Buffer{}, done: make(chan struct{})}
 	w.cmd = exec.Command(bins["worker"])
 	w.cmd.Env = env
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
@@ -277,7 +277,7 @@ func startWorker(t *testing.T, env []string) *workerProc {
 	workertest.Wait(t, "the worker's admin server", func() (bool, string) {
 		select {
 		case <-w.done:
-			t.Fatalf("the worker exited:\n%s", w.logs.tail(4000))
+			t.Fatalf("the worker exited:\n%s", w.logs.Tail(4000))
 		default:
 		}
 		for l := range strings.Lines(w.logs.String()) {
@@ -319,35 +319,6 @@ func (w *workerProc) ready() (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// lockedBuffer is a process's output, written by exec and read by the
-// test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // orders returns n PandaPon order IDs starting at base.

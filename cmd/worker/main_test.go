@@ -25,23 +25,8 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a process's output, written and read concurrently.
+type syncBuffer = workertest.Buffer
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 

@@ -225,6 +225,12 @@ func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
 	if d := g.pause(ctx); d > 0 {
 		return nil, g.deferred(d, ReasonRetryAfter)
 	}
+	// An open breaker first, so that held calls take no token. (Allow
+	// below reserves a half-open probe, so it comes after the token: a
+	// probe reserved and then put back would never report.)
+	if g.cb.State() == gobreaker.StateOpen {
+		return nil, g.deferred(g.openRemaining(), ReasonBreakerOpen)
+	}
 	if g.limited {
 		if err := g.take(ctx); err != nil {
 			return nil, err
