@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -14,13 +15,15 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/workertest"
+	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 )
 
 // TestSentinelFailover runs the worker against a real Sentinel set (a
-// master, a replica, three Sentinels) while cancellations are enqueued
+// master, a replica, three Sentinels) while 1,000 cancellations (every
+// 50th refused by the provider) are enqueued
 // through the Sentinels too; mid-run the master is killed with SIGKILL.
 // The Sentinels elect the replica, the worker and the enqueuer follow it
 // without a restart, every enqueue acknowledged after the failover is
@@ -60,6 +63,16 @@ func TestSentinelFailover(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	enq := tasks.NewEnqueuer(rdb)
 
+	// Every 50th order is refused (PandaPon data false): it must end in the
+	// DLQ, once; the others cancelled.
+	refused := false
+	permanent := func(id string) bool { n, _ := strconv.Atoi(id); return n%50 == 0 }
+	settled := func(id string) bool {
+		if permanent(id) {
+			return len(sb.Calls(tasks.ProviderPandaPon, id)) > 0
+		}
+		return sb.Cancelled(tasks.ProviderPandaPon, id)
+	}
 	var mu sync.Mutex
 	var ackedBefore, ackedAfter []string
 	var killed time.Time
@@ -74,6 +87,9 @@ func TestSentinelFailover(t *testing.T) {
 			default:
 			}
 			id := strconv.Itoa(9_000_000 + i)
+			if permanent(id) {
+				sb.Script(tasks.ProviderPandaPon, id, sandbox.PandaPonCode(200, &refused))
+			}
 			n, _ := tasks.ParseOrderID(id)
 			task, _ := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: n})
 			ectx, ecancel := context.WithTimeout(ctx, 2*time.Second)
@@ -93,8 +109,8 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}()
 
-	workertest.WaitUpTo(t, time.Minute, "300 cancellations before the kill", func() (bool, string) {
-		return sb.TotalCalls() >= 300, fmt.Sprintf("%d calls", sb.TotalCalls())
+	workertest.WaitUpTo(t, time.Minute, "500 calls before the kill", func() (bool, string) {
+		return sb.TotalCalls() >= 500, fmt.Sprintf("%d calls", sb.TotalCalls())
 	})
 	mu.Lock()
 	killed = time.Now()
@@ -105,10 +121,10 @@ func TestSentinelFailover(t *testing.T) {
 		return sb.TotalCalls() > callsAtKill+50, fmt.Sprintf("%d calls", sb.TotalCalls())
 	})
 	resumed := time.Now()
-	workertest.WaitUpTo(t, 30*time.Second, "200 enqueues acknowledged by the new master", func() (bool, string) {
+	workertest.WaitUpTo(t, time.Minute, "1,000 enqueues acknowledged in all", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(ackedAfter) >= 200, fmt.Sprintf("%d", len(ackedAfter))
+		return len(ackedBefore)+len(ackedAfter) >= 1000 && len(ackedAfter) >= 200, fmt.Sprintf("%d + %d", len(ackedBefore), len(ackedAfter))
 	})
 	close(stop)
 	<-enqueued
@@ -119,7 +135,7 @@ func TestSentinelFailover(t *testing.T) {
 	workertest.WaitUpTo(t, 2*time.Minute, "every enqueue acknowledged after the failover cancelled", func() (bool, string) {
 		missing := 0
 		for _, id := range after {
-			if !sb.Cancelled(tasks.ProviderPandaPon, id) {
+			if !settled(id) {
 				missing++
 			}
 		}
@@ -136,19 +152,38 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && p == 0, fmt.Sprintf("pending %d (%v)", p, err)
 	})
 	lost := 0
+	wantDLQ := map[string]bool{}
 	for _, id := range before {
-		if !sb.Cancelled(tasks.ProviderPandaPon, id) {
+		if !settled(id) {
 			lost++
+		} else if permanent(id) {
+			wantDLQ["pandapon:"+id] = true
 		}
 	}
-	if n, err := dlq.New(rdb).Count(ctx, ""); err != nil || n != 0 {
-		t.Errorf("DLQ %d (%v), want 0", n, err)
+	for _, id := range after {
+		if permanent(id) {
+			wantDLQ["pandapon:"+id] = true
+		}
 	}
+	// The DLQ holds exactly the scripted refusals that reached the new
+	// master.
+	got := map[string]bool{}
+	workertest.Wait(t, fmt.Sprintf("the DLQ to hold exactly the %d scripted refusals", len(wantDLQ)), func() (bool, string) {
+		ids, err := dlq.New(rdb).IDs(ctx, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		clear(got)
+		for _, id := range ids {
+			got[id] = true
+		}
+		return maps.Equal(got, wantDLQ), fmt.Sprintf("%d entries", len(got))
+	})
 	if code := <-waitOrNil(exited); code != -1 {
 		t.Fatalf("the worker exited with %d during the failover:\n%s", code, stderr.String())
 	}
-	t.Logf("sentinel failover: %d enqueues acknowledged before the SIGKILL of the master, %d of them lost (not replicated); %d acknowledged after, all cancelled; cancellations stalled %s (kill → 50 more calls)",
-		len(before), lost, len(after), resumed.Sub(killed).Round(100*time.Millisecond))
+	t.Logf("sentinel failover: %d enqueues acknowledged before the SIGKILL of the master, %d of them lost (not replicated); %d acknowledged after, all settled; DLQ %d (the scripted refusals); cancellations stalled %s (kill → 50 more calls)",
+		len(before), lost, len(after), len(got), resumed.Sub(killed).Round(100*time.Millisecond))
 	if lost > len(before)/10 {
 		t.Errorf("%d of %d acknowledged enqueues lost: far more than a replication lag", lost, len(before))
 	}
