@@ -46,7 +46,6 @@ type app struct {
 	redisConn    config.RedisConn
 	redisShown   string // the URL with its password redacted
 	timeoutValue time.Duration
-	secrets      []string // never printed: redacted from every message
 
 	rdb redis.UniversalClient // set by connect, closed by close
 }
@@ -138,7 +137,6 @@ func (a *app) checkGlobals(p *problems) {
 	for _, q := range a.loader.Problems() {
 		p.add(q.Name, "%s", q.Problem)
 	}
-	a.secrets = append(a.secrets, a.loader.Secrets()...)
 	a.redisConn, a.redisShown = conn, conn.Shown
 
 	d, err := time.ParseDuration(a.timeout.value)
@@ -290,13 +288,8 @@ func jsonRequested(args []string) bool {
 	return false
 }
 
-// redact replaces every secret in s.
-func (a *app) redact(s string) string {
-	for _, sec := range a.secrets {
-		s = strings.ReplaceAll(s, sec, "xxxxx")
-	}
-	return s
-}
+// redact replaces every secret read (never printed) in s.
+func (a *app) redact(s string) string { return a.loader.Redact(s) }
 
 // errorOutput is the --json form of an error.
 type errorOutput struct {

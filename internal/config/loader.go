@@ -197,6 +197,20 @@ func (l *Loader) Err() error {
 // message that might quote them.
 func (l *Loader) Secrets() []string { return l.secrets }
 
+// Redact replaces every secret read so far in s with "xxxxx". A nil
+// Loader has read none.
+func (l *Loader) Redact(s string) string {
+	if l == nil {
+		return s
+	}
+	for _, sec := range l.secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
+}
+
 // Int parses s as a decimal integer from min to max.
 func (l *Loader) Int(s *Setting, min, max int64) int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(s.raw), 10, 64)

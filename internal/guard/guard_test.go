@@ -153,6 +153,10 @@ func TestFractionalRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	done(nil)
+	// The one key the README names, in one Cluster slot.
+	if key := guard.RateKey("meari"); key != "rate:cancelworker:{meari}:rate" || rdb.Exists(t.Context(), key).Val() != 1 {
+		t.Errorf("limiter key %q (exists %d), want rate:cancelworker:{meari}:rate holding the state", key, rdb.Exists(t.Context(), key).Val())
+	}
 	_, err = g.Acquire(t.Context())
 	if d := deferral(t, err); d.After < 1500*time.Millisecond || d.After > 2*time.Second {
 		t.Errorf("second call at 0.5/s: deferred %s, want about 2s", d.After)

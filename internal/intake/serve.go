@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/config"
@@ -88,14 +87,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	l.Resolve()
 	redisConn, logCfg, c := rs.Read(l), ls.Read(l), is.Read(l)
 	if err := l.Err(); err != nil {
-		fmt.Fprintf(stderr, "intake: invalid configuration:\n%v\n", redact(err.Error(), l.Secrets()))
+		fmt.Fprintf(stderr, "intake: invalid configuration:\n%v\n", l.Redact(err.Error()))
 		return ExitUsage
 	}
 	log := config.NewLogger(logCfg, stderr).Named("intake")
 	defer func() { _ = log.Sync() }() // stderr may not support sync
 	if err := Serve(ctx, c, redisConn, log); err != nil {
-		log.Error("intake failed", zap.String("error", redact(err.Error(), l.Secrets())))
-		fmt.Fprintf(stderr, "intake: %s\n", redact(err.Error(), l.Secrets()))
+		log.Error("intake failed", zap.String("error", l.Redact(err.Error())))
+		fmt.Fprintf(stderr, "intake: %s\n", l.Redact(err.Error()))
 		return ExitFailure
 	}
 	return ExitOK
@@ -148,14 +147,4 @@ func Serve(ctx context.Context, c config.Intake, r config.RedisConn, log *zap.Lo
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// redact replaces each secret in s.
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	return s
 }
