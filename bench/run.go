@@ -204,7 +204,7 @@ func meariTask(num string) tasks.MeariCancel {
 
 // preEnqueue enqueues n tasks named prefix0000000...; not timed.
 func (b *bench) preEnqueue(ctx context.Context, prefix string, n int) error {
-	enq := tasks.NewEnqueuer(b.rdb)
+	enq := tasks.NewEnqueuer(b.rdb, tasks.Shards{})
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -482,7 +482,7 @@ func (b *bench) pickup(ctx context.Context, k contender, count int) (pickupResul
 	res.idleCommands = float64(c1-c0-1) / window.Seconds()
 	res.idleCPU = (cpu1 - cpu0) / window.Seconds()
 
-	enq := tasks.NewEnqueuer(b.rdb)
+	enq := tasks.NewEnqueuer(b.rdb, tasks.Shards{})
 	sent := make(map[string]time.Time, count)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -83,7 +83,7 @@ func TestKillRedis(t *testing.T) {
 	rdb := r.client(t)
 	u := startUpstream(t, nil)
 	startWorker(t, workerEnv(r, u))
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	var acked []string
 	next := 4_000_000
 	enqueue := func(k int) (failed int) {

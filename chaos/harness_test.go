@@ -334,7 +334,7 @@ func orders(base, n int) []string {
 // error.
 func enqueueAll(t *testing.T, rdb *redis.Client, ids []string) {
 	t.Helper()
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ids))
 	sem := make(chan struct{}, 64)

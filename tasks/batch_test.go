@@ -18,7 +18,7 @@ func meariTask(t *testing.T, num string) taskstore.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := wire(task)
+	m, err := wire(task, Shards{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func meariTask(t *testing.T, num string) taskstore.Message {
 // order is enqueued once, and each call says truly what it did.
 func TestBatcherConcurrent(t *testing.T) {
 	rdb := redistest.New(t).Client(t)
-	e := NewEnqueuer(rdb)
+	e := NewEnqueuer(rdb, Shards{})
 	const orders = 600
 	var (
 		wg       sync.WaitGroup

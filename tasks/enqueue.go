@@ -47,16 +47,20 @@ var ErrActive = errors.New("a task for this order is being processed right now; 
 // concurrent use. It holds no connections of its own: the caller closes the
 // Redis client given to NewEnqueuer.
 type Enqueuer struct {
-	store *taskstore.Store
-	batch *batcher
+	store  *taskstore.Store
+	batch  *batcher
+	shards Shards
 }
 
-// NewEnqueuer returns an Enqueuer that talks to Redis through rdb. The
-// caller keeps ownership of rdb.
-func NewEnqueuer(rdb redis.UniversalClient) *Enqueuer {
+// NewEnqueuer returns an Enqueuer that talks to Redis through rdb and puts
+// each task on its queue among shards. The caller keeps ownership of rdb.
+func NewEnqueuer(rdb redis.UniversalClient, shards Shards) *Enqueuer {
 	store := taskstore.New(rdb)
-	return &Enqueuer{store: store, batch: &batcher{store: store}}
+	return &Enqueuer{store: store, batch: &batcher{store: store}, shards: shards}
 }
+
+// Shards returns the queue layout e enqueues to.
+func (e *Enqueuer) Shards() Shards { return e.shards }
 
 // Enqueue enqueues t, built by NewMeariCancelTask or NewPandaPonCancelTask,
 // in one round trip, shared with the other Enqueue calls of this Enqueuer
@@ -66,7 +70,7 @@ func NewEnqueuer(rdb redis.UniversalClient) *Enqueuer {
 // fails, the old task is still there. A task being processed is never
 // replaced (ErrActive).
 func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Result, error) {
-	m, err := wire(t)
+	m, err := wire(t, e.shards)
 	if err != nil {
 		return Result{}, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 	}

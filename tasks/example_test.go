@@ -7,7 +7,7 @@ import (
 )
 
 // A producer builds a task for the order and enqueues it with an Enqueuer
-// (tasks.NewEnqueuer(redisClient)); the same order enqueued again is
+// (tasks.NewEnqueuer(redisClient, shards)); the same order enqueued again is
 // reported as already queued.
 func ExampleNewPandaPonCancelTask() {
 	id, err := tasks.ParseOrderID("2542285634920880794")

@@ -416,8 +416,9 @@ func Rebuild(t *asynq.Task, opts ...Option) (*asynq.Task, error) {
 }
 
 // wire returns the task message of t, built by NewMeariCancelTask or
-// NewPandaPonCancelTask, as asynq's client would write it.
-func wire(t *asynq.Task) (taskstore.Message, error) {
+// NewPandaPonCancelTask, as asynq's client would write it, on its queue
+// among shards.
+func wire(t *asynq.Task, shards Shards) (taskstore.Message, error) {
 	opts, err := optionsOf(t)
 	if err != nil {
 		return taskstore.Message{}, err
@@ -426,26 +427,26 @@ func wire(t *asynq.Task) (taskstore.Message, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	id, queue, err := Identify(t)
+	id, provider, err := Identify(t)
 	if err != nil {
 		return taskstore.Message{}, err
 	}
 	return taskstore.Message{
-		Type: t.Type(), Payload: t.Payload(), Headers: t.Headers(), ID: id, Queue: queue,
+		Type: t.Type(), Payload: t.Payload(), Headers: t.Headers(), ID: id, Queue: shards.Queue(provider, id),
 		Retry: MaxRetry, Timeout: TimeoutDefault, Retention: o.retention,
 	}, nil
 }
 
-// Identify returns the task ID and queue of t, built by NewMeariCancelTask
-// or NewPandaPonCancelTask, from its payload.
-func Identify(t *asynq.Task) (id, queue string, err error) {
+// Identify returns the task ID and provider of t, built by
+// NewMeariCancelTask or NewPandaPonCancelTask, from its payload.
+func Identify(t *asynq.Task) (id, provider string, err error) {
 	switch t.Type() {
 	case TypeMeariCancel:
 		m, err := ParseMeariCancel(t.Payload())
-		return m.TaskID(), QueueMeari, err
+		return m.TaskID(), ProviderMeari, err
 	case TypePandaPonCancel:
 		p, err := ParsePandaPonCancel(t.Payload())
-		return p.TaskID(), QueuePandaPon, err
+		return p.TaskID(), ProviderPandaPon, err
 	}
 	return "", "", fmt.Errorf("unknown task type %q", t.Type())
 }

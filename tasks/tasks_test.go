@@ -184,7 +184,7 @@ func FuzzParseMeariCancel(f *testing.F) {
 func TestEnqueueIdempotentAndForce(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.New(t).Client(t)
-	enq := NewEnqueuer(rdb)
+	enq := NewEnqueuer(rdb, Shards{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	id, _ := ParseOrderID(bigID)
 	build := func() *asynq.Task {
@@ -253,7 +253,7 @@ func TestHeadersAndRebuild(t *testing.T) {
 	}
 	// The enqueued task carries them.
 	rdb := redistest.New(t).Client(t)
-	res, err := NewEnqueuer(rdb).Enqueue(t.Context(), marked, false)
+	res, err := NewEnqueuer(rdb, Shards{}).Enqueue(t.Context(), marked, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/text"
+	"github.com/cancelworker/cancelworker/tasks"
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/redis/go-redis/v9"
@@ -39,12 +40,14 @@ type app struct {
 	// (config.AddRedis), bound to cobra's flags.
 	loader  *config.Loader
 	redis   *config.RedisSection
+	queues  *config.QueuesSection
 	jsonOut bool
 	timeout *textFlag
 
 	// Resolved by checkGlobals.
 	redisConn    config.RedisConn
 	redisShown   string // the URL with its password redacted
+	shards       tasks.Shards
 	timeoutValue time.Duration
 
 	rdb redis.UniversalClient // set by connect, closed by close
@@ -100,13 +103,14 @@ Exit codes:
 
 	a.loader = config.NewLoader(a.getenv, nil)
 	a.redis = config.AddRedis(a.loader)
+	a.queues = config.AddQueues(a.loader)
 	a.timeout = &textFlag{typ: "duration", value: timeoutDefault.String()}
 	pf := root.PersistentFlags()
 	pf.Var(a.redis.URL, a.redis.URL.Flag, "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+config.RedisURLDefault+")")
 	pf.Var(a.redis.PasswordFile, a.redis.PasswordFile.Flag, "a file holding the Redis password (env REDIS_PASSWORD_FILE; or set REDIS_PASSWORD)")
 	for _, st := range a.loader.Settings() {
 		if pf.Lookup(st.Flag) == nil {
-			pf.Var(st, st.Flag, st.Usage()) // Sentinel, Cluster, the refused secrets
+			pf.Var(st, st.Flag, st.Usage()) // Sentinel, Cluster, TLS, shards, the refused secrets
 		}
 	}
 	for _, st := range []*config.Setting{a.redis.Password, a.redis.SentinelPassword} {
@@ -134,6 +138,7 @@ func (a *app) missingCommand(cmd *cobra.Command, _ []string) error {
 func (a *app) checkGlobals(p *problems) {
 	a.loader.Resolve()
 	conn := a.redis.Read(a.loader)
+	a.shards = a.queues.Read(a.loader)
 	for _, q := range a.loader.Problems() {
 		p.add(q.Name, "%s", q.Problem)
 	}

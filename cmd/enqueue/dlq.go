@@ -313,7 +313,7 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 		if err != nil {
 			return err
 		}
-		enq := tasks.NewEnqueuer(rdb)
+		enq := tasks.NewEnqueuer(rdb, a.shards)
 		results := make([]requeueOutput, 0, len(ids))
 		failed := 0
 		for _, id := range ids {

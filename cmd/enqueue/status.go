@@ -69,7 +69,7 @@ are shown (with --json, as an array). For pandapon, ORDER is the order ID.`,
 			what = "pandapon order " + id.String()
 		}
 	}, func(ctx context.Context, rdb redis.UniversalClient) error {
-		all, err := status.LookupOrder(ctx, rdb, dlq.New(rdb), q)
+		all, err := status.LookupOrder(ctx, rdb, dlq.New(rdb), a.shards, q)
 		if err != nil {
 			return err
 		}

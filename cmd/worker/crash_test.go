@@ -106,7 +106,7 @@ func TestSIGKILLMidCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := tasks.NewEnqueuer(rdb).Enqueue(t.Context(), task, false)
+	res, err := tasks.NewEnqueuer(rdb, tasks.Shards{}).Enqueue(t.Context(), task, false)
 	if err != nil {
 		t.Fatal(err)
 	}

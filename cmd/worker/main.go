@@ -94,14 +94,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log})
+	m, err := metrics.New(metrics.Options{Redis: rdb, Logger: log, Queues: cfg.Shards.All()})
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
 	}
 	w, err := worker.New(worker.Options{
 		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
-		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait,
+		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait, Shards: cfg.Shards,
 		Redis: rdb, Logger: log, Observer: m,
 	})
 	if err != nil {
@@ -148,7 +148,8 @@ func startAdmin(cfg config.Config, conn config.RedisConn, rdb redis.UniversalCli
 		Config:   cfg.Admin,
 		Redis:    conn,
 		DLQ:      dlq.New(rdb),
-		Enqueuer: tasks.NewEnqueuer(rdb),
+		Enqueuer: tasks.NewEnqueuer(rdb, cfg.Shards),
+		Shards:   cfg.Shards,
 		Metrics:  m.Handler(),
 		Checks:   []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 		Logger:   log,

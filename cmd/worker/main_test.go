@@ -227,7 +227,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 	bin, redis, rdb, sb, srv := binaryRig(t)
 
 	const n = 12
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	var ids []string
 	for i := range n {
 		order := fmt.Sprintf("25422856349208%05d", i)
@@ -351,7 +351,7 @@ func TestAdminServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tasks.NewEnqueuer(rdb).Enqueue(t.Context(), task, false); err != nil {
+	if _, err := tasks.NewEnqueuer(rdb, tasks.Shards{}).Enqueue(t.Context(), task, false); err != nil {
 		t.Fatal(err)
 	}
 	select {

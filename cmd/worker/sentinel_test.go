@@ -61,7 +61,7 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	rdb := conn.NewClient()
 	t.Cleanup(func() { _ = rdb.Close() })
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 
 	// Every 50th order is refused (PandaPon data false): it must end in the
 	// DLQ, once; the others cancelled.

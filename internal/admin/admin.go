@@ -70,6 +70,9 @@ type Options struct {
 	// the dead-letter page's requeue buttons. Required unless
 	// Config.ReadOnly.
 	Enqueuer *tasks.Enqueuer
+	// Shards is the queue layout, for the dead-letter page's links to each
+	// queue's archive.
+	Shards tasks.Shards
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// Checks decide /readyz, each bounded by CheckTimeout.
@@ -143,7 +146,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET "+httpserve.ReadyPath, httpserve.Ready(o.Checks, o.CheckTimeout, o.Logger))
 	mux.Handle(MetricsPath, guard(metrics))
 	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
-	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger, readOnly: o.Config.ReadOnly, shards: o.Shards}))
 	// Registered for every method, so that a GET gets a clear 405 rather
 	// than the monitoring UI's "page not found".
 	mux.Handle(DLQRequeuePath, guard(&dlqAction{action: actionRequeue, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))

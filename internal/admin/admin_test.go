@@ -36,7 +36,7 @@ func newServer(t *testing.T, o admin.Options) (*admin.Server, *httptest.Server, 
 		o.DLQ = dlq.New(rdb)
 	}
 	if o.Enqueuer == nil {
-		o.Enqueuer = tasks.NewEnqueuer(rdb)
+		o.Enqueuer = tasks.NewEnqueuer(rdb, tasks.Shards{})
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -58,6 +58,7 @@ type dlqPage struct {
 	store    *dlq.Store
 	log      *zap.Logger
 	readOnly bool
+	shards   tasks.Shards
 }
 
 type filterLink struct {
@@ -129,8 +130,9 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if prov == "" {
 			label = "all"
 		} else {
-			qn := tasks.QueueFor(prov)
-			view.Archived = append(view.Archived, filterLink{Label: qn, URL: MonitoringPath + "queues/" + url.PathEscape(qn) + "?status=archived"})
+			for _, qn := range p.shards.Queues(prov) {
+				view.Archived = append(view.Archived, filterLink{Label: qn, URL: MonitoringPath + "queues/" + url.PathEscape(qn) + "?status=archived"})
+			}
 		}
 		view.Filters = append(view.Filters, filterLink{Label: label, URL: q.with(prov, 1).url(), Count: counts[prov], Active: prov == q.Provider})
 	}
@@ -145,7 +147,7 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			*f = text.Printable(*f)
 		}
 		if e.Queue == "" {
-			e.Queue = tasks.QueueFor(e.Provider) // a corrupt entry
+			e.Queue = p.shards.Queue(e.Provider, e.ID) // a corrupt entry
 		}
 		row := dlqRow{
 			Entry:       e,

@@ -138,6 +138,8 @@ type Config struct {
 	Log         Log
 	Admin       Admin
 	Demo        bool
+	// Shards is how each provider's tasks are spread over queues.
+	Shards tasks.Shards
 }
 
 // Worker is how the worker runs its tasks.
@@ -212,7 +214,7 @@ const (
 func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), out io.Writer) (Config, error) {
 	l := NewLoader(getenv, readFile)
 	rs, ms, ps, ws, ls, as := AddRedis(l), AddMeari(l), AddPandaPon(l), AddWorker(l), AddLog(l), AddAdmin(l)
-	bs := AddGuard(l)
+	bs, qs := AddGuard(l), AddQueues(l)
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(out)
 	for _, s := range l.Settings() {
@@ -262,6 +264,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		c.Limits[tasks.ProviderPandaPon] = pandaponP.Limit
 	}
 	c.Breaker, c.RateMaxWait = bs.Read(l)
+	c.Shards = qs.Read(l)
 	if !c.Demo && c.Meari == nil && c.PandaPon == nil && len(l.Problems()) == 0 {
 		return c, errors.New("no provider is configured: set MEARI_* or PANDAPON_* (see --help), or run --demo")
 	}

@@ -1,9 +1,17 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
@@ -189,8 +197,28 @@ func TestRedisForms(t *testing.T) {
 			wantErr: "REDIS_URL (--redis-url): cannot be combined with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs)"},
 		{name: "a database on a cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000", "REDIS_DB": "3"},
 			wantErr: `REDIS_DB (--redis-db): a Redis Cluster has only database 0, got "3"`},
-		{name: "cluster, not yet", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000,c2:7000"},
-			wantErr: "REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): Redis Cluster is not supported yet"},
+		{name: "cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000, c2:7000", "REDIS_PASSWORD": "pw-4"},
+			wantMode: RedisCluster, wantShown: "cluster c1:7000,c2:7000"},
+		{name: "cluster with TLS and a CA", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000", "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": "/ca.pem"},
+			files: map[string]string{"/ca.pem": testCAPEM}, wantMode: RedisCluster, wantShown: "cluster (tls) c1:7000"},
+		{name: "sentinel with TLS", env: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m", "REDIS_TLS": "1"},
+			wantMode: RedisSentinel, wantShown: "sentinel (tls) m@s1:26379/0"},
+		{name: "rediss with a CA", env: map[string]string{"REDIS_URL": "rediss://r:6380/0", "REDIS_TLS_CA_FILE": "/ca.pem"},
+			files: map[string]string{"/ca.pem": testCAPEM}, wantMode: RedisSingle, wantShown: "rediss://r:6380/0"},
+		{name: "a cluster address without a port", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000,c2"},
+			wantErr: `REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): each address must be host:port with a port from 1 to 65535, got "c2"`},
+		{name: "a cluster with no address", env: map[string]string{"REDIS_CLUSTER_ADDRS": " , "},
+			wantErr: `REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): must list at least one host:port`},
+		{name: "TLS with a URL", env: map[string]string{"REDIS_TLS": "true"},
+			wantErr: "REDIS_TLS (--redis-tls): applies only with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs) or REDIS_CLUSTER_ADDRS (--redis-cluster-addrs): for one server, give rediss:// in REDIS_URL"},
+		{name: "TLS not a boolean", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000", "REDIS_TLS": "yes please"},
+			wantErr: "REDIS_TLS (--redis-tls): "},
+		{name: "a CA without TLS", env: map[string]string{"REDIS_CLUSTER_ADDRS": "c1:7000", "REDIS_TLS_CA_FILE": "/ca.pem"},
+			files: map[string]string{"/ca.pem": testCAPEM}, wantErr: "REDIS_TLS_CA_FILE (--redis-tls-ca-file): applies only with TLS: rediss:// in REDIS_URL, or REDIS_TLS=true"},
+		{name: "a CA file that is not PEM", env: map[string]string{"REDIS_URL": "rediss://r:6380/0", "REDIS_TLS_CA_FILE": "/ca.pem"},
+			files: map[string]string{"/ca.pem": "not a certificate"}, wantErr: "REDIS_TLS_CA_FILE (--redis-tls-ca-file): holds no PEM certificate: /ca.pem"},
+		{name: "a CA file missing", env: map[string]string{"REDIS_URL": "rediss://r:6380/0", "REDIS_TLS_CA_FILE": "/nope.pem"},
+			wantErr: "REDIS_TLS_CA_FILE (--redis-tls-ca-file): cannot be read: open /nope.pem: no such file"},
 		{name: "a database with a URL", env: map[string]string{"REDIS_DB": "1"},
 			wantErr: "REDIS_DB (--redis-db): applies only with REDIS_SENTINEL_ADDRS (--redis-sentinel-addrs): give the database in REDIS_URL's path"},
 		{name: "a sentinel password alone", env: map[string]string{"REDIS_SENTINEL_PASSWORD": "pw-3"},
@@ -229,6 +257,40 @@ func TestRedisForms(t *testing.T) {
 			if c.Mode == RedisSentinel && (c.Failover.MasterName == "" || len(c.Failover.SentinelAddrs) == 0) {
 				t.Errorf("failover options %+v", c.Failover)
 			}
+			if c.Mode == RedisCluster && len(c.Cluster.Addrs) == 0 {
+				t.Errorf("cluster options %+v", c.Cluster)
+			}
+			var tc *tls.Config
+			switch c.Mode {
+			case RedisSingle:
+				tc = c.Single.TLSConfig
+			case RedisSentinel:
+				tc = c.Failover.TLSConfig
+			case RedisCluster:
+				tc = c.Cluster.TLSConfig
+			}
+			wantTLS := tt.env["REDIS_TLS"] != "" || strings.HasPrefix(tt.env["REDIS_URL"], "rediss://")
+			if (tc != nil) != wantTLS || (tc != nil && tc.MinVersion < tls.VersionTLS12) {
+				t.Errorf("TLS config %+v, want TLS %v", tc, wantTLS)
+			}
+			if wantCA := tt.env["REDIS_TLS_CA_FILE"] != ""; tc != nil && (tc.RootCAs != nil) != wantCA {
+				t.Errorf("TLS root CAs set %v, want %v", tc.RootCAs != nil, wantCA)
+			}
 		})
 	}
 }
+
+// testCAPEM is a self-signed CA certificate, made for the test run.
+var testCAPEM = func() string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}()

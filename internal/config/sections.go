@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"math"
 	"net/url"
 	"strconv"
@@ -13,6 +16,7 @@ import (
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
+	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zapcore"
 )
@@ -31,6 +35,7 @@ type RedisSection struct {
 	SentinelAddrs, MasterName                       *Setting
 	SentinelPassword, SentinelPasswordFile, Cluster *Setting
 	DB                                              *Setting
+	TLS, TLSCAFile                                  *Setting
 }
 
 // AddRedis declares the Redis settings on l.
@@ -48,7 +53,37 @@ func AddRedis(l *Loader) *RedisSection {
 		Cluster: l.Add(Setting{Env: "REDIS_CLUSTER_ADDRS", Flag: "redis-cluster-addrs", Kind: "host:port,...",
 			Help: "seed nodes of a Redis Cluster, comma-separated, instead of REDIS_URL"}),
 		DB: l.Add(Setting{Env: "REDIS_DB", Flag: "redis-db", Kind: "int", Help: "with Sentinel, the database number (default 0); a Cluster has only database 0"}),
+		TLS: l.Add(Setting{Env: "REDIS_TLS", Flag: "redis-tls", Kind: "bool", Default: "false",
+			Help: "TLS to the Sentinels and the master, or to the Cluster's nodes (one server: rediss:// in REDIS_URL)"}),
+		TLSCAFile: l.Add(Setting{Env: "REDIS_TLS_CA_FILE", Flag: "redis-tls-ca-file", Kind: "path",
+			Help: "PEM file of the CAs that sign Redis's certificates, in place of the system's; with rediss:// or REDIS_TLS"}),
 	}
+}
+
+// tlsConfig returns the TLS configuration of the connection (nil
+// without TLS): certificates checked against the system's CAs or those of
+// REDIS_TLS_CA_FILE, the host name against the address dialled.
+func (r *RedisSection) tlsConfig(l *Loader, on bool) *tls.Config {
+	if !on {
+		if r.TLSCAFile.Value() != "" {
+			l.Bad(r.TLSCAFile, "applies only with TLS: rediss:// in %s, or %s=true", r.URL.Env, r.TLS.Env)
+		}
+		return nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f := r.TLSCAFile.Value(); f != "" {
+		pem, err := l.readFile(f)
+		if err != nil {
+			l.Bad(r.TLSCAFile, "cannot be read: %v", err)
+			return nil
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			l.Bad(r.TLSCAFile, "holds no PEM certificate: %s", f)
+			return nil
+		}
+	}
+	return c
 }
 
 // Read parses the section; problems go to l.
@@ -96,21 +131,32 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 			db = int(l.Int(r.DB, 0, 15))
 		}
 		sentinelPassword := l.Secret(r.SentinelPassword, r.SentinelPasswordFile)
-		if addrs == nil || r.MasterName.Value() == "" || l.Has(r.DB) || l.Has(r.SentinelPassword) || l.Has(r.SentinelPasswordFile) {
+		useTLS := l.Bool(r.TLS)
+		tc := r.tlsConfig(l, useTLS)
+		if addrs == nil || r.MasterName.Value() == "" || l.Has(r.DB) || l.Has(r.SentinelPassword) || l.Has(r.SentinelPasswordFile) || l.Has(r.TLS) || l.Has(r.TLSCAFile) {
 			return RedisConn{}
 		}
 		return RedisConn{
 			Mode: RedisSentinel,
 			Failover: &redis.FailoverOptions{MasterName: r.MasterName.Value(), SentinelAddrs: addrs,
-				SentinelPassword: sentinelPassword, Password: password, DB: db},
-			Shown: "sentinel " + r.MasterName.Value() + "@" + strings.Join(addrs, ",") + "/" + strconv.Itoa(db),
+				SentinelPassword: sentinelPassword, Password: password, DB: db, TLSConfig: tc},
+			Shown: "sentinel " + tlsShown(useTLS) + r.MasterName.Value() + "@" + strings.Join(addrs, ",") + "/" + strconv.Itoa(db),
 		}
 	case cluster:
-		if parseAddrs(l, r.Cluster) == nil {
+		addrs := parseAddrs(l, r.Cluster)
+		useTLS := l.Bool(r.TLS)
+		tc := r.tlsConfig(l, useTLS)
+		if addrs == nil || l.Has(r.TLS) || l.Has(r.TLSCAFile) {
 			return RedisConn{}
 		}
-		// RedisConn.Cluster and NewClient are ready; the scripts are not.
-		l.Bad(r.Cluster, "Redis Cluster is not supported yet: some of the worker's scripts (the dead-letter queue, the attempt records) touch keys of several hash slots and would fail with CROSSSLOT; use one server or Sentinel")
+		return RedisConn{
+			Mode:    RedisCluster,
+			Cluster: &redis.ClusterOptions{Addrs: addrs, Password: password, TLSConfig: tc},
+			Shown:   "cluster " + tlsShown(useTLS) + strings.Join(addrs, ","),
+		}
+	}
+	if l.Bool(r.TLS) {
+		l.Bad(r.TLS, "applies only with %s or %s: for one server, give rediss:// in %s", r.SentinelAddrs.Name(), r.Cluster.Name(), r.URL.Name())
 		return RedisConn{}
 	}
 	if pw := urlPassword(r.URL.Value()); pw != "" {
@@ -121,7 +167,49 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		l.Bad(r.URL, "%v", err)
 		return RedisConn{Shown: shown}
 	}
+	if tc := r.tlsConfig(l, opt.TLSConfig != nil); tc != nil {
+		// rediss://: go-redis set the server name from the URL.
+		opt.TLSConfig.RootCAs = tc.RootCAs
+	}
+	if l.Has(r.TLSCAFile) {
+		return RedisConn{Shown: shown}
+	}
 	return RedisConn{Mode: RedisSingle, Single: opt, Shown: shown}
+}
+
+// QueuesSection is how each provider's tasks are spread over queues:
+// MEARI_QUEUE_SHARDS and PANDAPON_QUEUE_SHARDS. Every process that
+// enqueues and every worker must agree on it.
+type QueuesSection struct {
+	Meari, PandaPon *Setting
+}
+
+// AddQueues declares the queue settings on l.
+func AddQueues(l *Loader) *QueuesSection {
+	help := func(p string) string {
+		return fmt.Sprintf("spread %s's tasks over this many queues (%s:0 …), chosen per order; 1 keeps the one queue %s. Give every worker and enqueuer the same value",
+			p, tasks.QueueFor(strings.ToLower(p)), tasks.QueueFor(strings.ToLower(p)))
+	}
+	return &QueuesSection{
+		Meari:    l.Add(Setting{Env: "MEARI_QUEUE_SHARDS", Flag: "meari-queue-shards", Default: "1", Kind: "int", Help: help("Meari")}),
+		PandaPon: l.Add(Setting{Env: "PANDAPON_QUEUE_SHARDS", Flag: "pandapon-queue-shards", Default: "1", Kind: "int", Help: help("PandaPon")}),
+	}
+}
+
+// Read parses the section.
+func (q *QueuesSection) Read(l *Loader) tasks.Shards {
+	return tasks.Shards{
+		Meari:    int(l.Int(q.Meari, 1, tasks.MaxShards)),
+		PandaPon: int(l.Int(q.PandaPon, 1, tasks.MaxShards)),
+	}
+}
+
+// tlsShown marks a connection shown with TLS.
+func tlsShown(on bool) string {
+	if on {
+		return "(tls) "
+	}
+	return ""
 }
 
 // LogSection is the process's log: LOG_LEVEL and LOG_FORMAT.
@@ -340,6 +428,7 @@ func urlPassword(raw string) string {
 // IntakeSection is the HTTP intake's listener, token and defaults.
 type IntakeSection struct {
 	Addr, Token, TokenFile, AllowedHosts, SourceApp, Timeout *Setting
+	Queues                                                   *QueuesSection
 }
 
 // Intake defaults and bounds.
@@ -360,6 +449,7 @@ func AddIntake(l *Loader) *IntakeSection {
 			Help: "without a token, the Host names accepted besides the loopback names and --addr's host, comma-separated"}),
 		SourceApp: l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "source-app", Kind: "int", Help: "the Meari customer number for items without sourceApp"}),
 		Timeout:   l.Add(Setting{Env: "INTAKE_TIMEOUT", Flag: "timeout", Default: IntakeTimeoutDefault.String(), Kind: "duration", Help: "bound on each request: its body and its Redis work"}),
+		Queues:    AddQueues(l),
 	}
 }
 
@@ -375,11 +465,13 @@ type Intake struct {
 	// for none.
 	SourceApp int64
 	Timeout   time.Duration
+	// Shards is the queue layout the intake enqueues to.
+	Shards tasks.Shards
 }
 
 // Read parses the section; problems go to l.
 func (s *IntakeSection) Read(l *Loader) Intake {
-	var c Intake
+	c := Intake{Shards: s.Queues.Read(l)}
 	c.Addr = l.ListenAddr(s.Addr, IntakeAddrDefault)
 	c.Token = l.Secret(s.Token, s.TokenFile)
 	if c.Token != "" {

@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 	var adm *admin.Server
 	if cfg.Admin.Addr != "" {
 		adm, err = admin.New(admin.Options{
-			Config: cfg.Admin, Redis: config.RedisConn{Mode: config.RedisSingle, Single: redisOpt, Shown: "miniredis " + mr.Addr()}, DLQ: dlq.New(rdb), Enqueuer: tasks.NewEnqueuer(rdb), Metrics: m.Handler(),
+			Config: cfg.Admin, Redis: config.RedisConn{Mode: config.RedisSingle, Single: redisOpt, Shown: "miniredis " + mr.Addr()}, DLQ: dlq.New(rdb), Enqueuer: tasks.NewEnqueuer(rdb, tasks.Shards{}), Metrics: m.Handler(),
 			Checks: []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
 			Logger: log, FallbackToFreePort: true,
 		})
@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 		fmt.Fprintf(out, "Metrics:           %s%s\n\n", adm.URL(), admin.MetricsPath)
 	}
 
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	ss := samples()
 	ids := make([]string, len(ss))
 	for i, s := range ss {
@@ -211,8 +211,8 @@ func settle(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ss
 	for {
 		sts := make([]status.Status, len(ss))
 		done := true
-		for i, s := range ss {
-			st, err := status.Lookup(ctx, rdb, store, ids[i], tasks.QueueFor(s.provider))
+		for i := range ss {
+			st, err := status.Lookup(ctx, rdb, store, tasks.Shards{}, ids[i], "")
 			if err != nil {
 				return nil, err
 			}

@@ -9,11 +9,14 @@
 //	<prefix>by_time          sorted set: task ID scored by LastFailedAt (Unix ms)
 //	<prefix>by_time:<prov>   the same, for one provider
 //	<prefix>seq              counter that gives every write its Seq
+//
+// The prefix carries one hash tag, "{dlq}", so that every key is in one
+// Redis Cluster slot and each write is one script there as on one server.
+// Versions before it used PrefixLegacy; Migrate moves those keys' entries.
 package dlq
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,7 +56,11 @@ func Reasons() []string {
 }
 
 // PrefixDefault is the key prefix of the store's keys.
-const PrefixDefault = "cancelworker:dlq:"
+const PrefixDefault = "cancelworker:{dlq}:"
+
+// PrefixLegacy is the prefix of the store's keys before they carried a
+// hash tag. Migrate moves what is under it.
+const PrefixLegacy = "cancelworker:dlq:"
 
 // MessageLimit is the most bytes of Entry.Message that Put stores.
 const MessageLimit = 1024
@@ -476,14 +483,28 @@ func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 		}
 		var dels []del
 		archived := map[string][]string{} // queue → IDs
+		var known []string                // asynq's queues, read for a corrupt entry
 		pipe := s.rdb.Pipeline()
 		for i, raw := range raws {
 			if raw == "" {
 				continue
 			}
 			e := decode(pending[i], raw) // a corrupt entry's provider comes from its ID
-			if q := cmp.Or(e.Queue, tasks.QueueFor(e.Provider)); q != "" {
-				archived[q] = append(archived[q], e.ID)
+			if e.Queue != "" {
+				archived[e.Queue] = append(archived[e.Queue], e.ID)
+			} else {
+				// Which shard held it is lost with the entry: every queue
+				// of its provider.
+				if known == nil {
+					if known, err = s.tasks.Queues(ctx); err != nil {
+						return deleted, fmt.Errorf("dlq purge: %w", err)
+					}
+				}
+				for _, q := range known {
+					if p, _, ok := tasks.ProviderOfQueue(q); ok && p == e.Provider {
+						archived[q] = append(archived[q], e.ID)
+					}
+				}
 			}
 			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider)}
 			dels = append(dels, del{id: pending[i], cmd: casDelScript.Eval(ctx, pipe, keys, pending[i], raw)})

@@ -68,6 +68,8 @@ type Options struct {
 	// page on a rebound DNS name could otherwise enqueue through a user's
 	// browser. Empty means the loopback names. With a token it is unused.
 	AllowedHosts []string
+	// Shards is the queue layout orders are enqueued to and looked up in.
+	Shards tasks.Shards
 }
 
 // Route is one method and path pattern the Handler serves.
@@ -133,7 +135,7 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 		auth:  o.Token != "",
 		mux:   http.NewServeMux(),
 		rdb:   rdb,
-		sub:   NewSubmitter(rdb),
+		sub:   NewSubmitter(rdb, o.Shards),
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
 		store: dlq.New(rdb),
 		log:   o.Logger,
@@ -434,7 +436,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
-	all, err := status.LookupOrder(ctx, h.rdb, h.store, oq)
+	all, err := status.LookupOrder(ctx, h.rdb, h.store, h.opts.Shards, oq)
 	if err != nil {
 		h.log.Error("status lookup failed", zap.String("provider", provider), zap.String("order", order), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "", "status lookup failed: "+err.Error())

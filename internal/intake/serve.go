@@ -124,6 +124,7 @@ func Serve(ctx context.Context, c config.Intake, r config.RedisConn, log *zap.Lo
 		Timeout:      c.Timeout,
 		Logger:       log,
 		AllowedHosts: c.AllowedHosts, // used only without a token
+		Shards:       c.Shards,
 	})
 	srv, err := httpserve.Start(httpserve.Config{
 		Addr: c.Addr, Setting: "INTAKE_ADDR", Handler: h, Logger: log,

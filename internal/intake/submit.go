@@ -64,9 +64,10 @@ type Submitter struct {
 	store *dlq.Store
 }
 
-// NewSubmitter returns a Submitter on rdb; the caller keeps ownership.
-func NewSubmitter(rdb redis.UniversalClient) *Submitter {
-	return &Submitter{enq: tasks.NewEnqueuer(rdb), store: dlq.New(rdb)}
+// NewSubmitter returns a Submitter on rdb that enqueues to the queues of
+// shards; the caller keeps ownership of rdb.
+func NewSubmitter(rdb redis.UniversalClient, shards tasks.Shards) *Submitter {
+	return &Submitter{enq: tasks.NewEnqueuer(rdb, shards), store: dlq.New(rdb)}
 }
 
 // Submit enqueues t. Without force, an order that has a task already is

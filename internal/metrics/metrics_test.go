@@ -111,7 +111,7 @@ func TestScrapeTimeCollectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	enq := tasks.NewEnqueuer(rdb)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	for _, order := range []string{"P-1", "P-2"} {
 		task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: 72, UserAccount: "u@example.com", OrderType: 1, OrderNum: order})
 		if err != nil {

@@ -52,7 +52,10 @@ type Status struct {
 }
 
 // Lookup returns the status of task taskID in queue; queue "" means the
-// queue of the provider named by the ID's prefix. A task with a DLQ entry
+// task's queue under shards, for the provider named by the ID's prefix,
+// and then, if the task is not there and the provider is sharded, its
+// unsharded queue (where tasks enqueued before sharding wait). A task with
+// a DLQ entry
 // is dead-lettered when asynq has it archived or no longer has it; when
 // asynq has it waiting, running or completed (after a requeue), that state
 // is reported, with the entry still in DLQ. store may be nil.
@@ -60,13 +63,30 @@ type Status struct {
 // A completed task that the worker has compacted (see package taskstore) is
 // reported from its compact form: completed, with its completion time and
 // retry count, and no payload.
-func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, taskID, queue string) (Status, error) {
+func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, shards tasks.Shards, taskID, queue string) (Status, error) {
 	if taskID == "" {
 		return Status{}, errors.New("status: task_id: is required")
 	}
+	provider, _, _ := tasks.ParseTaskID(taskID)
+	if queue != "" || shards.Of(provider) == 1 {
+		return lookup(ctx, rdb, store, shards, taskID, queue)
+	}
+	st, err := lookup(ctx, rdb, store, shards, taskID, "")
+	if err != nil || st.State != StateNotFound {
+		return st, err
+	}
+	if old, err := lookup(ctx, rdb, store, shards, taskID, tasks.QueueFor(provider)); err != nil || old.State != StateNotFound {
+		return old, err
+	}
+	return st, nil
+}
+
+// lookup is Lookup in one queue.
+func lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, shards tasks.Shards, taskID, queue string) (Status, error) {
 	provider, order, _ := tasks.ParseTaskID(taskID)
-	if queue == "" {
-		queue = tasks.QueueFor(provider)
+	given := queue != ""
+	if !given {
+		queue = shards.Queue(provider, taskID)
 	}
 	st := Status{Provider: provider, Order: order, TaskID: taskID, Queue: queue, State: StateNotFound}
 
@@ -84,8 +104,8 @@ func Lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, ta
 			if e.Order != "" {
 				st.Order = e.Order
 			}
-			if st.Queue == "" {
-				st.Queue = e.Queue
+			if !given && e.Queue != "" {
+				st.Queue = e.Queue // where it was dead-lettered from
 			}
 			st.State = StateDeadLettered
 			st.LastError = e.Message
@@ -215,14 +235,14 @@ func (q OrderQuery) TaskIDs() ([]string, error) {
 
 // LookupOrder looks up every task q names (Lookup) and returns their
 // statuses in order type order, those not found included (StateNotFound).
-func LookupOrder(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, q OrderQuery) ([]Status, error) {
+func LookupOrder(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, shards tasks.Shards, q OrderQuery) ([]Status, error) {
 	ids, err := q.TaskIDs()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Status, 0, len(ids))
 	for _, id := range ids {
-		st, err := Lookup(ctx, rdb, store, id, tasks.QueueFor(q.Provider))
+		st, err := Lookup(ctx, rdb, store, shards, id, "")
 		if err != nil {
 			return nil, err
 		}

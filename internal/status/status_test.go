@@ -41,7 +41,7 @@ func newEnv(t *testing.T) (*env, *redistest.Server) {
 		rdb:   rdb,
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
 		store: dlq.New(rdb),
-		enq:   tasks.NewEnqueuer(rdb),
+		enq:   tasks.NewEnqueuer(rdb, tasks.Shards{}),
 	}, srv
 }
 
@@ -185,7 +185,7 @@ func TestLookupWithoutWorker(t *testing.T) {
 			t.Parallel()
 			e, _ := newEnv(t)
 			tt.setup(t, e)
-			got, err := Lookup(t.Context(), e.rdb, e.store, tt.id, tt.queue)
+			got, err := Lookup(t.Context(), e.rdb, e.store, tasks.Shards{}, tt.id, tt.queue)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,16 +223,16 @@ func checkNext(t *testing.T, next *time.Time, in time.Duration) {
 func TestLookupErrors(t *testing.T) {
 	t.Parallel()
 	e, _ := newEnv(t)
-	if _, err := Lookup(t.Context(), e.rdb, e.store, "", ""); err == nil || !strings.Contains(err.Error(), "task_id") {
+	if _, err := Lookup(t.Context(), e.rdb, e.store, tasks.Shards{}, "", ""); err == nil || !strings.Contains(err.Error(), "task_id") {
 		t.Errorf("Lookup(\"\") error = %v, want one naming task_id", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := Lookup(ctx, e.rdb, e.store, pandaID, ""); !errors.Is(err, context.Canceled) {
+	if _, err := Lookup(ctx, e.rdb, e.store, tasks.Shards{}, pandaID, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("Lookup with a cancelled context: error = %v, want context.Canceled", err)
 	}
 	// Without a store, asynq alone answers.
-	if got, err := Lookup(t.Context(), e.rdb, nil, pandaID, ""); err != nil || got.State != StateNotFound {
+	if got, err := Lookup(t.Context(), e.rdb, nil, tasks.Shards{}, pandaID, ""); err != nil || got.State != StateNotFound {
 		t.Errorf("Lookup without store = %+v, %v; want not found", got, err)
 	}
 }
@@ -331,7 +331,7 @@ func TestLookupWithWorker(t *testing.T) {
 		if n, err := taskstore.New(e.rdb).Compact(t.Context(), tasks.QueuePandaPon, 0, 10); err != nil || n != 1 {
 			t.Fatalf("Compact = %d, %v; want 1", n, err)
 		}
-		got, err := Lookup(t.Context(), e.rdb, e.store, "pandapon:1003", "")
+		got, err := Lookup(t.Context(), e.rdb, e.store, tasks.Shards{}, "pandapon:1003", "")
 		if err != nil || got.State != StateCompleted || got.CompletedAt == nil || time.Since(*got.CompletedAt) > time.Minute ||
 			got.Provider != tasks.ProviderPandaPon || got.Order != "1003" {
 			t.Errorf("Lookup of a compacted task = %+v, %v; want completed with its time", got, err)
@@ -345,7 +345,7 @@ func waitState(t *testing.T, e *env, id string, want State) Status {
 	var got Status
 	workertest.Wait(t, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
 		var err error
-		if got, err = Lookup(t.Context(), e.rdb, e.store, id, ""); err != nil {
+		if got, err = Lookup(t.Context(), e.rdb, e.store, tasks.Shards{}, id, ""); err != nil {
 			t.Fatal(err)
 		}
 		return got.State == want, string(got.State)

@@ -65,6 +65,15 @@ func AttemptKey(queue, id string) string {
 	return "cancelworker:{" + queue + "}:attempt:" + id
 }
 
+// Queues returns the names in asynq's set of queues.
+func (s *Store) Queues(ctx context.Context) ([]string, error) {
+	qs, err := s.rdb.SMembers(ctx, allQueues).Result()
+	if err != nil {
+		return nil, fmt.Errorf("asynq queues: %w", err)
+	}
+	return qs, nil
+}
+
 // ErrActive is returned by Replace while the task is being processed:
 // replacing it could send the same cancel twice at once.
 var ErrActive = errors.New("the task is being processed right now")

@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,7 +234,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log := h.log.With(fields...)
 		bg, cancel := bookkeeping(ctx)
 		defer cancel()
-		return h.deadLetter(ctx, run{log, t, taskID, provider, j.order}, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
+		return h.deadLetter(ctx, run{log, t, queue, taskID, provider, j.order}, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
 	}
 	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
 
@@ -306,7 +307,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return wrapped
 	}
 
-	dead := run{log, t, taskID, provider, j.order}
+	dead := run{log, t, queue, taskID, provider, j.order}
 	switch {
 	case pe.Class == providers.Permanent:
 		return h.deadLetter(ctx, dead, out, dlq.ReasonPermanent, wrapped)
@@ -365,9 +366,9 @@ type outcome struct {
 // run is the task run being dead-lettered: the task, its ID, provider and
 // order, and the logger with the run's fields.
 type run struct {
-	log                     *zap.Logger
-	task                    *asynq.Task
-	taskID, provider, order string
+	log                            *zap.Logger
+	task                           *asynq.Task
+	queue, taskID, provider, order string
 }
 
 // deadLetter writes the DLQ entry and only then tells asynq to stop: if the
@@ -386,7 +387,7 @@ func (h *Handler) deadLetter(ctx context.Context, r run, out outcome, reason str
 		Provider:       r.provider,
 		Order:          r.order,
 		TaskType:       t.Type(),
-		Queue:          tasks.QueueFor(r.provider),
+		Queue:          cmp.Or(r.queue, tasks.QueueFor(r.provider)),
 		Payload:        append([]byte(nil), t.Payload()...),
 		Headers:        t.Headers(),
 		Reason:         reason,

@@ -52,7 +52,13 @@ type maintainer struct {
 	compactAfter time.Duration
 	cursors      map[string]cursor // queue → where the archive was reconciled up to
 	passes       atomic.Int64      // completed passes, for tests
+	// strays is when a queue of a served provider that this worker does
+	// not serve (another shard count's) was last warned about.
+	strays map[string]time.Time
 }
+
+// strayWarnEvery is how often a stray queue with tasks is warned about.
+const strayWarnEvery = 5 * time.Minute
 
 // cursor is a place in a queue's archive, ordered by archive time in whole
 // seconds: the tasks archived at or after at, less the first skip of them.
@@ -75,19 +81,73 @@ func (m *maintainer) run(ctx context.Context) {
 	}
 }
 
-// pass runs both jobs on every queue once.
+// pass runs both jobs on every queue once, after moving any dead-letter
+// entries an older version wrote (dlq.PrefixLegacy): the reconciler must
+// not file an entry the old keys already hold.
 func (m *maintainer) pass(ctx context.Context) {
+	migrated := true
+	if moved, dropped, err := m.dlq.Migrate(ctx); err != nil {
+		migrated = false
+		if ctx.Err() == nil {
+			m.log.Warn("could not move the dead-letter entries of the old key layout; not reconciling until they are", zap.Error(err))
+		}
+	} else if moved+dropped > 0 {
+		m.log.Info("moved dead-letter entries from the old key layout", zap.String("from", dlq.PrefixLegacy+"*"), zap.String("to", dlq.PrefixDefault+"*"),
+			zap.Int("moved", moved), zap.Int("superseded", dropped))
+	}
 	for _, q := range m.queues {
 		if n, err := m.compact(ctx, q); err != nil && ctx.Err() == nil {
 			m.log.Warn("could not compact completed tasks", zap.String("queue", q), zap.Error(err))
 		} else if n > 0 {
 			m.log.Debug("compacted completed tasks", zap.String("queue", q), zap.Int("tasks", n))
 		}
+		if !migrated {
+			continue
+		}
 		if err := m.reconcile(ctx, q); err != nil && ctx.Err() == nil {
 			m.log.Warn("could not reconcile the archive with the dead-letter queue", zap.String("queue", q), zap.Error(err))
 		}
 	}
+	m.checkStrays(ctx)
 	m.passes.Add(1)
+}
+
+// checkStrays warns about queues of the providers this worker serves that
+// it does not serve and that hold tasks: the shards of another
+// MEARI_QUEUE_SHARDS or PANDAPON_QUEUE_SHARDS, which an enqueuer or an
+// earlier configuration still uses. Their tasks wait until a worker with
+// that count serves them.
+func (m *maintainer) checkStrays(ctx context.Context) {
+	all, err := m.insp.Queues()
+	if err != nil || ctx.Err() != nil {
+		return
+	}
+	providers := map[string]bool{}
+	for _, q := range m.queues {
+		if p, _, ok := tasks.ProviderOfQueue(q); ok {
+			providers[p] = true
+		}
+	}
+	for _, q := range all {
+		p, _, ok := tasks.ProviderOfQueue(q)
+		if !ok || !providers[p] || slices.Contains(m.queues, q) || time.Since(m.strays[q]) < strayWarnEvery {
+			continue
+		}
+		info, err := m.insp.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		waiting := info.Pending + info.Scheduled + info.Retry + info.Aggregating
+		if waiting == 0 {
+			continue
+		}
+		if m.strays == nil {
+			m.strays = map[string]time.Time{}
+		}
+		m.strays[q] = time.Now()
+		m.log.Warn("a queue of a served provider holds tasks this worker does not serve: an enqueuer or an earlier configuration uses another shard count; give every worker and enqueuer the same MEARI_QUEUE_SHARDS and PANDAPON_QUEUE_SHARDS, or run a worker with the old count until the queue is empty",
+			zap.String("queue", q), zap.String("provider", p), zap.Int("waiting", waiting), zap.Strings("served", m.queues))
+	}
 }
 
 // compact compacts queue's completed tasks older than compactAfter.

@@ -434,3 +434,43 @@ func TestShutdownMarksBeforeCutOff(t *testing.T) {
 		t.Errorf("after the cut-off: %+v, %v; want the task pending and its record marked unknown", task, err)
 	}
 }
+
+// TestMaintenanceMovesLegacyDLQ: dead-letter entries an older version
+// wrote under the untagged keys (dlq.PrefixLegacy) are moved before the
+// reconciler looks at the archive, so the archived task of such an entry
+// keeps its real reason rather than getting an "archived" entry.
+func TestMaintenanceMovesLegacyDLQ(t *testing.T) {
+	t.Parallel()
+	r := workertest.New(t, workertest.WithMaintenance(20*time.Millisecond, 0))
+	ctx := t.Context()
+	if err := r.Inspector.PauseQueue(tasks.QueuePandaPon); err != nil {
+		t.Fatal(err)
+	}
+	res := r.EnqueuePandaPon(t, "2542285634920882001")
+	if err := r.Inspector.ArchiveTask(res.Queue, res.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	// The old layout, as the old version's Put wrote it.
+	old := fmt.Sprintf(`{"id":%q,"seq":7,"provider":"pandapon","order":"2542285634920882001","task_type":%q,"queue":%q,"payload":{},"reason":%q,"message":"refused","attempts":1,"first_failed_at":"2025-01-02T03:04:05Z","last_failed_at":"2025-01-02T03:04:05Z"}`,
+		res.TaskID, tasks.TypePandaPonCancel, res.Queue, dlq.ReasonPermanent)
+	pipe := r.RDB.TxPipeline()
+	pipe.HSet(ctx, dlq.PrefixLegacy+"entries", res.TaskID, old)
+	pipe.ZAdd(ctx, dlq.PrefixLegacy+"by_time", redis.Z{Score: 1735787045000, Member: res.TaskID})
+	pipe.ZAdd(ctx, dlq.PrefixLegacy+"by_time:pandapon", redis.Z{Score: 1735787045000, Member: res.TaskID})
+	pipe.Set(ctx, dlq.PrefixLegacy+"seq", 7, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := r.StartWorker(t)
+	waitPasses(t, w, 2)
+	e, err := r.DLQ.Get(ctx, res.TaskID)
+	if err != nil || e.Reason != dlq.ReasonPermanent || e.Seq != 7 {
+		t.Errorf("entry after the move = %+v, %v; want the legacy one (permanent, seq 7)", e, err)
+	}
+	if keys, _ := r.RDB.Keys(ctx, dlq.PrefixLegacy+"*").Result(); len(keys) != 0 {
+		t.Errorf("legacy keys left: %v", keys)
+	}
+	if n, _ := r.DLQ.Count(ctx, tasks.ProviderPandaPon); n != 1 {
+		t.Errorf("pandapon entries = %d, want 1", n)
+	}
+}

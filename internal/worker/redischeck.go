@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,7 +18,22 @@ import (
 // neither AOF nor RDB persistence (a restart loses everything). A setting
 // Redis does not reveal (CONFIG is often disabled on managed services) is
 // named as unknown rather than guessed.
+//
+// On a Cluster every master is inspected, and each sentence names its node.
 func RedisWarnings(ctx context.Context, rdb redis.UniversalClient) []string {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var ws []string
+		err := eachMaster(ctx, cc, func(addr string, c *redis.Client) {
+			for _, w := range RedisWarnings(ctx, c) {
+				ws = append(ws, "node "+addr+": "+w)
+			}
+		})
+		slices.Sort(ws)
+		if err != nil {
+			ws = append(ws, fmt.Sprintf("could not reach every Cluster master to check its settings (%v)", err))
+		}
+		return ws
+	}
 	var ws []string
 	mem, err := rdb.Info(ctx, "memory").Result()
 	switch policy := infoField(mem, "maxmemory_policy"); {
@@ -55,7 +72,28 @@ func infoField(info, field string) string {
 // RedisSummary describes the Redis server rdb talks to in one line: its
 // version and mode, its persistence and its maxmemory-policy, as `worker
 // check` prints them. What Redis does not reveal is named as unknown.
+//
+// On a Cluster it describes each master, in address order.
 func RedisSummary(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var (
+			lines []string
+			first error
+		)
+		err := eachMaster(ctx, cc, func(addr string, c *redis.Client) {
+			sum, err := RedisSummary(ctx, c)
+			if err != nil {
+				first = cmp.Or(first, fmt.Errorf("node %s: %w", addr, err))
+				return
+			}
+			lines = append(lines, "node "+addr+": "+sum)
+		})
+		if err = cmp.Or(err, first); err != nil {
+			return "", err
+		}
+		slices.Sort(lines)
+		return fmt.Sprintf("Redis Cluster of %d masters: %s", len(lines), strings.Join(lines, "; ")), nil
+	}
 	srv, err := rdb.Info(ctx, "server").Result()
 	if err != nil {
 		return "", err
@@ -84,4 +122,15 @@ func RedisSummary(ctx context.Context, rdb redis.UniversalClient) (string, error
 	policy := cmp.Or(infoField(mem, "maxmemory_policy"), "unknown")
 	return fmt.Sprintf("Redis %s (%s), persistence: %s, maxmemory-policy %s",
 		cmp.Or(infoField(srv, "redis_version"), "of unknown version"), cmp.Or(infoField(srv, "redis_mode"), "unknown mode"), persistence, policy), nil
+}
+
+// eachMaster calls f for every master of cc, one at a time.
+func eachMaster(ctx context.Context, cc *redis.ClusterClient, f func(addr string, c *redis.Client)) error {
+	var mu sync.Mutex
+	return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		f(c.Options().Addr, c)
+		return nil
+	})
 }

@@ -37,6 +37,10 @@ type Options struct {
 	Retry map[string]retry.Policy
 	// Run is the concurrency, dequeuers, poll interval and timeouts.
 	Run config.Worker
+	// Shards is how each provider's tasks are spread over queues: the
+	// worker serves every queue of each provider it serves
+	// (tasks.Shards.Queues).
+	Shards tasks.Shards
 	// Limits is each provider's rate limit, shared by every worker process
 	// through Redis; a provider left out has none.
 	Limits map[string]guard.Limit
@@ -108,7 +112,7 @@ func New(o Options) (*Worker, error) {
 		NowFunc:      o.NowFunc,
 		ShuttingDown: func() bool { return w.state.Load() == stateStopped },
 	}
-	queues := map[string]int{}
+	var served []string // providers
 	mux := asynq.NewServeMux()
 	byType := map[string]retry.Policy{}
 	policy := func(provider string) (retry.Policy, error) {
@@ -133,7 +137,7 @@ func New(o Options) (*Worker, error) {
 		hc.Meari, hc.MeariSourceApp = cl, mc.SourceApp
 		hc.Policies[tasks.ProviderMeari] = p
 		byType[tasks.TypeMeariCancel] = hc.Policies[tasks.ProviderMeari]
-		queues[tasks.QueueMeari] = 1
+		served = append(served, tasks.ProviderMeari)
 	}
 	if o.PandaPon != nil {
 		pc := *o.PandaPon
@@ -149,8 +153,9 @@ func New(o Options) (*Worker, error) {
 		hc.PandaPon = cl
 		hc.Policies[tasks.ProviderPandaPon] = p
 		byType[tasks.TypePandaPonCancel] = hc.Policies[tasks.ProviderPandaPon]
-		queues[tasks.QueuePandaPon] = 1
+		served = append(served, tasks.ProviderPandaPon)
 	}
+	queues := Weights(o.Shards, served)
 	gobs, _ := o.Observer.(guard.Observer) // the metrics are one
 	for provider := range hc.Policies {
 		g, err := guard.New(guard.Config{
@@ -235,6 +240,33 @@ func SizeRedis(conn config.RedisConn, c config.Worker) config.RedisConn {
 }
 
 const redisBufferSize = 4 << 10
+
+// Weights returns the queues of providers under shards, each weighted so
+// that every provider has the same share of the fetches however many
+// queues it has: asynq picks a queue with probability its weight over
+// the sum.
+func Weights(shards tasks.Shards, providers []string) map[string]int {
+	l := 1
+	for _, p := range providers {
+		l = lcm(l, len(shards.Queues(p)))
+	}
+	w := map[string]int{}
+	for _, p := range providers {
+		qs := shards.Queues(p)
+		for _, q := range qs {
+			w[q] = l / len(qs)
+		}
+	}
+	return w
+}
+
+func lcm(a, b int) int {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	return a / x * b
+}
 
 // Queues returns the served queues and their weights.
 func (w *Worker) Queues() map[string]int { return w.queues }

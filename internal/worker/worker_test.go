@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/retry"
@@ -337,5 +339,20 @@ func TestDequeuers(t *testing.T) {
 		if calls := r.Sandbox.Calls(tasks.ProviderMeari, fmt.Sprintf("DQ%02d", i)); len(calls) != 1 {
 			t.Errorf("order DQ%02d: %d upstream calls, want 1", i, len(calls))
 		}
+	}
+}
+
+// TestWeights: every provider gets the same share of the fetches however
+// many queues its shards make.
+func TestWeights(t *testing.T) {
+	t.Parallel()
+	got := worker.Weights(tasks.Shards{Meari: 3}, []string{tasks.ProviderMeari, tasks.ProviderPandaPon})
+	want := map[string]int{"cancel:meari:0": 1, "cancel:meari:1": 1, "cancel:meari:2": 1, tasks.QueueMeari: 1, tasks.QueuePandaPon: 4}
+	if !maps.Equal(got, want) {
+		t.Errorf("Weights = %v, want %v", got, want)
+	}
+	got = worker.Weights(tasks.Shards{}, []string{tasks.ProviderPandaPon})
+	if !maps.Equal(got, map[string]int{tasks.QueuePandaPon: 1}) {
+		t.Errorf("Weights unsharded = %v", got)
 	}
 }

@@ -170,7 +170,7 @@ func New(t testing.TB, opts ...Option) *Rig {
 			Logger:                   zap.New(core),
 			DelayedTaskCheckInterval: 20 * time.Millisecond,
 		},
-		Enqueuer:  tasks.NewEnqueuer(rdb),
+		Enqueuer:  tasks.NewEnqueuer(rdb, tasks.Shards{}),
 		DLQ:       dlq.New(rdb),
 		Inspector: asynq.NewInspectorFromRedisClient(rdb),
 	}
