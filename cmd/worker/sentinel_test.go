@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 )
@@ -166,9 +169,14 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 	// The DLQ holds exactly the scripted refusals that reached the new
-	// master.
-	got := map[string]bool{}
-	workertest.Wait(t, fmt.Sprintf("the DLQ to hold exactly the %d scripted refusals", len(wantDLQ)), func() (bool, string) {
+	// master. A refusal whose task the new master still holds (active: its
+	// run's end was not replicated) is run again once asynq's recoverer
+	// finds its lease expired, a minute or two later, and then files its
+	// entry; one the new master has no trace of went with the kill.
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	got, gone := map[string]bool{}, map[string]bool{}
+	var recovered []string
+	workertest.WaitUpTo(t, 3*time.Minute, fmt.Sprintf("the DLQ to hold exactly the %d scripted refusals", len(wantDLQ)), func() (bool, string) {
 		ids, err := dlq.New(rdb).IDs(ctx, "")
 		if err != nil {
 			return false, err.Error()
@@ -177,15 +185,38 @@ func TestSentinelFailover(t *testing.T) {
 		for _, id := range ids {
 			got[id] = true
 		}
-		return maps.Equal(got, wantDLQ), fmt.Sprintf("%d entries", len(got))
+		var waiting, extra []string
+		for id := range wantDLQ {
+			if got[id] || gone[id] {
+				continue
+			}
+			info, err := insp.GetTaskInfo(tasks.QueuePandaPon, id)
+			switch {
+			case errors.Is(err, asynq.ErrTaskNotFound):
+				gone[id] = true
+			case err != nil:
+				waiting = append(waiting, id+": "+err.Error())
+			default:
+				waiting = append(waiting, fmt.Sprintf("%s %s (next %s)", id, info.State, info.NextProcessAt.Format(time.TimeOnly)))
+				if !slices.Contains(recovered, id) {
+					recovered = append(recovered, id)
+				}
+			}
+		}
+		for id := range got {
+			if !wantDLQ[id] {
+				extra = append(extra, id)
+			}
+		}
+		return len(waiting) == 0 && len(extra) == 0, fmt.Sprintf("%d entries; waiting for %v; not scripted %v", len(got), waiting, extra)
 	})
 	if code := <-waitOrNil(exited); code != -1 {
 		t.Fatalf("the worker exited with %d during the failover:\n%s", code, stderr.String())
 	}
-	t.Logf("sentinel failover: %d enqueues acknowledged before the SIGKILL of the master, %d of them lost (not replicated); %d acknowledged after, all settled; DLQ %d (the scripted refusals); cancellations stalled %s (kill → 50 more calls)",
-		len(before), lost, len(after), len(got), resumed.Sub(killed).Round(100*time.Millisecond))
-	if lost > len(before)/10 {
-		t.Errorf("%d of %d acknowledged enqueues lost: far more than a replication lag", lost, len(before))
+	t.Logf("sentinel failover: %d enqueues acknowledged before the SIGKILL of the master, %d of them lost (not replicated); %d acknowledged after, all settled; DLQ %d (the scripted refusals; %d filed after asynq recovered their task %v, %d whose task and entry the kill took %v); cancellations stalled %s (kill → 50 more calls)",
+		len(before), lost, len(after), len(got), len(recovered), recovered, len(gone), slices.Sorted(maps.Keys(gone)), resumed.Sub(killed).Round(100*time.Millisecond))
+	if lost+len(gone) > len(before)/10 {
+		t.Errorf("%d of %d acknowledged enqueues lost, and %d dead-letter writes: far more than a replication lag", lost, len(before), len(gone))
 	}
 }
 

@@ -58,6 +58,14 @@ func Replace(ctx context.Context, s *Store, enq *tasks.Enqueuer, t *asynq.Task, 
 	if err != nil {
 		return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
 	}
+	if e.Queue != "" && e.Queue != res.Queue {
+		// The entry came from another queue (the shard count changed
+		// since): its archived task stays there, where the reconciler
+		// would file it again once the entry is gone.
+		if _, err := s.tasks.DropArchived(ctx, e.Queue, e.ID); err != nil {
+			return res, fmt.Errorf("enqueued on %s, but the archived task on %s could not be dropped: %w; entry kept", res.Queue, e.Queue, err)
+		}
+	}
 	if _, err := s.Remove(ctx, e.ID, e.Seq); err != nil {
 		return res, fmt.Errorf("enqueued, but the entry could not be removed: %w", err)
 	}

@@ -195,3 +195,36 @@ func TestRequeueKeepsHeaders(t *testing.T) {
 		t.Errorf("requeued task: %+v, %v; want pending, with its 90m retention", info, err)
 	}
 }
+
+// TestRequeueAcrossShards: an entry dead-lettered from the unsharded queue
+// is requeued onto its shard once the provider is sharded, and its archived
+// task on the old queue is dropped, so that the reconciler does not file it
+// again.
+func TestRequeueAcrossShards(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.New(t).Client(t)
+	s := New(rdb)
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 2542285634920880794})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := deadLetter(t, rdb, s, task) // on cancel:pandapon
+	shards := tasks.Shards{PandaPon: 4}
+	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, shards), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := shards.Queue(tasks.ProviderPandaPon, e.ID); res.Queue != want || e.Queue != tasks.QueuePandaPon {
+		t.Fatalf("requeued to %q from %q, want %q", res.Queue, e.Queue, want)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	if info, err := insp.GetTaskInfo(res.Queue, e.ID); err != nil || info.State != asynq.TaskStatePending {
+		t.Errorf("on the shard: %+v, %v", info, err)
+	}
+	if _, err := insp.GetTaskInfo(e.Queue, e.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("the archived task on %s: %v, want gone", e.Queue, err)
+	}
+	if _, err := s.Get(t.Context(), e.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("entry after Requeue: %v, want gone", err)
+	}
+}

@@ -2,6 +2,9 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -19,14 +22,30 @@ const ClusterMasters = 3
 // no replicas, all redis-server processes on free loopback ports (and bus
 // ports), joined with redis-cli --cluster create and killed at cleanup.
 type Cluster struct {
-	// Addrs are the masters' host:port, for REDIS_CLUSTER_ADDRS.
+	// Addrs are the masters' host:port, for REDIS_CLUSTER_ADDRS: their
+	// TLS ports with WithTLS.
 	Addrs []string
+	// TLS is the CA and certificate the nodes serve, with WithTLS.
+	TLS *TLSFiles
+}
+
+// ClusterOption changes the Cluster NewCluster starts.
+type ClusterOption func(*Cluster)
+
+// WithTLS makes every node serve TLS (clients, and the Cluster bus) with
+// a certificate for 127.0.0.1 that a CA of its own signed (Cluster.TLS);
+// clients present no certificate.
+func WithTLS(t testing.TB) ClusterOption {
+	return func(c *Cluster) {
+		f := NewTLSFiles(t)
+		c.TLS = &f
+	}
 }
 
 // NewCluster starts a Cluster for t and waits until every node reports
 // cluster_state:ok. It skips t when redis-server or redis-cli is missing,
 // and fails it instead with REQUIRE_REDIS=1.
-func NewCluster(t testing.TB) *Cluster {
+func NewCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 	t.Helper()
 	server, err := exec.LookPath("redis-server")
 	if err == nil {
@@ -39,30 +58,52 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Skipf("redistest: redis-server or redis-cli is not on PATH (%v): the Cluster test needs real servers", err)
 	}
 	c := &Cluster{}
+	for _, o := range opts {
+		o(c)
+	}
+	var plain []string // where the readiness probes go
 	for i := range ClusterMasters {
 		bus, err := freePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := startFree(t, server, []string{
+		args := []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-port", strconv.Itoa(bus),
 			"--cluster-node-timeout", "2000",
-		})
+		}
+		tlsPort := 0
+		if c.TLS != nil {
+			if tlsPort, err = freePort(); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--tls-port", strconv.Itoa(tlsPort), "--tls-cluster", "yes", "--tls-auth-clients", "no",
+				"--tls-cert-file", c.TLS.Cert, "--tls-key-file", c.TLS.Key, "--tls-ca-cert-file", c.TLS.CA)
+		}
+		p, err := startFree(t, server, args)
 		if err != nil {
 			t.Fatalf("redistest: start cluster node %d: %v", i, err)
 		}
-		c.Addrs = append(c.Addrs, p.addr)
+		plain = append(plain, p.addr)
+		addr := p.addr
+		if tlsPort != 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+		}
+		c.Addrs = append(c.Addrs, addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*startTimeout)
 	defer cancel()
-	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args := []string{"--cluster", "create"}
+	if c.TLS != nil {
+		args = append([]string{"--tls", "--cacert", c.TLS.CA}, args...)
+	}
+	args = append(args, c.Addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
-	for _, a := range c.Addrs {
+	for _, a := range plain {
 		rc := redis.NewClient(&redis.Options{Addr: a})
 		for {
 			info, err := rc.ClusterInfo(ctx).Result()
@@ -85,7 +126,17 @@ func (c *Cluster) URL() string { return strings.Join(c.Addrs, ",") }
 // Client returns a Cluster client for c, closed at t's cleanup.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	o := &redis.ClusterOptions{Addrs: c.Addrs}
+	if c.TLS != nil {
+		pem, err := os.ReadFile(c.TLS.CA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		o.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	rc := redis.NewClusterClient(o)
 	t.Cleanup(func() { _ = rc.Close() })
 	return rc
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // events records what the worker tells its Observer.
@@ -472,5 +473,34 @@ func TestMaintenanceMovesLegacyDLQ(t *testing.T) {
 	}
 	if n, _ := r.DLQ.Count(ctx, tasks.ProviderPandaPon); n != 1 {
 		t.Errorf("pandapon entries = %d, want 1", n)
+	}
+}
+
+// TestStrayShardWarned: tasks on a shard this worker does not serve (an
+// enqueuer with another PANDAPON_QUEUE_SHARDS) are warned about, naming
+// the queue, and the worker does not take them.
+func TestStrayShardWarned(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t, workertest.WithMaintenance(20*time.Millisecond, 0))
+	other := tasks.NewEnqueuer(r.Client, tasks.Shards{PandaPon: 2})
+	id, _ := tasks.ParseOrderID("2542285634920883001")
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := other.Enqueue(t.Context(), task, false)
+	if err != nil || !strings.HasPrefix(res.Queue, tasks.QueuePandaPon+":") {
+		t.Fatalf("Enqueue = %+v, %v", res, err)
+	}
+	workertest.Wait(t, "a warning naming "+res.Queue, func() (bool, string) {
+		l := r.Logs.FilterMessageSnippet("holds tasks this worker does not serve").FilterField(zap.String("queue", res.Queue)).All()
+		return len(l) > 0, fmt.Sprintf("%d lines", len(l))
+	})
+	waitPasses(t, r.Worker, 3)
+	if n := r.Logs.FilterMessageSnippet("holds tasks this worker does not serve").Len(); n != 1 {
+		t.Errorf("%d warnings, want 1 (at most one per %s)", n, "5 minutes")
+	}
+	if calls := r.Sandbox.Calls("pandapon", "2542285634920883001"); len(calls) != 0 {
+		t.Errorf("the worker took a task of a queue it does not serve")
 	}
 }

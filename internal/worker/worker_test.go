@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/retry"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -26,6 +28,49 @@ const bigOrderID = "2542285634920880794"
 
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
+	endToEnd(t, workertest.Start(t))
+}
+
+// TestClusterEndToEnd runs the end-to-end table on a real Redis Cluster
+// of three masters, both providers' tasks over three shards each, and
+// checks that the shards the orders used sit on more than one master.
+func TestClusterEndToEnd(t *testing.T) {
+	t.Parallel()
+	c := redistest.NewCluster(t)
+	shards := tasks.Shards{Meari: 3, PandaPon: 3}
+	r := workertest.Start(t, workertest.WithCluster(c, shards))
+	t.Run("table", func(t *testing.T) { endToEnd(t, r) })
+	t.Run("same order twice, one cancel", func(t *testing.T) {
+		r.Sandbox.Script("meari", "DUP-C", sandbox.Slow(100*time.Millisecond, sandbox.OK()))
+		first, second := r.EnqueueMeari(t, "DUP-C"), r.EnqueueMeari(t, "DUP-C")
+		if first.AlreadyQueued || !second.AlreadyQueued || first.Queue != second.Queue {
+			t.Fatalf("first %+v, second %+v", first, second)
+		}
+		r.WaitState(t, first, asynq.TaskStateCompleted)
+		if again := r.EnqueueMeari(t, "DUP-C"); !again.AlreadyQueued || again.State != tasks.StateCompleted {
+			t.Errorf("after completion: %+v", again)
+		}
+		if n := len(r.Sandbox.Calls("meari", "DUP-C")); n != 1 {
+			t.Errorf("upstream cancels = %d, want 1", n)
+		}
+	})
+	masters := map[string][]string{}
+	cc := r.Client.(*redis.ClusterClient)
+	for _, q := range shards.All() {
+		if n, err := cc.Exists(t.Context(), "asynq:{"+q+"}:completed", "asynq:{"+q+"}:archived").Result(); err != nil || n == 0 {
+			continue // no order landed there
+		}
+		m := c.MasterOf(t, cc, "{"+q+"}")
+		masters[m] = append(masters[m], q)
+	}
+	if len(masters) < 2 {
+		t.Errorf("the orders' queues sit on %d master(s): %v; want more than one", len(masters), masters)
+	}
+	t.Logf("queues by master: %v", masters)
+}
+
+// endToEnd runs the table of upstream answers through r's worker.
+func endToEnd(t *testing.T, r *workertest.Rig) {
 	no := false
 	tests := []struct {
 		name      string
@@ -53,7 +98,6 @@ func TestEndToEnd(t *testing.T) {
 		{name: "pandapon other code dead-lettered", provider: "pandapon", order: "2542285634920880005", steps: []sandbox.Step{sandbox.PandaPonCode(404, nil)}, wantCalls: 1, wantState: asynq.TaskStateArchived, wantDLQ: dlq.ReasonPermanent, wantCode: "404"},
 		{name: "pandapon bad body retried", provider: "pandapon", order: "2542285634920880006", steps: []sandbox.Step{sandbox.BadBody("<html>oops</html>"), sandbox.OK()}, wantCalls: 2, wantState: asynq.TaskStateCompleted},
 	}
-	r := workertest.Start(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -91,8 +91,13 @@ func Upstream(t testing.TB) (*sandbox.Sandbox, string) {
 // Rig is a running worker against a real Redis and the sandbox upstream,
 // with the clients a test inspects them by.
 type Rig struct {
-	Redis    *redistest.Server
-	RDB      *redis.Client
+	// Redis and RDB are the test's own redis-server and its client; both
+	// nil on a Cluster (WithCluster).
+	Redis *redistest.Server
+	RDB   *redis.Client
+	// Client is the client every part of the rig uses: RDB, or the
+	// Cluster's.
+	Client   redis.UniversalClient
 	Sandbox  *sandbox.Sandbox
 	Upstream string // the sandbox's URL
 	// Options are the worker's; Options may change them before it starts,
@@ -104,6 +109,8 @@ type Rig struct {
 	Inspector *asynq.Inspector
 	// Logs holds every line the worker logged, debug included.
 	Logs *observer.ObservedLogs
+
+	t testing.TB
 }
 
 // Option changes a Rig before its worker starts: Redis, the sandbox and
@@ -124,6 +131,27 @@ func WithUpstreamTimeout(d time.Duration) Option {
 // WithShutdownTimeout bounds the calls in flight at shutdown.
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(r *Rig) { r.Options.Run.ShutdownTimeout = d }
+}
+
+// WithShards spreads the providers' tasks over queues as shards says, for
+// the worker and the rig's Enqueuer.
+func WithShards(shards tasks.Shards) Option {
+	return func(r *Rig) {
+		r.Options.Shards = shards
+		r.Enqueuer = tasks.NewEnqueuer(r.Client, shards)
+	}
+}
+
+// WithCluster runs the rig on the Redis Cluster c instead of a server of
+// its own, with shards: RDB and Redis are nil, Client is the Cluster's.
+func WithCluster(c *redistest.Cluster, shards tasks.Shards) Option {
+	return func(r *Rig) {
+		cc := c.Client(r.t)
+		r.Redis, r.RDB, r.Client = nil, nil, cc
+		r.Options.Redis = cc
+		r.DLQ, r.Inspector = dlq.New(cc), asynq.NewInspectorFromRedisClient(cc)
+		WithShards(shards)(r)
+	}
 }
 
 // WithObserver sends the worker's metrics events to o.
@@ -154,13 +182,13 @@ func New(t testing.TB, opts ...Option) *Rig {
 	sb, base := Upstream(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	r := &Rig{
-		Redis: srv, RDB: rdb, Sandbox: sb, Upstream: base, Logs: logs,
+		Redis: srv, RDB: rdb, Client: rdb, Sandbox: sb, Upstream: base, Logs: logs, t: t,
 		Options: worker.Options{
 			Meari:    MeariConfig(base),
 			PandaPon: PandaPonConfig(base),
 			Retry:    Policies(FastPolicy),
 			Run: config.Worker{
-				Concurrency: 8, Dequeuers: 1,
+				Concurrency: 8, Dequeuers: 1, PollInterval: config.PollIntervalDefault,
 				ShutdownTimeout: 2 * time.Second, UpstreamTimeout: 2 * time.Second,
 			},
 			// A breaker that opens as in production and probes again soon.
