@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/intake"
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
@@ -41,16 +44,27 @@ func TestSentinelFailover(t *testing.T) {
 		"REDIS_SENTINEL_ADDRS": strings.Join(s.Addrs, ","), "REDIS_MASTER_NAME": redistest.MasterName,
 		"PANDAPON_BASE_URL": base, "PANDAPON_ACCESS_KEY": workertest.PandaPonAccessKey,
 		"PANDAPON_ACCESS_SECRET": workertest.PandaPonSecret, "PANDAPON_USER_ID": workertest.PandaPonUserID,
-		"WORKER_CONCURRENCY": "20", "ADMIN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "warn",
+		"WORKER_CONCURRENCY": "20", "ADMIN_ADDR": workertest.ClosedAddr(t), "LOG_LEVEL": "warn",
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr, intakeErr syncBuffer
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, nil, envFunc(env), &syncBuffer{}, &stderr) }()
+	// The intake, through the same Sentinels.
+	intakeAddr := workertest.ClosedAddr(t)
+	intakeExited := make(chan int, 1)
+	go func() { intakeExited <- intake.Main(ctx, []string{"--addr", intakeAddr}, envFunc(env), &intakeErr) }()
 	t.Cleanup(func() {
 		cancel()
 		<-exited
+		<-intakeExited
+	})
+	workerReady, intakeURL := "http://"+env["ADMIN_ADDR"]+"/readyz", "http://"+intakeAddr
+	workertest.Wait(t, "the worker and the intake ready", func() (bool, string) {
+		a, _ := httpStatus(workerReady)
+		b, _ := httpStatus(intakeURL + "/readyz")
+		return a == 200 && b == 200, fmt.Sprintf("worker %d, intake %d", a, b)
 	})
 
 	// The enqueuer connects as the CLI and the intake do: through the
@@ -120,10 +134,22 @@ func TestSentinelFailover(t *testing.T) {
 	mu.Unlock()
 	callsAtKill := sb.TotalCalls()
 	s.KillMaster()
+	// Through the failover, both /readyz are polled and an order is posted
+	// to the intake every 20ms: each answer is 202 or 503 with a reason.
+	// (Started after the kill: an order accepted by the old master could be
+	// lost with it, which the counts above already measure.)
+	mon := &failoverMonitor{}
+	monStop, monDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(monDone); mon.run(monStop, workerReady, intakeURL) }()
 	workertest.WaitUpTo(t, time.Minute, "cancellations to resume after the failover", func() (bool, string) {
 		return sb.TotalCalls() > callsAtKill+50, fmt.Sprintf("%d calls", sb.TotalCalls())
 	})
 	resumed := time.Now()
+	workertest.WaitUpTo(t, 30*time.Second, "both /readyz and the intake to answer 200/202 again", func() (bool, string) {
+		return mon.recovered(), mon.String()
+	})
+	close(monStop)
+	<-monDone
 	workertest.WaitUpTo(t, time.Minute, "1,000 enqueues acknowledged in all", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -210,6 +236,30 @@ func TestSentinelFailover(t *testing.T) {
 		}
 		return len(waiting) == 0 && len(extra) == 0, fmt.Sprintf("%d entries; waiting for %v; not scripted %v", len(got), waiting, extra)
 	})
+	// The intake answered every post within 5s: accepted (go-redis
+	// waits for the new master), or 503 with Retry-After and the item's
+	// reason; each accepted order was cancelled; both /readyz answered 200
+	// or 503 throughout, and 200 after, without a restart.
+	mon.mu.Lock()
+	for _, b := range mon.bad {
+		t.Errorf("during the failover: %s", b)
+	}
+	accepted, refused503, slowest := slices.Clone(mon.accepted), mon.refused, mon.slowest
+	mon.mu.Unlock()
+	workertest.WaitUpTo(t, 3*time.Minute, fmt.Sprintf("the %d orders the intake accepted during the failover cancelled", len(accepted)), func() (bool, string) {
+		missing := 0
+		for _, id := range accepted {
+			if !sb.Cancelled(tasks.ProviderPandaPon, id) {
+				missing++
+			}
+		}
+		return missing == 0, fmt.Sprintf("%d missing", missing)
+	})
+	t.Logf("intake during the failover: %d posts accepted and cancelled, %d answered 503 with Retry-After, the slowest answer %s; /readyz 503s: worker %d, intake %d",
+		len(accepted), refused503, slowest.Round(100*time.Millisecond), mon.workerDown, mon.intakeDown)
+	if code := <-waitOrNil(intakeExited); code != -1 {
+		t.Fatalf("the intake exited with %d during the failover:\n%s", code, intakeErr.String())
+	}
 	if code := <-waitOrNil(exited); code != -1 {
 		t.Fatalf("the worker exited with %d during the failover:\n%s", code, stderr.String())
 	}
@@ -239,4 +289,112 @@ func waitOrNil(exited chan int) chan int {
 		out <- -1
 	}
 	return out
+}
+
+// failoverMonitor polls the worker's and the intake's /readyz and posts an
+// order to the intake every 20ms, and keeps what it saw.
+type failoverMonitor struct {
+	mu                     sync.Mutex
+	workerDown, intakeDown int      // 503s of /readyz
+	accepted               []string // orders the intake took (202)
+	refused                int      // posts answered 503
+	bad                    []string // any other answer
+	lastWorker, lastIntake int      // the last /readyz status
+	lastPost               int      // the last post's status
+	slowest                time.Duration
+}
+
+func (m *failoverMonitor) run(stop <-chan struct{}, workerReady, intakeURL string) {
+	var wg sync.WaitGroup
+	every := func(f func(i int)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				f(i)
+			}
+		}()
+	}
+	ready := func(name, url string, last, down *int) func(int) {
+		return func(int) {
+			code, err := httpStatus(url)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			*last = code
+			switch code {
+			case http.StatusOK:
+			case http.StatusServiceUnavailable:
+				*down++
+			default:
+				m.bad = append(m.bad, fmt.Sprintf("%s /readyz: %d %v", name, code, err))
+			}
+		}
+	}
+	every(ready("worker", workerReady, &m.lastWorker, &m.workerDown))
+	every(ready("intake", intakeURL+"/readyz", &m.lastIntake, &m.intakeDown))
+	every(func(i int) {
+		order := strconv.Itoa(7_000_000 + i)
+		start := time.Now()
+		code, body, retryAfter := postJSON(intakeURL+"/v1/cancellations", `{"provider":"pandapon","orderId":`+order+`}`)
+		took := time.Since(start)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.lastPost, m.slowest = code, max(m.slowest, took)
+		switch {
+		case code == http.StatusAccepted && strings.Contains(body, `"state":"queued"`):
+			m.accepted = append(m.accepted, order)
+		case code == http.StatusServiceUnavailable && retryAfter != "" && strings.Contains(body, "not enqueued: "):
+			m.refused++
+		default:
+			m.bad = append(m.bad, fmt.Sprintf("POST order %s: %d %.300s", order, code, body))
+		}
+	})
+	wg.Wait()
+}
+
+// recovered reports whether the last round saw both ready and the post
+// accepted.
+func (m *failoverMonitor) recovered() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastWorker == 200 && m.lastIntake == 200 && m.lastPost == http.StatusAccepted
+}
+
+func (m *failoverMonitor) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fmt.Sprintf("worker /readyz %d, intake /readyz %d, last post %d", m.lastWorker, m.lastIntake, m.lastPost)
+}
+
+// httpStatus GETs url and returns its status (0 when it did not answer
+// within 5s: /readyz bounds its checks at 2s).
+func httpStatus(url string) (int, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// postJSON posts body to url and returns the status, the answer and its
+// Retry-After (0 and "" when it did not answer).
+func postJSON(url, body string) (int, string, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error(), ""
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, resp.Body)
+	return resp.StatusCode, b.String(), resp.Header.Get("Retry-After")
 }
