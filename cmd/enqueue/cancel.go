@@ -26,7 +26,8 @@ func (a *app) meariCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "meari --user-account ACCOUNT --order-type TYPE --order-num NUM",
 		Short: "Enqueue the cancellation of a Meari SDKV4 order",
-		Long: `Enqueue the cancellation of a Meari SDKV4 order on queue ` + tasks.QueueMeari + `.
+		Long: `Enqueue the cancellation of a Meari SDKV4 order on queue ` + tasks.QueueMeari + `
+(or the order's shard of it, with --meari-queue-shards above 1).
 
 The task ID is meari:<source-app>:<order-type>:<order-num>. If a task for the
 same order exists, nothing new is enqueued, unless --force is given, and the
@@ -78,7 +79,7 @@ func (a *app) pandaponCommand() *cobra.Command {
 		Use:   "pandapon --order-id ID",
 		Short: "Enqueue the cancellation of a PandaPon 1688 order before payment",
 		Long: `Enqueue the cancellation of a PandaPon 1688 order, before payment, on queue
-` + tasks.QueuePandaPon + `.
+` + tasks.QueuePandaPon + ` (or the order's shard of it, with --pandapon-queue-shards above 1).
 
 The task ID is pandapon:<order-id>. The order ID is read as decimal digits and
 kept exact (it does not fit a float64). If a task for the same order exists,
