@@ -29,23 +29,46 @@ type Cluster struct {
 	TLS *TLSFiles
 }
 
-// ClusterOption changes the Cluster NewCluster starts.
-type ClusterOption func(*Cluster)
+// Option changes the servers NewCluster or NewSentinel starts.
+type Option func(*options)
 
-// WithTLS makes every node serve TLS (clients, and the Cluster bus) with
-// a certificate for 127.0.0.1 that a CA of its own signed (Cluster.TLS);
-// clients present no certificate.
-func WithTLS(t testing.TB) ClusterOption {
-	return func(c *Cluster) {
+type options struct {
+	tls *TLSFiles
+}
+
+// WithTLS makes every server serve TLS (to clients, between nodes, to
+// replicas and Sentinels) with a certificate for 127.0.0.1 that a CA of
+// its own signed (the TLS field of Cluster and Sentinel); clients present
+// no certificate. The addresses given out are the TLS ports.
+func WithTLS(t testing.TB) Option {
+	return func(o *options) {
 		f := NewTLSFiles(t)
-		c.TLS = &f
+		o.tls = &f
 	}
+}
+
+// tlsArgs are the redis-server arguments that serve TLS on port with f.
+func tlsArgs(f *TLSFiles, port int) []string {
+	return []string{"--tls-port", strconv.Itoa(port), "--tls-auth-clients", "no", "--tls-replication", "yes",
+		"--tls-cert-file", f.Cert, "--tls-key-file", f.Key, "--tls-ca-cert-file", f.CA}
+}
+
+// tlsConfig is a client's TLS configuration trusting f's CA.
+func tlsConfig(t testing.TB, f *TLSFiles) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // NewCluster starts a Cluster for t and waits until every node reports
 // cluster_state:ok. It skips t when redis-server or redis-cli is missing,
 // and fails it instead with REQUIRE_REDIS=1.
-func NewCluster(t testing.TB, opts ...ClusterOption) *Cluster {
+func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
 	server, err := exec.LookPath("redis-server")
 	if err == nil {
@@ -57,10 +80,11 @@ func NewCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 		}
 		t.Skipf("redistest: redis-server or redis-cli is not on PATH (%v): the Cluster test needs real servers", err)
 	}
-	c := &Cluster{}
-	for _, o := range opts {
-		o(c)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	c := &Cluster{TLS: o.tls}
 	var plain []string // where the readiness probes go
 	for i := range ClusterMasters {
 		bus, err := freePort()
@@ -78,8 +102,7 @@ func NewCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 			if tlsPort, err = freePort(); err != nil {
 				t.Fatal(err)
 			}
-			args = append(args, "--tls-port", strconv.Itoa(tlsPort), "--tls-cluster", "yes", "--tls-auth-clients", "no",
-				"--tls-cert-file", c.TLS.Cert, "--tls-key-file", c.TLS.Key, "--tls-ca-cert-file", c.TLS.CA)
+			args = append(append(args, "--tls-cluster", "yes"), tlsArgs(c.TLS, tlsPort)...)
 		}
 		p, err := startFree(t, server, args)
 		if err != nil {
@@ -128,13 +151,7 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	t.Helper()
 	o := &redis.ClusterOptions{Addrs: c.Addrs}
 	if c.TLS != nil {
-		pem, err := os.ReadFile(c.TLS.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots := x509.NewCertPool()
-		roots.AppendCertsFromPEM(pem)
-		o.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		o.TLSConfig = tlsConfig(t, c.TLS)
 	}
 	rc := redis.NewClusterClient(o)
 	t.Cleanup(func() { _ = rc.Close() })

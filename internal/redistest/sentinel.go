@@ -22,16 +22,19 @@ const MasterName = "cancelworker"
 // three Sentinels (quorum 2, down after 1s), all redis-server processes on
 // free loopback ports, killed at cleanup.
 type Sentinel struct {
-	// Addrs are the Sentinels' host:port, for REDIS_SENTINEL_ADDRS.
+	// Addrs are the Sentinels' host:port, for REDIS_SENTINEL_ADDRS: their
+	// TLS ports with WithTLS.
 	Addrs  []string
-	Master string // the first master's host:port
+	Master string // the first master's host:port (its TLS port with WithTLS)
+	// TLS is the CA and certificate every server serves, with WithTLS.
+	TLS    *TLSFiles
 	master *process
 	t      testing.TB
 }
 
 // NewSentinel starts a Sentinel set for t. It skips t when redis-server is
 // missing, and fails it instead with REQUIRE_REDIS=1.
-func NewSentinel(t testing.TB) *Sentinel {
+func NewSentinel(t testing.TB, opts ...Option) *Sentinel {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,16 +43,38 @@ func NewSentinel(t testing.TB) *Sentinel {
 		}
 		t.Skipf("redistest: redis-server is not on PATH (%v): the Sentinel test needs real servers", err)
 	}
-	s := &Sentinel{t: t}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Sentinel{t: t, TLS: o.tls}
+	// withTLS adds the TLS arguments, on a port of their own, to args and
+	// returns the address clients are to use.
+	withTLS := func(args []string) ([]string, int) {
+		if s.TLS == nil {
+			return args, 0
+		}
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(args, tlsArgs(s.TLS, port)...), port
+	}
 	// No delay before the first sync (Redis waits 5s by default, to
 	// batch replicas).
-	master, err := startFree(t, path, []string{"--repl-diskless-sync-delay", "0"})
+	args, masterTLS := withTLS([]string{"--repl-diskless-sync-delay", "0"})
+	master, err := startFree(t, path, args)
 	if err != nil {
 		t.Fatalf("redistest: start the master: %v", err)
 	}
 	s.master, s.Master = master, master.addr
 	host, port, _ := net.SplitHostPort(master.addr)
-	replica, err := startFree(t, path, []string{"--replicaof", host, port})
+	if masterTLS != 0 {
+		port = strconv.Itoa(masterTLS)
+		s.Master = net.JoinHostPort(host, port)
+	}
+	args, _ = withTLS([]string{"--replicaof", host, port})
+	replica, err := startFree(t, path, args)
 	if err != nil {
 		t.Fatalf("redistest: start the replica: %v", err)
 	}
@@ -68,11 +93,16 @@ func NewSentinel(t testing.TB) *Sentinel {
 		time.Sleep(50 * time.Millisecond) // nothing signals it
 	}
 	_ = rc.Close()
+	var plainSentinels []string // where the readiness probes go
 	for i := range 3 {
 		// A Sentinel rewrites its configuration file: one of its own each.
 		conf := filepath.Join(t.TempDir(), fmt.Sprintf("sentinel-%d.conf", i))
 		body := fmt.Sprintf("sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 10000\nsentinel resolve-hostnames no\n",
 			MasterName, host, port, MasterName, MasterName)
+		extra, sentinelTLS := withTLS(nil)
+		for j := 0; j+1 < len(extra); j += 2 {
+			body += strings.TrimPrefix(extra[j], "--") + " " + extra[j+1] + "\n"
+		}
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -80,10 +110,15 @@ func NewSentinel(t testing.TB) *Sentinel {
 		if err != nil {
 			t.Fatalf("redistest: start sentinel %d: %v", i, err)
 		}
-		s.Addrs = append(s.Addrs, p.addr)
+		plainSentinels = append(plainSentinels, p.addr)
+		addr := p.addr
+		if sentinelTLS != 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sentinelTLS))
+		}
+		s.Addrs = append(s.Addrs, addr)
 	}
 	// Wait until every Sentinel knows the replica: a failover needs it.
-	for _, a := range s.Addrs {
+	for _, a := range plainSentinels {
 		c := redis.NewSentinelClient(&redis.Options{Addr: a})
 		deadline := time.Now().Add(startTimeout)
 		for {
