@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,7 +81,7 @@ func TestCluster(t *testing.T) {
 		}
 		items = append(items, fmt.Sprintf(`{"provider":"meari","userAccount":"u","orderNum":%q,"orderType":1}`, m), fmt.Sprintf(`{"provider":"pandapon","orderId":%s}`, p))
 	}
-	code, body := post(t, intakeURL+"/v1/cancellations", "["+strings.Join(items, ",")+"]")
+	code, body, _ := postJSON(intakeURL+"/v1/cancellations", "["+strings.Join(items, ",")+"]")
 	if code != http.StatusAccepted || strings.Count(body, `"state":"queued"`) != 60 {
 		t.Fatalf("POST 60 orders: %d %s", code, body)
 	}
@@ -128,7 +127,7 @@ func TestCluster(t *testing.T) {
 		queues[st.Queue] = true
 	}
 	// A repeat is refused: one cancel per order.
-	code, body = post(t, intakeURL+"/v1/cancellations", `{"provider":"meari","userAccount":"u","orderNum":"C-11","orderType":1}`)
+	code, body, _ = postJSON(intakeURL+"/v1/cancellations", `{"provider":"meari","userAccount":"u","orderNum":"C-11","orderType":1}`)
 	if code != http.StatusAccepted || !strings.Contains(body, `"state":"already_cancelled"`) {
 		t.Errorf("repeat of C-11: %d %s", code, body)
 	}
@@ -160,19 +159,6 @@ func TestCluster(t *testing.T) {
 		t.Errorf("/readyz %d %s", code, b)
 	}
 	t.Logf("status lookups answered from queues %v", queues)
-}
-
-// post sends body as JSON and returns the status and the answer.
-func post(t *testing.T, url, body string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String()
 }
 
 // TestSeveralWorkers runs three worker processes (the real binary) on one
