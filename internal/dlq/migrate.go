@@ -100,13 +100,3 @@ func (s *Store) Migrate(ctx context.Context) (moved, dropped int, err error) {
 		cursor = next
 	}
 }
-
-// LegacyCount returns how many entries are still under PrefixLegacy.
-func (s *Store) LegacyCount(ctx context.Context) (int64, error) {
-	legacy := &Store{prefix: PrefixLegacy}
-	n, err := s.rdb.HLen(ctx, legacy.entriesKey()).Result()
-	if err != nil {
-		return 0, fmt.Errorf("dlq: %w", err)
-	}
-	return n, nil
-}

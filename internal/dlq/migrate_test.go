@@ -53,8 +53,8 @@ func TestMigrate(t *testing.T) {
 	if _, err := s.Put(ctx, filed); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.LegacyCount(ctx); err != nil || n != 4 {
-		t.Fatalf("LegacyCount = %d, %v; want 4", n, err)
+	if n, err := rdb.HLen(ctx, legacy.entriesKey()).Result(); err != nil || n != 4 {
+		t.Fatalf("legacy entries = %d, %v; want 4", n, err)
 	}
 
 	moved, dropped, err := s.Migrate(ctx)

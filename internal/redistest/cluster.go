@@ -47,10 +47,29 @@ func WithTLS(t testing.TB) Option {
 	}
 }
 
-// tlsArgs are the redis-server arguments that serve TLS on port with f.
-func tlsArgs(f *TLSFiles, port int) []string {
-	return []string{"--tls-port", strconv.Itoa(port), "--tls-auth-clients", "no", "--tls-replication", "yes",
-		"--tls-cert-file", f.Cert, "--tls-key-file", f.Key, "--tls-ca-cert-file", f.CA}
+// withTLS returns args with the redis-server arguments that serve TLS
+// with f on a free port of its own, and that port; args and 0 when f is
+// nil.
+func withTLS(t testing.TB, f *TLSFiles, args []string) ([]string, int) {
+	t.Helper()
+	if f == nil {
+		return args, 0
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(args, "--tls-port", strconv.Itoa(port), "--tls-auth-clients", "no", "--tls-replication", "yes",
+		"--tls-cert-file", f.Cert, "--tls-key-file", f.Key, "--tls-ca-cert-file", f.CA), port
+}
+
+// clientAddr is the address clients use for p: its TLS port, if any.
+func clientAddr(p *process, tlsPort int) string {
+	if tlsPort == 0 {
+		return p.addr
+	}
+	host, _, _ := net.SplitHostPort(p.addr)
+	return net.JoinHostPort(host, strconv.Itoa(tlsPort))
 }
 
 // tlsConfig is a client's TLS configuration trusting f's CA.
@@ -97,23 +116,16 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			"--cluster-port", strconv.Itoa(bus),
 			"--cluster-node-timeout", "2000",
 		}
-		tlsPort := 0
 		if c.TLS != nil {
-			if tlsPort, err = freePort(); err != nil {
-				t.Fatal(err)
-			}
-			args = append(append(args, "--tls-cluster", "yes"), tlsArgs(c.TLS, tlsPort)...)
+			args = append(args, "--tls-cluster", "yes")
 		}
+		args, tlsPort := withTLS(t, c.TLS, args)
 		p, err := startFree(t, server, args)
 		if err != nil {
 			t.Fatalf("redistest: start cluster node %d: %v", i, err)
 		}
 		plain = append(plain, p.addr)
-		addr := p.addr
-		if tlsPort != 0 {
-			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
-		}
-		c.Addrs = append(c.Addrs, addr)
+		c.Addrs = append(c.Addrs, clientAddr(p, tlsPort))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*startTimeout)
 	defer cancel()

@@ -48,32 +48,16 @@ func NewSentinel(t testing.TB, opts ...Option) *Sentinel {
 		opt(&o)
 	}
 	s := &Sentinel{t: t, TLS: o.tls}
-	// withTLS adds the TLS arguments, on a port of their own, to args and
-	// returns the address clients are to use.
-	withTLS := func(args []string) ([]string, int) {
-		if s.TLS == nil {
-			return args, 0
-		}
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return append(args, tlsArgs(s.TLS, port)...), port
-	}
 	// No delay before the first sync (Redis waits 5s by default, to
 	// batch replicas).
-	args, masterTLS := withTLS([]string{"--repl-diskless-sync-delay", "0"})
+	args, masterTLS := withTLS(t, s.TLS, []string{"--repl-diskless-sync-delay", "0"})
 	master, err := startFree(t, path, args)
 	if err != nil {
 		t.Fatalf("redistest: start the master: %v", err)
 	}
-	s.master, s.Master = master, master.addr
-	host, port, _ := net.SplitHostPort(master.addr)
-	if masterTLS != 0 {
-		port = strconv.Itoa(masterTLS)
-		s.Master = net.JoinHostPort(host, port)
-	}
-	args, _ = withTLS([]string{"--replicaof", host, port})
+	s.master, s.Master = master, clientAddr(master, masterTLS)
+	host, port, _ := net.SplitHostPort(s.Master)
+	args, _ = withTLS(t, s.TLS, []string{"--replicaof", host, port})
 	replica, err := startFree(t, path, args)
 	if err != nil {
 		t.Fatalf("redistest: start the replica: %v", err)
@@ -99,7 +83,7 @@ func NewSentinel(t testing.TB, opts ...Option) *Sentinel {
 		conf := filepath.Join(t.TempDir(), fmt.Sprintf("sentinel-%d.conf", i))
 		body := fmt.Sprintf("sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 10000\nsentinel resolve-hostnames no\n",
 			MasterName, host, port, MasterName, MasterName)
-		extra, sentinelTLS := withTLS(nil)
+		extra, sentinelTLS := withTLS(t, s.TLS, nil)
 		for j := 0; j+1 < len(extra); j += 2 {
 			body += strings.TrimPrefix(extra[j], "--") + " " + extra[j+1] + "\n"
 		}
@@ -111,11 +95,7 @@ func NewSentinel(t testing.TB, opts ...Option) *Sentinel {
 			t.Fatalf("redistest: start sentinel %d: %v", i, err)
 		}
 		plainSentinels = append(plainSentinels, p.addr)
-		addr := p.addr
-		if sentinelTLS != 0 {
-			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sentinelTLS))
-		}
-		s.Addrs = append(s.Addrs, addr)
+		s.Addrs = append(s.Addrs, clientAddr(p, sentinelTLS))
 	}
 	// Wait until every Sentinel knows the replica: a failover needs it.
 	for _, a := range plainSentinels {
