@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
+	"github.com/cancelworker/cancelworker/retry"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 )
@@ -209,13 +211,15 @@ func TestRedisDown(t *testing.T) {
 
 // TestProviderOutage is scenario 4: every PandaPon call fails with 503 for
 // 30 seconds with 3,000 tasks waiting and a limit of 200 calls per second
-// (burst 20). The breaker opens within seconds; no task is dead-lettered;
-// the calls made during the outage, each an attempt, stay within
-// BREAKER_FAILURES + the concurrency + the probes of each open period;
-// and after the recovery the provider never sees more than 200 + 20 in a
-// second.
+// (burst 20), the breaker at its defaults but for a 5s open time. The
+// breaker opens within seconds (50 failures in a row); no task is
+// dead-lettered; the calls before it opened stay within BREAKER_FAILURES
+// + the concurrency, and those while it was open within the probes of
+// each open period; after the recovery the provider never sees more than
+// 200 + 20 in a second.
 func TestProviderOutage(t *testing.T) {
-	const n, concurrency, rate, burst, failures, probes = 3000, 50, 200, 20, 5, 3
+	const n, concurrency, rate, burst = 3000, 50, 200, 20
+	const failures, probes = 50, 5 // guard.BreakerFailuresDefault, guard.BreakerProbesDefault
 	const outage, openFor = 30 * time.Second, 5 * time.Second
 	r := startRedis(t, false)
 	rdb := r.client(t)
@@ -227,12 +231,13 @@ func TestProviderOutage(t *testing.T) {
 	w := startWorker(t, workerEnv(r, u,
 		"WORKER_CONCURRENCY="+strconv.Itoa(concurrency),
 		"PANDAPON_RATE_LIMIT="+strconv.Itoa(rate), "PANDAPON_RATE_BURST="+strconv.Itoa(burst),
-		"BREAKER_FAILURES="+strconv.Itoa(failures), "BREAKER_OPEN_TIMEOUT="+openFor.String(), "BREAKER_PROBES="+strconv.Itoa(probes)))
+		"BREAKER_OPEN_TIMEOUT="+openFor.String()))
 	workertest.Wait(t, "the breaker to open", func() (bool, string) {
-		m := metrics(t, w)
-		return strings.Contains(m, `cancelworker_breaker_state{provider="pandapon"} 2`), ""
+		v, _ := metricValue(metrics(t, w), "cancelworker_breaker_opened_total", `provider="pandapon"`)
+		return v >= 1, ""
 	})
 	openedIn := time.Since(start)
+	atOpen := u.sb.TotalCalls()
 	time.Sleep(time.Until(start.Add(outage))) // the outage is the scenario
 	u.sb.ClearOutage()
 	recovered := time.Now()
@@ -244,20 +249,104 @@ func TestProviderOutage(t *testing.T) {
 		most = max(most, len(u.sb.Calls(tasks.ProviderPandaPon, id)))
 	}
 	size, archived := deadLettered(t, rdb)
-	bound := failures + concurrency + probes*(int(outage/openFor)+1)
-	t.Logf("scenario 4: breaker open %s after the start; %d calls (attempts) during the 30s outage for %d tasks (bound %d); most calls for one order %d; all cancelled %s after the recovery, busiest second after it %d calls (limit %d + burst %d); DLQ %d, archived %d",
-		openedIn.Round(100*time.Millisecond), during, n, bound, most, took.Round(time.Second), busiest, rate, burst, size, archived)
-	if openedIn > 10*time.Second {
-		t.Errorf("the breaker opened %s after the start, want within 10s", openedIn)
+	openBound := probes * (int(outage/openFor) + 1)
+	t.Logf("scenario 4: breaker open %s after the start, after %d calls (bound %d); %d calls while open in the rest of the 30s outage (bound %d), for %d tasks; most calls for one order %d; all cancelled %s after the recovery, busiest second after it %d calls (limit %d + burst %d); DLQ %d, archived %d",
+		openedIn.Round(100*time.Millisecond), atOpen, failures+concurrency, during-atOpen, openBound, n, most, took.Round(time.Second), busiest, rate, burst, size, archived)
+	if openedIn > 5*time.Second {
+		t.Errorf("the breaker opened %s after the start, want within 5s", openedIn)
 	}
-	if during > bound {
-		t.Errorf("%d calls during the outage, want at most %d", during, bound)
+	if atOpen > failures+concurrency {
+		t.Errorf("%d calls before the breaker opened, want at most %d (BREAKER_FAILURES + the calls in flight)", atOpen, failures+concurrency)
+	}
+	if during-atOpen > openBound {
+		t.Errorf("%d calls while the breaker was open, want at most %d (the probes of each open period)", during-atOpen, openBound)
 	}
 	if size != 0 || archived != 0 {
 		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
 	}
 	if busiest > rate+burst+2 { // +2: a call's arrival lags its grant by a few ms
 		t.Errorf("%d calls in one second after the recovery, want at most %d", busiest, rate+burst)
+	}
+}
+
+// TestFlakyProvider is scenario 6: 30% of Meari calls fail at random (a
+// third each 1005, 503 and a connection reset), 600 orders, concurrency
+// 10, retries after 1s doubling up to 4s, the breaker at its defaults. A
+// flaky provider is not an outage: the breaker never opens and holds no
+// task back; no order waits between two of its calls longer than its
+// retry delay allows (so nothing but the retries delayed it); all are
+// cancelled within 90s; none is dead-lettered.
+func TestFlakyProvider(t *testing.T) {
+	t.Parallel()
+	const n, concurrency, share = 600, 10, 0.3
+	const initial, maxInterval = time.Second, 4 * time.Second
+	// forwarder is how often asynq moves due retries back to their queue
+	// (its DelayedTaskCheckInterval, 5s by default); asynq also schedules
+	// in whole seconds.
+	const forwarder, slack = 5 * time.Second, 2 * time.Second
+	r := startRedis(t, false)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	// Each order's calls fail with chance 0.3 each, drawn up front (and
+	// seeded) so that the retry bound of every order is known.
+	rng := rand.New(rand.NewPCG(6, 30))
+	faults := []sandbox.Step{sandbox.MeariCode("1005"), sandbox.HTTPStatus(503), sandbox.Reset()}
+	nums := make([]string, n)
+	injected := 0
+	for i := range nums {
+		nums[i] = fmt.Sprintf("FLAKY%05d", i)
+		var steps []sandbox.Step
+		for rng.Float64() < share {
+			steps = append(steps, faults[rng.IntN(len(faults))])
+		}
+		injected += len(steps)
+		u.sb.Script(tasks.ProviderMeari, nums[i], append(steps, sandbox.OK())...)
+	}
+	enqueueMeari(t, rdb, nums)
+	start := time.Now()
+	w := startWorker(t, workerEnv(r, u, "WORKER_CONCURRENCY="+strconv.Itoa(concurrency),
+		"RETRY_INITIAL_INTERVAL="+initial.String(), "RETRY_MAX_INTERVAL="+maxInterval.String(), "MEARI_MAX_ATTEMPTS=50"))
+	took := waitCancelledOf(t, u, tasks.ProviderMeari, nums, 90*time.Second)
+
+	// Nothing but the retries held an order: every gap between two calls
+	// is within that retry's longest delay (base +50% jitter), the
+	// forwarder's interval and asynq's rounding.
+	policy := retry.Policy{InitialInterval: initial, MaxInterval: maxInterval}
+	var late []string
+	var ideal time.Duration // the makespan the retries alone give, without jitter or forwarder
+	for _, num := range nums {
+		calls := u.sb.Calls(tasks.ProviderMeari, num)
+		var sum time.Duration
+		for j := 1; j < len(calls); j++ {
+			gap := calls[j].At.Sub(calls[j-1].At)
+			bound := policy.Base(j-1)*3/2 + forwarder + slack
+			if gap > bound && len(late) < 5 {
+				late = append(late, fmt.Sprintf("%s: call %d came %s after call %d, bound %s", num, j+1, gap.Round(time.Millisecond), j, bound))
+			}
+			sum += policy.Base(j - 1)
+		}
+		if len(calls) > 0 {
+			ideal = max(ideal, calls[0].At.Sub(start)+sum)
+		}
+	}
+	scrape := metrics(t, w)
+	opened, _ := metricValue(scrape, "cancelworker_breaker_opened_total", `provider="meari"`)
+	heldOpen, _ := metricValue(scrape, "cancelworker_deferred_total", `provider="meari",reason="breaker_open"`)
+	heldProbing, _ := metricValue(scrape, "cancelworker_deferred_total", `provider="meari",reason="breaker_half_open"`)
+	size, archived := deadLetteredIn(t, rdb, tasks.QueueMeari)
+	t.Logf("scenario 6: 30%% of Meari calls failing (%d injected failures over %d orders), concurrency %d: all cancelled in %s (%.1f orders/s; retries alone, jitter-free: %s, %.1f orders/s); breaker opened %v times, tasks held by it %v; DLQ %d, archived %d",
+		injected, n, concurrency, took.Round(100*time.Millisecond), float64(n)/took.Seconds(), ideal.Round(100*time.Millisecond), float64(n)/ideal.Seconds(), opened, heldOpen+heldProbing, size, archived)
+	if opened != 0 || heldOpen+heldProbing != 0 || strings.Contains(w.logs.String(), "circuit breaker open") {
+		t.Errorf("the breaker opened %v times and held %v tasks on a provider failing 30%% of calls; want never", opened, heldOpen+heldProbing)
+	}
+	if len(late) > 0 {
+		t.Errorf("orders waited longer than their retries allow: %v", late)
+	}
+	if injected < n*share/2 {
+		t.Errorf("%d failures injected, want about %d: the scenario did not inject its faults", injected, n*3/7)
+	}
+	if size != 0 || archived != 0 {
+		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
 	}
 }
 

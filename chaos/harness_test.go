@@ -257,6 +257,8 @@ func workerEnv(r *redisProc, u *upstream, extra ...string) []string {
 		"REDIS_URL=" + r.url(),
 		"PANDAPON_BASE_URL=" + u.url, "PANDAPON_ACCESS_KEY=" + workertest.PandaPonAccessKey,
 		"PANDAPON_ACCESS_SECRET=" + workertest.PandaPonSecret, "PANDAPON_USER_ID=" + workertest.PandaPonUserID,
+		"MEARI_BASE_URL=" + u.url, "MEARI_PARTNER_KEY=" + workertest.MeariPartnerKey,
+		"MEARI_PARTNER_SECRET=" + workertest.MeariPartnerSecret, "MEARI_SOURCE_APP=" + strconv.Itoa(workertest.SourceApp),
 		"WORKER_CONCURRENCY=50", "SHUTDOWN_TIMEOUT=5s", "UPSTREAM_TIMEOUT=5s",
 		"ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
 	}, extra...)
@@ -369,14 +371,20 @@ func enqueueOne(ctx context.Context, enq *tasks.Enqueuer, id string) (tasks.Resu
 }
 
 // waitCancelled waits up to timeout until the sandbox has cancelled every
-// order, and returns how long that took.
+// PandaPon order, and returns how long that took.
 func waitCancelled(t *testing.T, u *upstream, ids []string, timeout time.Duration) time.Duration {
+	t.Helper()
+	return waitCancelledOf(t, u, tasks.ProviderPandaPon, ids, timeout)
+}
+
+// waitCancelledOf is waitCancelled for provider's orders.
+func waitCancelledOf(t *testing.T, u *upstream, provider string, ids []string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	workertest.WaitUpTo(t, timeout, fmt.Sprintf("%d orders cancelled", len(ids)), func() (bool, string) {
 		missing := 0
 		for _, id := range ids {
-			if !u.sb.Cancelled(tasks.ProviderPandaPon, id) {
+			if !u.sb.Cancelled(provider, id) {
 				missing++
 			}
 		}
@@ -385,14 +393,50 @@ func waitCancelled(t *testing.T, u *upstream, ids []string, timeout time.Duratio
 	return time.Since(start)
 }
 
-// deadLettered returns the DLQ's size and the queue's archive.
+// enqueueMeari enqueues a Meari cancellation for each order number, and
+// fails t on any error.
+func enqueueMeari(t *testing.T, rdb *redis.Client, nums []string) {
+	t.Helper()
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
+	for _, num := range nums {
+		task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: workertest.SourceApp, UserAccount: "chaos@example.com", OrderType: 1, OrderNum: num})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := enq.Enqueue(t.Context(), task, false); err != nil {
+			t.Fatalf("enqueue: %v", err)
+		}
+	}
+}
+
+// metricValue returns the value of the sample of metric name whose
+// labels are exactly labels (as written in the text format, such as
+// provider="meari"), and whether the scrape had it.
+func metricValue(scrape, name, labels string) (float64, bool) {
+	prefix := name + "{" + labels + "} "
+	for l := range strings.Lines(scrape) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// deadLettered returns the DLQ's size and the PandaPon queue's archive.
 func deadLettered(t *testing.T, rdb *redis.Client) (dlqSize int64, archived int) {
+	t.Helper()
+	return deadLetteredIn(t, rdb, tasks.QueuePandaPon)
+}
+
+// deadLetteredIn returns the DLQ's size and queue's archive.
+func deadLetteredIn(t *testing.T, rdb *redis.Client, queue string) (dlqSize int64, archived int) {
 	t.Helper()
 	n, err := dlq.New(rdb).Count(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := asynq.NewInspectorFromRedisClient(rdb).GetQueueInfo(tasks.QueuePandaPon)
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetQueueInfo(queue)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,7 +167,8 @@ var ErrHelp = flag.ErrHelp
 // WorkerSection is how the worker runs its tasks, and the retry age
 // limit every provider shares.
 type WorkerSection struct {
-	Concurrency, Dequeuers, PollInterval, ShutdownTimeout, UpstreamTimeout, MaxAge *Setting
+	Concurrency, Dequeuers, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
+	MaxAge, InitialInterval, MaxInterval                                   *Setting
 }
 
 // AddWorker declares the worker's settings on l.
@@ -179,11 +180,14 @@ func AddWorker(l *Loader) *WorkerSection {
 		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "how long in-flight calls may finish on SIGTERM"}),
 		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
 		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: "dead-letter a cancellation still failing this long after it was requested (0: default)"}),
+		InitialInterval: l.Add(Setting{Env: "RETRY_INITIAL_INTERVAL", Flag: "retry-initial-interval", Default: retry.InitialIntervalDefault.String(), Kind: "duration", Help: "base delay before the first retry of a transient failure; it doubles with each counted failure, ±50% jitter"}),
+		MaxInterval:     l.Add(Setting{Env: "RETRY_MAX_INTERVAL", Flag: "retry-max-interval", Default: retry.MaxIntervalDefault.String(), Kind: "duration", Help: "cap on the base delay between two retries"}),
 	}
 }
 
-// Read parses the section, and the retry age limit (0: the default).
-func (s *WorkerSection) Read(l *Loader) (w Worker, maxAge time.Duration) {
+// Read parses the section, and the retry timing every provider shares
+// (zero fields: the defaults).
+func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	const forever = 1<<63 - 1
 	w.Concurrency = int(l.Int(s.Concurrency, 1, ConcurrencyMax))
 	w.Dequeuers = int(l.Int(s.Dequeuers, 1, DequeuersMax))
@@ -199,7 +203,13 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, maxAge time.Duration) {
 	if w.UpstreamTimeout == 0 && !l.Has(s.UpstreamTimeout) {
 		l.Bad(s.UpstreamTimeout, "must be positive")
 	}
-	return w, l.Duration(s.MaxAge, 0, forever)
+	shared.MaxAge = l.Duration(s.MaxAge, 0, forever)
+	shared.InitialInterval = l.Duration(s.InitialInterval, 100*time.Millisecond, 24*time.Hour)
+	shared.MaxInterval = l.Duration(s.MaxInterval, 100*time.Millisecond, 24*time.Hour)
+	if shared.MaxInterval < shared.InitialInterval && !l.Has(s.InitialInterval) && !l.Has(s.MaxInterval) {
+		l.Bad(s.MaxInterval, "must be at least RETRY_INITIAL_INTERVAL (%s), got %s", shared.InitialInterval, shared.MaxInterval)
+	}
+	return w, shared
 }
 
 // Bounds of the worker's settings.
@@ -243,13 +253,14 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	var meariP, pandaponP Provider
 	c.Meari, meariP = ms.Read(l)
 	c.PandaPon, pandaponP = ps.Read(l)
-	var maxAge time.Duration
-	c.Worker, maxAge = ws.Read(l)
+	var shared retry.Policy
+	c.Worker, shared = ws.Read(l)
 	c.Log = ls.Read(l)
 	c.Admin = as.Read(l)
 	policy := func(provider string, attempts int, s *Setting) {
-		p := retry.Policy{MaxAttempts: attempts, MaxAge: maxAge}
-		if err := p.Validate(); err != nil && !l.Has(s) && !l.Has(ws.MaxAge) {
+		p := shared
+		p.MaxAttempts = attempts
+		if err := p.Validate(); err != nil && !l.Has(s) && !l.Has(ws.MaxAge) && !l.Has(ws.InitialInterval) && !l.Has(ws.MaxInterval) {
 			l.Bad(s, "%v", err)
 		}
 		c.Retry[provider] = p

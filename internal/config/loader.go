@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -223,6 +224,18 @@ func (l *Loader) Int(s *Setting, min, max int64) int64 {
 		l.Bad(s, "must be at most %d, got %d", max, n)
 	}
 	return n
+}
+
+// Float parses s as a number from min to max.
+func (l *Loader) Float(s *Setting, min, max float64) float64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s.raw), 64)
+	switch {
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		l.Bad(s, "must be a number, got %q", text.Truncate(s.raw, 40))
+	case f < min || f > max:
+		l.Bad(s, "must be from %v to %v, got %v", min, max, f)
+	}
+	return f
 }
 
 // Duration parses s as a duration from min to max.

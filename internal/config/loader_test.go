@@ -167,6 +167,65 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestBreakerAndRetrySettings checks the breaker's ratio settings and the
+// shared retry timing: defaults, values, and each bad value named.
+func TestBreakerAndRetrySettings(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"PANDAPON_BASE_URL": "https://p.example", "PANDAPON_ACCESS_KEY": "ak", "PANDAPON_ACCESS_SECRET": "as", "PANDAPON_USER_ID": "u1"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		breaker guard.Breaker
+		initial time.Duration
+		maxIv   time.Duration
+		wantErr []string
+	}{
+		{name: "defaults", breaker: guard.Breaker{Failures: 50, MinCalls: 100, FailureRatio: 0.5, Window: 30 * time.Second, OpenFor: 30 * time.Second, Probes: 5},
+			initial: 10 * time.Second, maxIv: 15 * time.Minute},
+		{name: "set", env: map[string]string{"BREAKER_MIN_CALLS": "40", "BREAKER_FAILURE_RATIO": "0.8", "RETRY_INITIAL_INTERVAL": "1s"}, args: []string{"--retry-max-interval", "4s", "--breaker-failures", "20"},
+			breaker: guard.Breaker{Failures: 20, MinCalls: 40, FailureRatio: 0.8, Window: 30 * time.Second, OpenFor: 30 * time.Second, Probes: 5}, initial: time.Second, maxIv: 4 * time.Second},
+		{name: "bad values at once", env: map[string]string{"BREAKER_MIN_CALLS": "0", "BREAKER_FAILURE_RATIO": "half", "RETRY_INITIAL_INTERVAL": "1ms"}, wantErr: []string{
+			"BREAKER_MIN_CALLS (--breaker-min-calls): must be at least 1, got 0",
+			`BREAKER_FAILURE_RATIO (--breaker-failure-ratio): must be a number, got "half"`,
+			"RETRY_INITIAL_INTERVAL (--retry-initial-interval): must be from 100ms to 24h0m0s, got 1ms",
+		}},
+		{name: "ratio out of range", env: map[string]string{"BREAKER_FAILURE_RATIO": "1.5"}, wantErr: []string{"BREAKER_FAILURE_RATIO (--breaker-failure-ratio): must be from 0.01 to 1, got 1.5"}},
+		{name: "max below initial", env: map[string]string{"RETRY_INITIAL_INTERVAL": "1m", "RETRY_MAX_INTERVAL": "30s"}, wantErr: []string{"RETRY_MAX_INTERVAL (--retry-max-interval): must be at least RETRY_INITIAL_INTERVAL (1m0s), got 30s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			c, err := Load(tt.args, func(k string) string { return env[k] }, nil, io.Discard)
+			if len(tt.wantErr) > 0 {
+				for _, w := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v, want %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Breaker != tt.breaker {
+				t.Errorf("breaker %+v, want %+v", c.Breaker, tt.breaker)
+			}
+			p := c.Retry[tasks.ProviderPandaPon]
+			if p.InitialInterval != tt.initial || p.MaxInterval != tt.maxIv {
+				t.Errorf("retry intervals %s and %s, want %s and %s", p.InitialInterval, p.MaxInterval, tt.initial, tt.maxIv)
+			}
+		})
+	}
+}
+
 // TestRedisForms checks the three ways to name Redis and that each bad
 // combination is its own error naming the variable.
 func TestRedisForms(t *testing.T) {

@@ -503,27 +503,31 @@ func (s *IntakeSection) Read(l *Loader) Intake {
 // GuardSection is the circuit breaker every provider has and the rate
 // limit's longest wait.
 type GuardSection struct {
-	Failures, Window, OpenTimeout, Probes, MaxWait *Setting
+	Failures, MinCalls, FailureRatio, Window, OpenTimeout, Probes, MaxWait *Setting
 }
 
 // AddGuard declares the breaker's and the limiter's settings on l.
 func AddGuard(l *Loader) *GuardSection {
 	return &GuardSection{
-		Failures:    l.Add(Setting{Env: "BREAKER_FAILURES", Flag: "breaker-failures", Default: strconv.Itoa(guard.BreakerFailuresDefault), Kind: "int", Help: "failures in a row (timeouts, resets, 5xx, 1005; one auth failure is enough) that open a provider's circuit breaker"}),
-		Window:      l.Add(Setting{Env: "BREAKER_WINDOW", Flag: "breaker-window", Default: guard.BreakerWindowDefault.String(), Kind: "duration", Help: "how long a closed breaker keeps counting failures"}),
-		OpenTimeout: l.Add(Setting{Env: "BREAKER_OPEN_TIMEOUT", Flag: "breaker-open-timeout", Default: guard.BreakerOpenDefault.String(), Kind: "duration", Help: "how long an open breaker holds every call before it lets probes through"}),
-		Probes:      l.Add(Setting{Env: "BREAKER_PROBES", Flag: "breaker-probes", Default: strconv.Itoa(guard.BreakerProbesDefault), Kind: "int", Help: "calls a half-open breaker lets through to probe the provider"}),
-		MaxWait:     l.Add(Setting{Env: "RATE_LIMIT_MAX_WAIT", Flag: "rate-limit-max-wait", Default: guard.MaxWaitDefault.String(), Kind: "duration", Help: "longest a call waits in the worker for a rate limit token; past it the task is put back, using no attempt"}),
+		Failures:     l.Add(Setting{Env: "BREAKER_FAILURES", Flag: "breaker-failures", Default: strconv.Itoa(guard.BreakerFailuresDefault), Kind: "int", Help: "failures in a row (timeouts, resets, 5xx, 1005) that open a provider's circuit breaker, whatever the ratio; one auth failure opens it at once"}),
+		MinCalls:     l.Add(Setting{Env: "BREAKER_MIN_CALLS", Flag: "breaker-min-calls", Default: strconv.Itoa(guard.BreakerMinCallsDefault), Kind: "int", Help: "fewest calls in BREAKER_WINDOW for BREAKER_FAILURE_RATIO to open the breaker"}),
+		FailureRatio: l.Add(Setting{Env: "BREAKER_FAILURE_RATIO", Flag: "breaker-failure-ratio", Default: strconv.FormatFloat(guard.BreakerFailureRatioDefault, 'g', -1, 64), Kind: "float", Help: "share of failed calls in BREAKER_WINDOW (at least BREAKER_MIN_CALLS of them) that opens the breaker, from 0.01 to 1; a half-open breaker closes when more than 1 minus this share of its probes succeed"}),
+		Window:       l.Add(Setting{Env: "BREAKER_WINDOW", Flag: "breaker-window", Default: guard.BreakerWindowDefault.String(), Kind: "duration", Help: "how far back a closed breaker counts calls (it rolls in tenths)"}),
+		OpenTimeout:  l.Add(Setting{Env: "BREAKER_OPEN_TIMEOUT", Flag: "breaker-open-timeout", Default: guard.BreakerOpenDefault.String(), Kind: "duration", Help: "how long an open breaker holds every call before it lets probes through"}),
+		Probes:       l.Add(Setting{Env: "BREAKER_PROBES", Flag: "breaker-probes", Default: strconv.Itoa(guard.BreakerProbesDefault), Kind: "int", Help: "calls a half-open breaker lets through to probe the provider; most of them succeeding closes it"}),
+		MaxWait:      l.Add(Setting{Env: "RATE_LIMIT_MAX_WAIT", Flag: "rate-limit-max-wait", Default: guard.MaxWaitDefault.String(), Kind: "duration", Help: "longest a call waits in the worker for a rate limit token; past it the task is put back, using no attempt"}),
 	}
 }
 
 // Read parses the section; problems go to l.
 func (s *GuardSection) Read(l *Loader) (guard.Breaker, time.Duration) {
 	b := guard.Breaker{
-		Failures: int(l.Int(s.Failures, 1, 1000)),
-		Window:   l.Duration(s.Window, time.Second, 24*time.Hour),
-		OpenFor:  l.Duration(s.OpenTimeout, 100*time.Millisecond, time.Hour),
-		Probes:   int(l.Int(s.Probes, 1, 1000)),
+		Failures:     int(l.Int(s.Failures, 1, 100000)),
+		MinCalls:     int(l.Int(s.MinCalls, 1, 1000000)),
+		FailureRatio: l.Float(s.FailureRatio, 0.01, 1),
+		Window:       l.Duration(s.Window, time.Second, 24*time.Hour),
+		OpenFor:      l.Duration(s.OpenTimeout, 100*time.Millisecond, time.Hour),
+		Probes:       int(l.Int(s.Probes, 1, 1000)),
 	}
 	return b, l.Duration(s.MaxWait, 0, time.Minute)
 }

@@ -26,14 +26,33 @@ import (
 	"go.uber.org/zap"
 )
 
-// Defaults of Config.
+// Defaults of Config. Why these: docs/operations.md, "The circuit
+// breaker".
 const (
-	MaxWaitDefault         = time.Second
-	BreakerFailuresDefault = 5
-	BreakerWindowDefault   = 30 * time.Second
-	BreakerOpenDefault     = 30 * time.Second
-	BreakerProbesDefault   = 3
+	MaxWaitDefault = time.Second
+	// BreakerFailuresDefault failures in a row open the breaker: a
+	// provider failing 30% of calls at random makes 50 in a row with a
+	// chance of 0.3^50, never; a dead one makes them in well under a second
+	// at any concurrency.
+	BreakerFailuresDefault = 50
+	// BreakerMinCallsDefault and BreakerFailureRatioDefault open it when
+	// at least half of at least 100 calls in the window failed. A minimum
+	// of 100 keeps a provider failing 30% of calls from opening it by a
+	// run of bad luck (with 20 it would, at a process's start, about one
+	// time in 17); a dead provider opens it through the failures in a row
+	// anyway.
+	BreakerMinCallsDefault     = 100
+	BreakerFailureRatioDefault = 0.5
+	BreakerWindowDefault       = 30 * time.Second
+	BreakerOpenDefault         = 30 * time.Second
+	// BreakerProbesDefault calls go through a half-open breaker; most of
+	// them (3 of 5) succeeding closes it.
+	BreakerProbesDefault = 5
 )
+
+// windowBuckets is how many buckets the closed breaker's window rolls by:
+// calls leave the counts a tenth of the window at a time, not all at once.
+const windowBuckets = 10
 
 const (
 	// pauseRefresh is how often a process reads the shared pause.
@@ -76,16 +95,73 @@ type Limit struct {
 
 // Breaker is the circuit breaker's settings. Zero fields take the
 // defaults.
+//
+// A closed breaker opens when, among the calls that ended in the last
+// Window, at least MinCalls were made and at least FailureRatio of them
+// failed; or on Failures failures in a row; or at once on an auth failure
+// (every call would be rejected the same way). A failure is a transient
+// or auth outcome: timeouts, resets, 5xx, 429, Meari 1005. A permanent
+// answer (4001, data: false) counts as the provider working.
+//
+// After OpenFor it is half-open and lets Probes calls through. It closes
+// as soon as most of them have succeeded (more than Probes × (1 −
+// FailureRatio)), and opens again as soon as that can no longer happen, or
+// on an auth failure.
 type Breaker struct {
-	// Failures in a row (transient or auth) that open it; one auth
-	// failure opens it at once.
+	// Failures in a row that open it.
 	Failures int
-	// Window is how long the closed breaker keeps its counts.
+	// MinCalls is the fewest calls in the window for FailureRatio to
+	// apply.
+	MinCalls int
+	// FailureRatio is the share of failed calls, in (0, 1], that opens
+	// it.
+	FailureRatio float64
+	// Window is how far back the closed breaker counts; it rolls in tenths.
 	Window time.Duration
 	// OpenFor is how long it stays open before probing.
 	OpenFor time.Duration
 	// Probes is how many calls the half-open breaker lets through.
 	Probes int
+}
+
+// WithDefaults returns b with every zero field set to its default.
+func (b Breaker) WithDefaults() Breaker {
+	if b.Failures <= 0 {
+		b.Failures = BreakerFailuresDefault
+	}
+	if b.MinCalls <= 0 {
+		b.MinCalls = BreakerMinCallsDefault
+	}
+	if b.FailureRatio <= 0 || b.FailureRatio > 1 || math.IsNaN(b.FailureRatio) {
+		b.FailureRatio = BreakerFailureRatioDefault
+	}
+	if b.Window <= 0 {
+		b.Window = BreakerWindowDefault
+	}
+	if b.OpenFor <= 0 {
+		b.OpenFor = BreakerOpenDefault
+	}
+	if b.Probes <= 0 {
+		b.Probes = BreakerProbesDefault
+	}
+	return b
+}
+
+// probeLimits returns how many successful probes close the half-open
+// breaker and how many failed ones open it again: a majority, by
+// FailureRatio, of Probes.
+func (b Breaker) probeLimits() (successes, failures int) {
+	failures = max(int(math.Ceil(b.FailureRatio*float64(b.Probes)-1e-9)), 1)
+	return b.Probes - failures + 1, failures
+}
+
+// trips reports whether the closed breaker's counts open it.
+func (b Breaker) trips(c gobreaker.Counts) bool {
+	if c.ConsecutiveFailures >= uint32(b.Failures) {
+		return true
+	}
+	ended := uint64(c.TotalSuccesses) + uint64(c.TotalFailures)
+	return ended >= uint64(b.MinCalls) && float64(c.TotalFailures) >= b.FailureRatio*float64(ended)
 }
 
 // Observer receives the guard's events, for metrics.
@@ -133,6 +209,12 @@ type Guard struct {
 	openFor  time.Duration
 	authTrip atomic.Bool  // the failure being counted is an auth failure
 	openedAt atomic.Int64 // Unix ns of the last move to open
+	// probeFailures counts the failed probes of the current half-open
+	// period; gobreaker would open again on the first, so the guard hands
+	// it the failures short of probeFailLimit as exclusions.
+	probeFailures  atomic.Int32
+	probeFailLimit int32
+	halfOpenSince  atomic.Int64 // a new value each half-open period
 
 	pauseMu     sync.Mutex
 	pausedUntil time.Time // the provider's Retry-After, as last seen
@@ -175,27 +257,20 @@ func New(c Config) (*Guard, error) {
 		g.limiter = redis_rate.NewLimiter(c.Redis)
 		g.limited = true
 	}
-	b := c.Breaker
-	if b.Failures <= 0 {
-		b.Failures = BreakerFailuresDefault
-	}
-	if b.Window <= 0 {
-		b.Window = BreakerWindowDefault
-	}
-	if b.OpenFor <= 0 {
-		b.OpenFor = BreakerOpenDefault
-	}
-	if b.Probes <= 0 {
-		b.Probes = BreakerProbesDefault
-	}
+	b := c.Breaker.WithDefaults()
 	g.openFor = b.OpenFor
+	need, fail := b.probeLimits()
+	g.probeFailLimit = int32(fail)
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        c.Provider,
-		MaxRequests: uint32(b.Probes),
-		Interval:    b.Window,
-		Timeout:     b.OpenFor,
+		Name: c.Provider,
+		// In half-open: the successes that close it. Each tolerated
+		// failure, reported as an exclusion, lets one more probe through.
+		MaxRequests:  uint32(need),
+		Interval:     b.Window,
+		BucketPeriod: b.Window / windowBuckets,
+		Timeout:      b.OpenFor,
 		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return g.authTrip.Load() || counts.ConsecutiveFailures >= uint32(b.Failures)
+			return g.authTrip.Load() || b.trips(counts)
 		},
 		IsSuccessful:  isSuccessful,
 		IsExcluded:    isExcluded,
@@ -245,11 +320,26 @@ func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
 	case err != nil:
 		return nil, err
 	}
+	// A probe, if the breaker is half-open now: Allow has moved it there
+	// if its open time was up. (Should it move on before the call ends,
+	// gobreaker drops the outcome, whatever is passed below.)
+	probe, period := g.cb.State() == gobreaker.StateHalfOpen, g.halfOpenSince.Load()
 	return func(callErr error) {
-		g.authTrip.Store(providers.ClassOf(callErr) == providers.Auth)
+		auth := providers.ClassOf(callErr) == providers.Auth
+		g.authTrip.Store(auth)
+		if probe && !auth && !isSuccessful(callErr) && !isExcluded(callErr) && g.halfOpenSince.Load() == period &&
+			g.probeFailures.Add(1) < g.probeFailLimit {
+			// A failed probe short of the limit: not (yet) a reason to
+			// open again, and its slot goes to another probe.
+			callErr = errProbeTolerated
+		}
 		cbDone(callErr)
 	}, nil
 }
+
+// errProbeTolerated stands, for gobreaker, for a failed half-open probe
+// that does not open the breaker again by itself.
+var errProbeTolerated = errors.New("guard: failed probe, tolerated")
 
 // take waits for a token of the shared limiter, up to MaxWait.
 func (g *Guard) take(ctx context.Context) error {
@@ -357,8 +447,12 @@ func (g *Guard) openRemaining() time.Duration {
 func (g *Guard) State() int { return stateNumber(g.cb.State()) }
 
 func (g *Guard) stateChanged(_ string, from, to gobreaker.State) {
-	if to == gobreaker.StateOpen {
+	switch to {
+	case gobreaker.StateOpen:
 		g.openedAt.Store(g.now().UnixNano())
+	case gobreaker.StateHalfOpen:
+		g.probeFailures.Store(0)
+		g.halfOpenSince.Add(1)
 	}
 	fields := []zap.Field{zap.String("from", from.String()), zap.String("to", to.String())}
 	switch {
@@ -408,7 +502,7 @@ func isSuccessful(err error) bool {
 // isExcluded leaves out calls that say nothing of the provider: cut short
 // by our own context (shutdown, the task deadline).
 func isExcluded(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !isTimeout(err)
+	return err == errProbeTolerated || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !isTimeout(err)
 }
 
 // isTimeout reports an upstream timeout, which does say something.

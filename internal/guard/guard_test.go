@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"testing"
@@ -250,6 +251,117 @@ func TestBreaker(t *testing.T) {
 		}
 	})
 
+	t.Run("a failure ratio opens it, short of the failures in a row", func(t *testing.T) {
+		t.Parallel()
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 50, MinCalls: 20, FailureRatio: 0.5}})
+		// Fail, fail, succeed: two thirds failing, never 3 in a row.
+		for i := range 19 {
+			outcome := error(transient)
+			if i%3 == 2 {
+				outcome = nil
+			}
+			if err := call(t, g, outcome); err != nil {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		if g.State() != guard.StateClosed {
+			t.Fatalf("state %d after 19 calls, want closed: fewer than BREAKER_MIN_CALLS", g.State())
+		}
+		if err := call(t, g, transient); err != nil {
+			t.Fatal(err)
+		}
+		if g.State() != guard.StateOpen {
+			t.Fatalf("state %d after 20 calls, 14 failed, want open", g.State())
+		}
+	})
+
+	t.Run("failures in a row open it after many successes", func(t *testing.T) {
+		t.Parallel()
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 50}})
+		for range 1000 {
+			if err := call(t, g, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 50 {
+			if g.State() != guard.StateClosed {
+				t.Fatalf("open after %d failures in a row, want 50", i)
+			}
+			if err := call(t, g, transient); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g.State() != guard.StateOpen {
+			t.Fatalf("state %d after 50 failures in a row (1,000 successes before, in the window), want open", g.State())
+		}
+	})
+
+	t.Run("half-open: most probes succeeding close it", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name     string
+			outcomes []error // the probes' outcomes, in order
+			want     int
+		}{
+			{name: "3 of 5 succeed", outcomes: []error{transient, nil, transient, nil, nil}, want: guard.StateClosed},
+			{name: "3 fail", outcomes: []error{nil, transient, nil, transient, transient}, want: guard.StateOpen},
+			{name: "first 3 succeed", outcomes: []error{nil, nil, nil}, want: guard.StateClosed},
+			{name: "an auth failure reopens at once", outcomes: []error{nil, auth}, want: guard.StateOpen},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 1, OpenFor: 100 * time.Millisecond, Probes: 5}})
+				if err := call(t, g, transient); err != nil {
+					t.Fatal(err)
+				}
+				waitState(t, g, guard.StateHalfOpen)
+				for i, o := range tc.outcomes {
+					if g.State() != guard.StateHalfOpen {
+						t.Fatalf("state %d before probe %d, want half-open", g.State(), i+1)
+					}
+					if err := call(t, g, o); err != nil {
+						t.Fatalf("probe %d: %v", i+1, err)
+					}
+				}
+				if g.State() != tc.want {
+					t.Errorf("state %d after the probes, want %d", g.State(), tc.want)
+				}
+			})
+		}
+	})
+
+	t.Run("half-open: probes in flight at once", func(t *testing.T) {
+		t.Parallel()
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 1, OpenFor: 100 * time.Millisecond, Probes: 5}})
+		if err := call(t, g, transient); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, g, guard.StateHalfOpen)
+		var dones []func(error)
+		for i := range 3 {
+			done, err := g.Acquire(t.Context())
+			if err != nil {
+				t.Fatalf("probe %d: %v", i+1, err)
+			}
+			dones = append(dones, done)
+		}
+		if d := deferral(t, acquireErr(t, g)); d.Reason != guard.ReasonBreakerBusy {
+			t.Errorf("a fourth call with 3 probes in flight: %+v, want breaker_half_open", d)
+		}
+		dones[0](transient) // tolerated: its slot goes to another probe
+		done, err := g.Acquire(t.Context())
+		if err != nil {
+			t.Fatalf("a probe after a tolerated failure: %v", err)
+		}
+		dones = append(dones, done)
+		for _, d := range dones[1:] {
+			d(nil)
+		}
+		if g.State() != guard.StateClosed {
+			t.Errorf("state %d after 3 of 4 probes succeeded, want closed", g.State())
+		}
+	})
+
 	t.Run("cut short by our context says nothing", func(t *testing.T) {
 		t.Parallel()
 		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 1}})
@@ -260,6 +372,55 @@ func TestBreaker(t *testing.T) {
 			t.Errorf("state %d after a call we cancelled, want closed", g.State())
 		}
 	})
+}
+
+// TestBreakerFlakyProvider runs many breakers, each as a worker process
+// would from its start, through calls failing 30% of the time at random:
+// with the defaults none opens (a flaky provider is not an outage), where
+// BREAKER_MIN_CALLS=20 opens some of them by bad luck alone.
+func TestBreakerFlakyProvider(t *testing.T) {
+	t.Parallel()
+	transient := &providers.Error{Provider: "meari", Class: providers.Transient, Code: "1005"}
+	opened := func(b guard.Breaker, seed uint64) int {
+		rng := rand.New(rand.NewPCG(seed, 30))
+		n := 0
+		for range 300 {
+			g := newGuard(t, guard.Config{Breaker: b})
+			for range 1000 {
+				done, err := g.Acquire(t.Context())
+				if err != nil {
+					n++
+					break
+				}
+				if rng.Float64() < 0.3 {
+					done(transient)
+				} else {
+					done(nil)
+				}
+			}
+		}
+		return n
+	}
+	if n := opened(guard.Breaker{}, 1); n != 0 {
+		t.Errorf("defaults: %d of 300 breakers opened on a 30%% flaky provider, want none", n)
+	}
+	if n := opened(guard.Breaker{MinCalls: 20}, 1); n == 0 {
+		t.Errorf("BREAKER_MIN_CALLS=20: no breaker of 300 opened; the test no longer shows why the default is higher")
+	} else {
+		t.Logf("BREAKER_MIN_CALLS=20: %d of 300 breakers opened on a 30%% flaky provider", n)
+	}
+}
+
+// waitState waits until g's breaker is in state.
+func waitState(t *testing.T, g *guard.Guard, state int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.State() != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker state %d, want %d within 5s", g.State(), state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestThrottledShared checks that a 429's Retry-After seen by one process

@@ -73,6 +73,7 @@ type Metrics struct {
 	deferred       *prometheus.CounterVec
 	rateWait       *prometheus.HistogramVec
 	breaker        *prometheus.GaugeVec
+	breakerOpened  *prometheus.CounterVec
 	handler        http.Handler
 }
 
@@ -147,6 +148,11 @@ func New(o Options) (*Metrics, error) {
 			Name:      "breaker_state",
 			Help:      "The provider's circuit breaker in this process: 0 closed, 1 half-open, 2 open.",
 		}, []string{"provider"}),
+		breakerOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "breaker_opened_total",
+			Help:      "Times the provider's circuit breaker in this process opened (from closed or half-open).",
+		}, []string{"provider"}),
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
@@ -161,12 +167,13 @@ func New(o Options) (*Metrics, error) {
 		}
 		m.rateWait.WithLabelValues(p)
 		m.breaker.WithLabelValues(p).Set(guard.StateClosed)
+		m.breakerOpened.WithLabelValues(p)
 		for _, r := range reasons {
 			m.deadLettered.WithLabelValues(p, r)
 		}
 	}
 	cs := []prometheus.Collector{
-		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker,
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -241,7 +248,11 @@ func (m *Metrics) Deferred(provider, reason string) {
 // BreakerState sets the provider's breaker state: 0 closed, 1 half-open,
 // 2 open.
 func (m *Metrics) BreakerState(provider string, state int) {
-	m.breaker.WithLabelValues(providerLabel(provider)).Set(float64(state))
+	p := providerLabel(provider)
+	m.breaker.WithLabelValues(p).Set(float64(state))
+	if state == guard.StateOpen {
+		m.breakerOpened.WithLabelValues(p).Inc()
+	}
 }
 
 // reasons are the dlq reasons kept as labels.

@@ -96,6 +96,24 @@ cancelworker_dead_lettered_total{provider="pandapon",reason="retries exhausted"}
 	if !found {
 		t.Error("no meari latency histogram")
 	}
+
+	// The breaker: its state, and each opening counted.
+	for _, st := range []int{2, 1, 2, 1, 0} {
+		m.BreakerState("meari", st)
+	}
+	want = `
+# HELP cancelworker_breaker_opened_total Times the provider's circuit breaker in this process opened (from closed or half-open).
+# TYPE cancelworker_breaker_opened_total counter
+cancelworker_breaker_opened_total{provider="meari"} 2
+cancelworker_breaker_opened_total{provider="pandapon"} 0
+# HELP cancelworker_breaker_state The provider's circuit breaker in this process: 0 closed, 1 half-open, 2 open.
+# TYPE cancelworker_breaker_state gauge
+cancelworker_breaker_state{provider="meari"} 0
+cancelworker_breaker_state{provider="pandapon"} 0
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "cancelworker_breaker_opened_total", "cancelworker_breaker_state"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestScrapeTimeCollectors(t *testing.T) {
