@@ -7,9 +7,13 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,4 +398,158 @@ func metrics(t *testing.T, w *workerProc) string {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return b.String()
+}
+
+// TestOperatorsAtOnce is scenario 7: operators acting on the dead-letter
+// queue at the same time, with the real binaries. (a) Two `enqueue dlq
+// requeue --all` at once over 300 dead-lettered orders; (b) the
+// monitoring UI's "Run all" of 20 archived orders, then `enqueue dlq
+// requeue --all` at once; (c) two posts of the dead-letter page's "requeue
+// all shown" at once over 100 entries. Every order is cancelled exactly
+// once, the DLQ ends empty, and each command's summary adds up to what it
+// did.
+func TestOperatorsAtOnce(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, false)
+	rdb := r.client(t)
+	u := startUpstream(t, nil)
+	w := startWorker(t, workerEnv(r, u, "WORKER_CONCURRENCY=20"))
+	refused := false
+	deadLetterOrders := func(base, n int) []string {
+		ids := orders(base, n)
+		for _, id := range ids {
+			u.sb.Script(tasks.ProviderPandaPon, id, sandbox.PandaPonCode(200, &refused), sandbox.OK())
+		}
+		enqueueAll(t, rdb, ids)
+		workertest.WaitUpTo(t, time.Minute, fmt.Sprintf("%d orders dead-lettered", n), func() (bool, string) {
+			size, _ := deadLettered(t, rdb)
+			return size == int64(n), fmt.Sprintf("DLQ %d", size)
+		})
+		return ids
+	}
+	once := func(what string, ids []string) {
+		t.Helper()
+		waitCancelled(t, u, ids, time.Minute)
+		twice := 0
+		for _, id := range ids {
+			if u.successes(id) != 1 {
+				twice++
+			}
+		}
+		workertest.Wait(t, "the DLQ empty", func() (bool, string) {
+			size, _ := deadLettered(t, rdb)
+			return size == 0, fmt.Sprintf("DLQ %d", size)
+		})
+		if twice != 0 {
+			t.Errorf("%s: %d of %d orders cancelled more than once", what, twice, len(ids))
+		}
+	}
+	summary := regexp.MustCompile(`(?m)^(\d+) requeued, (\d+) already requeued by another requeue, (\d+) dropped as already queued, (\d+) dropped as already cancelled, (\d+) failed$`)
+	requeueAll := func() (out string, code int) {
+		cmd := exec.Command(bins["enqueue"], "dlq", "requeue", "--all")
+		cmd.Env = []string{"REDIS_URL=" + r.url(), "PATH=" + os.Getenv("PATH")}
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		_ = cmd.Run()
+		return b.String(), cmd.ProcessState.ExitCode()
+	}
+	counts := func(out string) []int {
+		m := summary.FindStringSubmatch(out)
+		if m == nil {
+			return []int{0, 0, 0, 0, 0}
+		}
+		n := make([]int, 5)
+		for i := range n {
+			n[i], _ = strconv.Atoi(m[i+1])
+		}
+		return n
+	}
+
+	// (a) Two requeues of everything at once.
+	a := deadLetterOrders(8_000_000, 300)
+	outs := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, code := requeueAll()
+			if code != 0 {
+				t.Errorf("a concurrent enqueue dlq requeue --all: exit %d\n%s", code, out)
+			}
+			outs[i] = out
+		}()
+	}
+	wg.Wait()
+	once("(a) two requeues", a)
+	c0, c1 := counts(outs[0]), counts(outs[1])
+	if c0[0]+c1[0] != len(a) || c0[4]+c1[4] != 0 {
+		t.Errorf("(a) the two summaries say %v and %v; want %d requeued between them, none failed", c0, c1, len(a))
+	}
+
+	// (b) The UI's Run all on the archive, and a requeue right after.
+	b := deadLetterOrders(8_100_000, 20)
+	req, _ := http.NewRequest(http.MethodPost, w.admin+"/monitoring/api/queues/"+tasks.QueuePandaPon+"/archived_tasks:run_all", nil)
+	req.Header.Set("Origin", w.admin)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("(b) Run all: %d", resp.StatusCode)
+	}
+	outB, code := requeueAll()
+	if code != 0 {
+		t.Errorf("(b) requeue after Run all: exit %d\n%s", code, outB)
+	}
+	once("(b) Run all, then requeue", b)
+	cb := counts(outB)
+
+	// (c) Two posts of the dead-letter page at once.
+	c := deadLetterOrders(8_200_000, 100)
+	form := url.Values{"confirmed": {"yes"}}
+	for _, id := range c {
+		form.Add("id", "pandapon:"+id)
+	}
+	locs := make([]string, 2)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i := range locs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, w.admin+"/monitoring/dlq/requeue", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", w.admin)
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+			locs[i] = resp.Header.Get("Location")
+		}()
+	}
+	wg.Wait()
+	once("(c) two page posts", c)
+	requeuedByPages := 0
+	for _, loc := range locs {
+		v, err := url.ParseQuery(loc[strings.IndexByte(loc, '?')+1:])
+		if err != nil || v.Get("failed") != "" {
+			t.Errorf("(c) a page post answered %q; want no failures", loc)
+		}
+		n, _ := strconv.Atoi(v.Get("n"))
+		requeuedByPages += n
+	}
+	if requeuedByPages != len(c) {
+		t.Errorf("(c) the two pages say they requeued %d between them (%q), want %d", requeuedByPages, locs, len(c))
+	}
+	audits := strings.Count(w.logs.String(), `"msg":"operator action"`)
+	t.Logf("scenario 7: (a) two requeue --all over %d entries: %v + %v (requeued, already requeued, dropped as queued, dropped as cancelled, failed); (b) Run all of %d, then requeue --all: %v; (c) two page posts over %d: %q; every order cancelled once, DLQ empty; %d audit lines",
+		len(a), c0, c1, len(b), cb, len(c), locs, audits)
+	if audits < 3 {
+		t.Errorf("%d operator actions in the worker's log, want the Run all and the two page posts", audits)
+	}
 }

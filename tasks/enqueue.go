@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/hibiken/asynq"
@@ -37,6 +38,9 @@ type Result struct {
 	// this call (StatePending, StateRetry, StateCompleted, StateArchived,
 	// ...), or "" when there was none.
 	State string `json:"task_state,omitempty"`
+	// CompletedAt is when that task completed, when State is
+	// StateCompleted and Requeue found it.
+	CompletedAt time.Time `json:"completed_at,omitzero"`
 }
 
 // ErrActive is returned by a forced Enqueue while a task for the same order
@@ -93,5 +97,35 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Resu
 		return Result{}, err
 	}
 	res.Replaced, res.State = old != "", old
+	return res, nil
+}
+
+// Requeue enqueues t, rebuilt from a dead-lettered task, in one atomic
+// step: in place of the order's archived task, or as a new task when the
+// order has none. A task for the order that is waiting, running, retrying
+// or completed is left as it is, never replaced: Requeue reports
+// AlreadyQueued with its State (and, for a completed one, CompletedAt), so
+// that the order is not cancelled twice. With force it replaces any task
+// of the order but an active one (ErrActive), as Enqueue with force.
+func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task, force bool) (Result, error) {
+	if force {
+		return e.Enqueue(ctx, t, true)
+	}
+	m, err := wire(t, e.shards)
+	if err != nil {
+		return Result{}, fmt.Errorf("requeue %s: %w", t.Type(), err)
+	}
+	old, replaced, err := e.store.ReplaceIf(ctx, m, m.Retention, func(old taskstore.Task) bool {
+		return old.State == "" || old.State == StateArchived
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{TaskID: m.ID, Queue: m.Queue, State: old.State}
+	if !replaced {
+		res.AlreadyQueued, res.CompletedAt = true, old.CompletedAt
+		return res, nil
+	}
+	res.Replaced = old.State != ""
 	return res, nil
 }

@@ -312,6 +312,10 @@ const (
 	// whose outcome is unknown, for instance one requeued from the
 	// dead-letter queue (WithPriorOutcomeUnknown).
 	HeaderPriorOutcomeUnknown = "cancelworker-prior-outcome-unknown"
+	// HeaderRequeuedFrom holds the Seq of the dead-letter entry the task
+	// was requeued from (WithRequeuedFrom), so that its success can be
+	// added to that entry's trail.
+	HeaderRequeuedFrom = "cancelworker-requeued-from"
 )
 
 // Option changes how a task is built.
@@ -320,6 +324,7 @@ type Option func(*options)
 type options struct {
 	retention      time.Duration
 	outcomeUnknown bool
+	requeuedFrom   int64
 }
 
 // WithRetention keeps the finished task for d instead of RetentionDefault.
@@ -330,6 +335,20 @@ func WithRetention(d time.Duration) Option { return func(o *options) { o.retenti
 // answer for it is then dead-lettered marked outcome_unknown, as it would
 // have been in the same task. dlq requeue sets it from the entry.
 func WithPriorOutcomeUnknown() Option { return func(o *options) { o.outcomeUnknown = true } }
+
+// WithRequeuedFrom marks the task as requeued from the dead-letter entry
+// of Seq seq (dlq requeue sets it).
+func WithRequeuedFrom(seq int64) Option { return func(o *options) { o.requeuedFrom = seq } }
+
+// RequeuedFrom returns the Seq of the dead-letter entry t was requeued
+// from, 0 for none.
+func RequeuedFrom(t *asynq.Task) int64 {
+	n, err := strconv.ParseInt(t.Headers()[HeaderRequeuedFrom], 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
 
 // PriorOutcomeUnknown reports whether t was built WithPriorOutcomeUnknown.
 func PriorOutcomeUnknown(t *asynq.Task) bool { return t.Headers()[HeaderPriorOutcomeUnknown] == "1" }
@@ -350,6 +369,13 @@ func OptionsFrom(h map[string]string) ([]Option, error) {
 	}
 	if h[HeaderPriorOutcomeUnknown] == "1" {
 		opts = append(opts, WithPriorOutcomeUnknown())
+	}
+	if v, ok := h[HeaderRequeuedFrom]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("header %s: must be an entry's Seq, got %q", HeaderRequeuedFrom, text.Truncate(v, 40))
+		}
+		opts = append(opts, WithRequeuedFrom(n))
 	}
 	return opts, nil
 }
@@ -379,6 +405,9 @@ func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, erro
 	}
 	if o.outcomeUnknown {
 		set(HeaderPriorOutcomeUnknown, "1")
+	}
+	if o.requeuedFrom > 0 {
+		set(HeaderRequeuedFrom, strconv.FormatInt(o.requeuedFrom, 10))
 	}
 	return asynq.NewTaskWithHeaders(typ, b, headers,
 		asynq.TaskID(id),

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -295,6 +297,22 @@ func jsonRequested(args []string) bool {
 
 // redact replaces every secret read (never printed) in s.
 func (a *app) redact(s string) string { return a.loader.Redact(s) }
+
+// operator names who runs this command, for the trails and log lines that
+// say who acted on a task: the login name and host, and the tool.
+func (a *app) operator() string {
+	name := a.getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = "unknown user"
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		name += "@" + h
+	}
+	return name + " (enqueue CLI)"
+}
 
 // errorOutput is the --json form of an error.
 type errorOutput struct {

@@ -129,7 +129,7 @@ type enqueueOutput struct {
 // dead-lettered or archived, and so was not enqueued, is a failure (exit
 // 1), with the way on in the message.
 func (a *app) enqueue(ctx context.Context, rdb redis.UniversalClient, t *asynq.Task, provider, order string, force bool) error {
-	sub, err := intake.NewSubmitter(rdb, a.shards).Submit(ctx, t, force)
+	sub, err := intake.NewSubmitter(rdb, a.shards, a.operator()).Submit(ctx, t, force)
 	if err != nil {
 		return err
 	}

@@ -283,30 +283,52 @@ func (s *selection) resolve(ctx context.Context, store *dlq.Store) ([]string, er
 	return store.IDs(ctx, s.provider)
 }
 
-// requeueOutput is one requeued entry.
+// requeueOutput is what became of one entry.
 type requeueOutput struct {
 	ID string `json:"id"`
-	tasks.Result
+	// Outcome is requeued, already_queued or already_cancelled (the
+	// order's task was found live; the stale entry was dropped),
+	// already_requeued (another requeue took the entry first), or failed.
+	Outcome string `json:"outcome"`
+	dlq.Requeued
 	Error string `json:"error,omitempty"`
 }
 
+// Outcomes of one entry of dlq requeue.
+const (
+	outcomeAlreadyRequeued = "already_requeued"
+	outcomeFailed          = "failed"
+)
+
 func (a *app) dlqRequeueCommand() *cobra.Command {
-	var sel selection
+	var (
+		sel   selection
+		force bool
+	)
 	cmd := &cobra.Command{
-		Use:   "requeue ID... | --all [--provider P]",
+		Use:   "requeue ID... | --all [--provider P] [--force]",
 		Short: "Put dead-lettered orders back on their queue",
 		Long: `Put dead-lettered orders back on their queue and remove their entries.
 
 The task is rebuilt from the stored payload, with the retry policy's clock
-restarted, and replaces any finished task of the same order. An entry whose
-order is being processed right now, or whose payload no longer parses, is kept.
-Every entry is tried; the exit code is 1 if any could not be requeued.`,
+restarted, in place of the order's archived task. Each entry is claimed
+first, so that of two requeues at once exactly one puts it back and the other
+says "already requeued". An order whose task is waiting, running, retrying or
+completed (brought back another way, such as the monitoring UI's Run) is not
+sent again: the entry was stale and is dropped, and the command says what it
+found ("already queued", "already cancelled at ..."). --force replaces such a
+task all the same, never one being processed: the order may then be
+cancelled twice. An entry whose payload no longer parses is kept.
+
+Every entry is tried; the exit code is 1 if any could not be requeued (an
+entry another requeue took first is not a failure).`,
 		Example: `  enqueue dlq requeue pandapon:2542285634920880794
   enqueue dlq requeue meari:72:1:A1 meari:72:2:A1
   enqueue dlq requeue --all --provider meari`,
 		Args: cobra.ArbitraryArgs,
 	}
 	sel.flags(cmd, "requeue")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the order's task whatever its state (pending, retrying, completed), never one being processed; the order may be cancelled twice")
 	cmd.RunE = a.runE(sel.check, func(ctx context.Context, rdb redis.UniversalClient) error {
 		store := dlq.New(rdb)
 		ids, err := sel.resolve(ctx, store)
@@ -314,20 +336,31 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 			return err
 		}
 		enq := tasks.NewEnqueuer(rdb, a.shards)
+		opts := dlq.RequeueOptions{Force: force, By: a.operator()}
 		results := make([]requeueOutput, 0, len(ids))
-		failed := 0
+		counts := map[string]int{}
 		for _, id := range ids {
-			res, err := dlq.Requeue(ctx, store, enq, id)
-			r := requeueOutput{ID: id, Result: res}
-			if err != nil {
-				failed++
-				r.Error = a.redact(err.Error())
+			res, err := dlq.Requeue(ctx, store, enq, id, opts)
+			r := requeueOutput{ID: id, Outcome: res.Trail, Requeued: res}
+			var already *dlq.AlreadyRequeuedError
+			switch {
+			case errors.As(err, &already):
+				r.Outcome, r.Error = outcomeAlreadyRequeued, a.redact(err.Error())
+				if !a.jsonOut {
+					fmt.Fprintf(a.stdout, "already requeued %s: %s\n", id, a.redact(already.Detail()))
+				}
+			case err != nil:
+				r.Outcome, r.Error = outcomeFailed, a.redact(err.Error())
 				if !a.jsonOut {
 					fmt.Fprintf(a.stderr, "enqueue dlq requeue: %s\n", r.Error)
 				}
-			} else if !a.jsonOut {
-				fmt.Fprintf(a.stdout, "requeued %s: %s\n", id, describeResult(res))
+			case !a.jsonOut:
+				fmt.Fprintf(a.stdout, "%s\n", describeRequeued(id, res))
 			}
+			if r.Outcome == dlq.TrailReplaced {
+				r.Outcome = dlq.TrailRequeued
+			}
+			counts[r.Outcome]++
 			results = append(results, r)
 		}
 		if a.jsonOut {
@@ -336,8 +369,11 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 			}
 		} else if len(ids) == 0 {
 			fmt.Fprintln(a.stdout, "nothing to requeue: the dead-letter queue is empty")
+		} else {
+			fmt.Fprintf(a.stdout, "%d requeued, %d already requeued by another requeue, %d dropped as already queued, %d dropped as already cancelled, %d failed\n",
+				counts[dlq.TrailRequeued], counts[outcomeAlreadyRequeued], counts[dlq.TrailAlreadyQueued], counts[dlq.TrailAlreadyCancelled], counts[outcomeFailed])
 		}
-		if failed > 0 {
+		if failed := counts[outcomeFailed]; failed > 0 {
 			if !a.jsonOut {
 				fmt.Fprintf(a.stderr, "enqueue dlq requeue: %d of %d entries could not be requeued\n", failed, len(ids))
 			}
@@ -346,6 +382,17 @@ Every entry is tried; the exit code is 1 if any could not be requeued.`,
 		return nil
 	})
 	return cmd
+}
+
+// describeRequeued says in words what Requeue did with entry id.
+func describeRequeued(id string, r dlq.Requeued) string {
+	switch r.Trail {
+	case dlq.TrailAlreadyCancelled:
+		return fmt.Sprintf("already cancelled %s at %s: dropped the stale entry (no new task)", id, formatTime(r.CompletedAt))
+	case dlq.TrailAlreadyQueued:
+		return fmt.Sprintf("already queued %s (%s): dropped the stale entry (no new task)", id, r.State)
+	}
+	return "requeued " + id + ": " + describeResult(r.Result)
 }
 
 // purgeOutput is what dlq purge prints with --json.
@@ -400,7 +447,7 @@ other IDs are still purged.`,
 			ids = present
 		}
 		if len(ids) > 0 {
-			out.Purged, err = store.Purge(ctx, ids...)
+			out.Purged, err = store.Purge(ctx, a.operator(), ids...)
 			if err != nil {
 				return fmt.Errorf("purged %d entries, then: %w", out.Purged, err)
 			}

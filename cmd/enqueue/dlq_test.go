@@ -2,7 +2,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -372,5 +376,92 @@ func TestDLQCorruptEntry(t *testing.T) {
 	h.mustRun(exitOK, "dlq", "purge", bad, "--yes")
 	if ids := h.dlqIDs(); len(ids) != 3 {
 		t.Errorf("after purge: %v, want the three good entries", ids)
+	}
+}
+
+// TestDLQRequeueConcurrent runs two `enqueue dlq requeue --all` at once
+// over 300 entries, as two operators would: every order gets one task,
+// each command's summary adds up, what one requeued the other reports as
+// already requeued (not a failure), and both exit 0.
+func TestDLQRequeueConcurrent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const n = 300
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range n {
+		h.putEntry(meariEntry("1", fmt.Sprintf("CC%03d", i), "4001", dlq.ReasonPermanent, t0.Add(time.Duration(i)*time.Second)))
+	}
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.run("dlq", "requeue", "--all")
+		}()
+	}
+	wg.Wait()
+	requeued, already := 0, 0
+	summary := regexp.MustCompile(`(?m)^(\d+) requeued, (\d+) already requeued by another requeue, 0 dropped as already queued, 0 dropped as already cancelled, 0 failed$`)
+	for _, r := range results {
+		if r.code != exitOK {
+			t.Fatalf("a concurrent requeue: %s", r)
+		}
+		r1 := strings.Count(r.stdout, "\nrequeued meari:") + map[bool]int{true: 1}[strings.HasPrefix(r.stdout, "requeued meari:")]
+		a1 := strings.Count(r.stdout, "already requeued meari:")
+		if m := summary.FindStringSubmatch(r.stdout); r.stdout != "nothing to requeue: the dead-letter queue is empty\n" && (m == nil || m[1] != strconv.Itoa(r1) || m[2] != strconv.Itoa(a1)) {
+			t.Errorf("summary does not add up to the lines (%d requeued, %d already):\n%s", r1, a1, r)
+		}
+		requeued += r1
+		already += a1
+	}
+	if requeued != n {
+		t.Errorf("%d requeued by the two commands, want each of %d once", requeued, n)
+	}
+	if got := h.queueSize(tasks.QueueMeari); got != n {
+		t.Errorf("%d tasks on the queue, want %d", got, n)
+	}
+	if left := h.dlqIDs(); len(left) != 0 {
+		t.Errorf("%d entries left, want none", len(left))
+	}
+	t.Logf("requeued %d, already requeued %d; first command: %s", requeued, already, results[0].stdout[strings.LastIndex(strings.TrimSpace(results[0].stdout), "\n")+1:])
+}
+
+// TestDLQRequeueLiveTask: an entry whose order's task completed (run from
+// the monitoring UI) is not sent again; the command says so, exits 0 and
+// drops the stale entry. --force sends it again.
+func TestDLQRequeueLiveTask(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rdb := h.srv.Client(t)
+	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
+	for _, num := range []string{"LIVE1", "LIVE2"} {
+		task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: 72, UserAccount: "u@x.com", OrderType: 1, OrderNum: num})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := enq.Enqueue(t.Context(), task, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.process(tasks.QueueMeari, func() error { return nil })
+	for _, num := range []string{"LIVE1", "LIVE2"} {
+		h.waitState(tasks.QueueMeari, "meari:72:1:"+num, asynq.TaskStateCompleted)
+		h.putEntry(meariEntry("1", num, "4001", dlq.ReasonPermanent, time.Now().Add(-time.Hour)))
+	}
+	r := h.mustRun(exitOK, "dlq", "requeue", "meari:72:1:LIVE1")
+	if !strings.Contains(r.stdout, "already cancelled meari:72:1:LIVE1 at ") || !strings.Contains(r.stdout, "dropped the stale entry (no new task)") {
+		t.Errorf("requeue of an order already cancelled: want it said, got %s", r)
+	}
+	r = h.mustRun(exitOK, "dlq", "requeue", "--force", "meari:72:1:LIVE2")
+	if !strings.Contains(r.stdout, "requeued meari:72:1:LIVE2: enqueued meari:72:1:LIVE2 on queue cancel:meari (replaced the earlier completed task)") {
+		t.Errorf("forced requeue: want the completed task replaced, got %s", r)
+	}
+	if left := h.dlqIDs(); len(left) != 0 {
+		t.Errorf("entries left %v, want none", left)
+	}
+	r = h.mustRun(exitOK, "dlq", "requeue", "meari:72:1:LIVE1")
+	if !strings.Contains(r.stdout, "already requeued") || !strings.Contains(r.stdout, "dropped by a requeue: the order was already cancelled by ") {
+		t.Errorf("requeue of the dropped entry again: want its trail, got %s", r)
 	}
 }

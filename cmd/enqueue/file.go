@@ -167,7 +167,7 @@ any line was invalid, dead-lettered or failed. --timeout bounds the run only whe
 			return err
 		}
 		defer func() { _ = in.Close() }() // read only
-		sum := a.enqueueFile(ctx, intake.NewSubmitter(rdb, a.shards), in, size, fileOptions{defaults: defaults, workers: workers, force: force})
+		sum := a.enqueueFile(ctx, intake.NewSubmitter(rdb, a.shards, a.operator()), in, size, fileOptions{defaults: defaults, workers: workers, force: force})
 		if err := a.out(sum, func(w io.Writer) error {
 			_, err := fmt.Fprintln(w, sum.counts())
 			return err

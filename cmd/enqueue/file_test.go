@@ -230,7 +230,7 @@ func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 	}
 	h := newHarness(t)
 	down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
-	enq := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}), from: 100, err: down}
+	enq := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: down}
 	var stderr bytes.Buffer
 	a := &app{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
 	sum := a.enqueueFile(t.Context(), enq, strings.NewReader(b.String()), -1, fileOptions{workers: 4})

@@ -167,8 +167,11 @@ func writeStatus(w io.Writer, st status.Status) error {
 			}
 			row("next step", "enqueue dlq show "+e.ID+"; enqueue dlq requeue "+e.ID)
 		} else {
-			row("dead-letter entry", "also present ("+cell(reason, 0)+"), left from before a requeue")
+			row("dead-letter entry", "also present ("+cell(reason, 0)+"): the task came back without a requeue; the entry goes when it succeeds")
 		}
+	}
+	if tr := st.Trail; tr != nil && st.DLQ == nil {
+		row("dead-letter history", cell(tr.String(), 0))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)

@@ -152,6 +152,7 @@ func startAdmin(cfg config.Config, conn config.RedisConn, rdb redis.UniversalCli
 		Shards:   cfg.Shards,
 		Metrics:  m.Handler(),
 		Checks:   []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
+		Observer: m,
 		Logger:   log,
 	})
 	if err != nil {

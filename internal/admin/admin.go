@@ -32,6 +32,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -80,6 +81,9 @@ type Options struct {
 	// CheckTimeout bounds each check; zero means
 	// httpserve.CheckTimeoutDefault.
 	CheckTimeout time.Duration
+	// Observer is told of every operator action, for metrics; nil means
+	// none.
+	Observer Observer
 	// Logger is required.
 	Logger *zap.Logger
 	// FallbackToFreePort makes Start listen on a free port of the same host
@@ -92,6 +96,7 @@ type Server struct {
 	cfg      config.Admin
 	log      *zap.Logger
 	mon      *asynqmon.HTTPHandler
+	rdb      redis.UniversalClient // the audit's, for the archived tasks' entries
 	handler  http.Handler
 	fallback bool
 
@@ -133,6 +138,9 @@ func New(o Options) (*Server, error) {
 			ReadOnly:     o.Config.ReadOnly,
 		}),
 	}
+	s.rdb = o.Redis.NewClient()
+	audit := auditor{log: o.Logger.Named("audit"), obs: o.Observer}
+	api := &apiGuard{next: s.mon, store: o.DLQ, insp: asynq.NewInspectorFromRedisClient(s.rdb), audit: audit}
 	guard := func(h http.Handler) http.Handler { return h }
 	if o.Config.AuthRequired() {
 		guard = func(h http.Handler) http.Handler { return basicAuth(o.Config.User, o.Config.Password, h) }
@@ -145,12 +153,12 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET "+httpserve.HealthPath, httpserve.Health)
 	mux.HandleFunc("GET "+httpserve.ReadyPath, httpserve.Ready(o.Checks, o.CheckTimeout, o.Logger))
 	mux.Handle(MetricsPath, guard(metrics))
-	mux.Handle(MonitoringPath, guard(withDLQLink(s.mon)))
+	mux.Handle(MonitoringPath, guard(withDLQLink(api)))
 	mux.Handle(DLQPath, guard(&dlqPage{store: o.DLQ, log: o.Logger, readOnly: o.Config.ReadOnly, shards: o.Shards}))
 	// Registered for every method, so that a GET gets a clear 405 rather
 	// than the monitoring UI's "page not found".
-	mux.Handle(DLQRequeuePath, guard(&dlqAction{action: actionRequeue, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
-	mux.Handle(DLQPurgePath, guard(&dlqAction{action: actionPurge, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, readOnly: o.Config.ReadOnly}))
+	mux.Handle(DLQRequeuePath, guard(&dlqAction{action: actionRequeue, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, audit: audit, readOnly: o.Config.ReadOnly}))
+	mux.Handle(DLQPurgePath, guard(&dlqAction{action: actionPurge, store: o.DLQ, enq: o.Enqueuer, log: o.Logger, audit: audit, readOnly: o.Config.ReadOnly}))
 	mux.Handle("GET /{$}", guard(http.HandlerFunc(index)))
 	if o.Config.Profiling {
 		// Not /debug/pprof/cmdline: nothing there a profile needs.
@@ -231,6 +239,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.mon.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		errs = append(errs, fmt.Errorf("admin server: close the monitoring UI's Redis clients: %w", err))
+	}
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		errs = append(errs, fmt.Errorf("admin server: close the audit's Redis client: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/chromedp/chromedp"
 	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
 )
 
 // Environment variables read by the browser test.
@@ -249,5 +250,46 @@ Promise.allSettled([
 	}
 	for _, q := range queued {
 		r.WaitState(t, q, asynq.TaskStateCompleted)
+	}
+}
+
+// TestBrowserDeleteRefused clicks the monitoring UI's "Delete All" on a
+// queue's pending tasks in a real Chromium: the admin server refuses it,
+// the page shows why in a banner, and every task is still pending.
+func TestBrowserDeleteRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	t.Parallel()
+	ctx := browser(t, 90*time.Second)
+	dir := artifactDir(t)
+	r := newRig(t, config.Admin{})
+	if err := r.Inspector.PauseQueue(tasks.QueueMeari); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r.EnqueueMeari(t, fmt.Sprintf("KEEP-%d", i), sandbox.OK())
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(r.base+"/monitoring/queues/"+tasks.QueueMeari+"?status=pending"),
+		textIncludes("KEEP-0", "KEEP-2"),
+		chromedp.Click(chromedp.CSS(`button[aria-label="actions"]`)),
+		chromedp.Click(chromedp.Search(`//li[normalize-space()="Delete All"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#cancelworker-refused")),
+		textIncludes("refused: deleting a pending task drops its order without a trace", "Archive it instead"),
+		screenshot(t, dir, "monitoring-delete-refused.png"),
+	)
+	if err != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		text, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("body")))
+		cancel()
+		t.Fatalf("browser: %v\npage text:\n%s", err, text)
+	}
+	info, err := r.Inspector.GetQueueInfo(tasks.QueueMeari)
+	if err != nil || info.Pending != 3 {
+		t.Errorf("after the refused Delete All: %+v, %v; want 3 pending", info, err)
+	}
+	if n := r.Logs.FilterMessage("operator action").FilterField(zap.String("result", "refused")).Len(); n != 1 {
+		t.Errorf("%d refused operator actions logged, want 1", n)
 	}
 }

@@ -62,6 +62,7 @@ type dlqAction struct {
 	store    *dlq.Store
 	enq      *tasks.Enqueuer
 	log      *zap.Logger
+	audit    auditor
 	readOnly bool
 }
 
@@ -72,6 +73,7 @@ func (a *dlqAction) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.readOnly {
+		a.audit.record(r, taskAction{Action: map[string]string{actionRequeue: ActionRequeue, actionPurge: ActionPurge}[a.action], Via: "dead-letter page"}, ResultRefused)
 		http.Error(w, "forbidden: the admin server is read-only (ADMIN_READONLY=true), so the dead-letter page cannot requeue or purge; use enqueue dlq requeue or enqueue dlq purge", http.StatusForbidden)
 		return
 	}
@@ -106,15 +108,32 @@ func (a *dlqAction) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if user, _, ok := r.BasicAuth(); ok {
 		log = log.With(zap.String("user", user))
 	}
+	by := operatorOf(r) + " (dead-letter page)"
 	var out notice
-	if a.action == actionRequeue {
-		out = a.requeue(ctx, log, ids)
-	} else {
-		out = a.purge(ctx, log, ids)
+	act := taskAction{Action: ActionRequeue, Via: "dead-letter page", Scope: "one", IDs: ids}
+	if len(ids) > 1 {
+		act.Scope = "batch"
 	}
+	if a.action == actionRequeue {
+		out = a.requeue(ctx, log, by, ids)
+	} else {
+		act.Action = ActionPurge
+		out = a.purge(ctx, log, by, ids)
+	}
+	result := ResultDone
+	if out.Failed > 0 {
+		result = ResultFailed
+	}
+	a.audit.record(r, act, result, zap.Int("acted_on", out.N), zap.Int("already_requeued", out.Already), zap.Int("stale_dropped", out.Stale), zap.Int("failed", out.Failed))
 	v := back.encode()
 	v.Set("done", out.Action)
 	v.Set("n", strconv.Itoa(out.N))
+	if out.Already > 0 {
+		v.Set("already", strconv.Itoa(out.Already))
+	}
+	if out.Stale > 0 {
+		v.Set("stale", strconv.Itoa(out.Stale))
+	}
 	if out.Failed > 0 {
 		v.Set("failed", strconv.Itoa(out.Failed))
 		v.Set("why", out.Why)
@@ -142,32 +161,40 @@ func formIDs(posted []string) ([]string, error) {
 	return ids, nil
 }
 
-// requeue requeues each of ids with dlq.Requeue, which enqueues first and
-// removes the entry second, so an entry leaves only once its task is
-// queued.
-func (a *dlqAction) requeue(ctx context.Context, log *zap.Logger, ids []string) notice {
+// requeue requeues each of ids with dlq.Requeue, which claims the entry
+// first, so that of two requeues at once exactly one puts it back, and
+// never replaces a live task of the order.
+func (a *dlqAction) requeue(ctx context.Context, log *zap.Logger, by string, ids []string) notice {
 	out := notice{Action: actionRequeue}
 	for _, id := range ids {
-		res, err := dlq.Requeue(ctx, a.store, a.enq, id)
-		if err != nil {
+		res, err := dlq.Requeue(ctx, a.store, a.enq, id, dlq.RequeueOptions{By: by})
+		switch {
+		case errors.Is(err, dlq.ErrAlreadyRequeued):
+			log.Info("dead-letter page: already requeued by another requeue", zap.String("id", id))
+			out.Already++
+		case err != nil:
 			why := whyOf(err)
 			log.Warn("dead-letter page: cannot requeue", zap.String("id", id), zap.String("why", why), zap.Error(err))
 			if out.Failed == 0 {
 				out.Why = why
 			}
 			out.Failed++
-			continue
+		case res.Trail == dlq.TrailAlreadyQueued || res.Trail == dlq.TrailAlreadyCancelled:
+			log.Info("dead-letter page: the order's task was live; dropped the stale entry", zap.String("id", id), zap.String("task_state", res.State),
+				zap.Time("completed_at", res.CompletedAt))
+			out.Stale++
+		default:
+			log.Info("dead-letter page: requeued", zap.String("id", id), zap.String("queue", res.Queue), zap.String("replaced_state", res.State))
+			out.N++
 		}
-		log.Info("dead-letter page: requeued", zap.String("id", id), zap.String("queue", res.Queue), zap.String("replaced_state", res.State))
-		out.N++
 	}
 	return out
 }
 
 // purge deletes the entries of ids with Store.Purge.
-func (a *dlqAction) purge(ctx context.Context, log *zap.Logger, ids []string) notice {
+func (a *dlqAction) purge(ctx context.Context, log *zap.Logger, by string, ids []string) notice {
 	out := notice{Action: actionPurge}
-	n, err := a.store.Purge(ctx, ids...)
+	n, err := a.store.Purge(ctx, by, ids...)
 	out.N = n
 	if err != nil {
 		log.Error("dead-letter page: cannot purge", zap.Int("purged", n), zap.Strings("ids", ids), zap.Error(err))
@@ -214,14 +241,17 @@ func whyOf(err error) string {
 // action redirects to. Its parameters are counts and codes, never text, so
 // that a link cannot make the page say anything else:
 //
-//	done    requeued or purged
-//	n       how many entries it acted on
-//	failed  how many it could not act on
-//	why     why the first of those failed: active, gone, corrupt or error
+//	done     requeued or purged
+//	n        how many entries it acted on
+//	already  how many another requeue had taken first (not failures)
+//	stale    how many it dropped because the order's task was live
+//	         (already queued or cancelled)
+//	failed   how many it could not act on
+//	why      why the first of those failed: active, gone, corrupt or error
 type notice struct {
-	Action    string
-	N, Failed int
-	Why       string
+	Action                    string
+	N, Already, Stale, Failed int
+	Why                       string
 }
 
 // parseNotice reads the notice of v, nil when v has no done parameter, with
@@ -242,6 +272,12 @@ func parseNotice(v url.Values) (*notice, error) {
 	if n.Failed, err = intParam(v, "failed", 0, 0, PageSizeMax); err != nil {
 		return nil, err
 	}
+	if n.Already, err = intParam(v, "already", 0, 0, PageSizeMax); err != nil {
+		return nil, err
+	}
+	if n.Stale, err = intParam(v, "stale", 0, 0, PageSizeMax); err != nil {
+		return nil, err
+	}
 	if _, ok := whyText[n.Why]; n.Failed > 0 && !ok {
 		return nil, fmt.Errorf("why: must be one of active, gone, corrupt, error, got %q", n.Why)
 	}
@@ -255,8 +291,18 @@ func (n notice) Text() string {
 	if n.Action == actionPurge {
 		verb = "purged"
 	}
+	var also string
+	if n.Already > 0 {
+		also += fmt.Sprintf("; %d already requeued by another requeue", n.Already)
+	}
+	if n.Stale > 0 {
+		also += fmt.Sprintf("; %d dropped, their orders already queued or cancelled (no new task)", n.Stale)
+	}
 	if n.Failed == 0 {
-		return fmt.Sprintf("%s %s.", capitalize(verb), entries(n.N))
+		return fmt.Sprintf("%s %s%s.", capitalize(verb), entries(n.N), also)
+	}
+	if also != "" {
+		return fmt.Sprintf("%s %s%s; %d could not be %s (%s%s).", capitalize(verb), entries(n.N), also, n.Failed, verb, map[bool]string{true: "first: ", false: ""}[n.Failed > 1], whyText[n.Why])
 	}
 	first := ""
 	if n.Failed > 1 {

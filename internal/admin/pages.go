@@ -406,10 +406,21 @@ func render(w http.ResponseWriter, status int, name string, data any) {
 }
 
 // dlqLink is added to every HTML page of the monitoring UI: a button to the
-// dead-letter page, which the UI itself knows nothing about.
+// dead-letter page, which the UI itself knows nothing about, and a banner
+// that shows the text of an action the admin server refused (RefusedHeader):
+// the UI itself shows nothing when an action fails.
 const dlqLink = `<a id="cancelworker-dlq-link" href="` + DLQPath + `" style="position:fixed;right:24px;bottom:24px;z-index:2000;` +
 	`padding:10px 18px;border-radius:20px;background:#c62828;color:#fff;font:500 14px Roboto,Helvetica,Arial,sans-serif;` +
-	`text-decoration:none;box-shadow:0 2px 6px rgba(0,0,0,.3)">Dead-letter queue &rarr;</a>`
+	`text-decoration:none;box-shadow:0 2px 6px rgba(0,0,0,.3)">Dead-letter queue &rarr;</a>` +
+	`<div id="cancelworker-refused" role="alert" style="display:none;position:fixed;left:50%;top:72px;transform:translateX(-50%);z-index:2100;` +
+	`max-width:760px;padding:12px 44px 12px 16px;border-radius:4px;background:#fdecea;color:#611a15;font:14px/1.5 Roboto,Helvetica,Arial,sans-serif;` +
+	`box-shadow:0 2px 6px rgba(0,0,0,.3)"><span></span><button type="button" aria-label="Close" style="position:absolute;right:8px;top:6px;` +
+	`border:0;background:none;color:inherit;font-size:20px;cursor:pointer">&times;</button></div>` +
+	`<script>(function(){var b=document.getElementById("cancelworker-refused");` +
+	`b.querySelector("button").onclick=function(){b.style.display="none"};` +
+	`var send=XMLHttpRequest.prototype.send;XMLHttpRequest.prototype.send=function(){` +
+	`this.addEventListener("load",function(){if(this.status===403&&this.getResponseHeader("` + RefusedHeader + `")){` +
+	`b.querySelector("span").textContent=this.responseText;b.style.display="block"}});return send.apply(this,arguments)}})();</script>`
 
 // withDLQLink serves next, and adds dlqLink before </body> of the HTML
 // pages it serves. API calls and static assets pass straight through.

@@ -44,6 +44,7 @@ func newRig(t *testing.T, ac config.Admin) *rig {
 		Enqueuer: r.Enqueuer,
 		Metrics:  r.m.Handler(),
 		Checks:   []httpserve.Check{httpserve.RedisCheck(r.RDB), admin.WorkerCheck(r.Worker.Running)},
+		Observer: r.m,
 		Logger:   r.Options.Logger,
 	})
 	if err != nil {

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 		adm, err = admin.New(admin.Options{
 			Config: cfg.Admin, Redis: config.RedisConn{Mode: config.RedisSingle, Single: redisOpt, Shown: "miniredis " + mr.Addr()}, DLQ: dlq.New(rdb), Enqueuer: tasks.NewEnqueuer(rdb, tasks.Shards{}), Metrics: m.Handler(),
 			Checks: []httpserve.Check{httpserve.RedisCheck(rdb), admin.WorkerCheck(w.Running)},
-			Logger: log, FallbackToFreePort: true,
+			Logger: log, Observer: m, FallbackToFreePort: true,
 		})
 		if err != nil {
 			return err

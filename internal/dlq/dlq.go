@@ -28,6 +28,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -398,16 +399,30 @@ func (s *Store) fetch(ctx context.Context, ids []string) ([]string, error) {
 	return out, nil
 }
 
-// Missing returns those of ids that have no entry, in order.
+// Missing returns those of ids that have no entry, in order. An entry a
+// requeue has claimed (and is putting back on its queue) counts as there.
 func (s *Store) Missing(ctx context.Context, ids []string) ([]string, error) {
 	raws, err := s.fetch(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("dlq lookup: %w", err)
 	}
-	var missing []string
+	var absent []string
 	for i, raw := range raws {
 		if raw == "" {
-			missing = append(missing, ids[i])
+			absent = append(absent, ids[i])
+		}
+	}
+	if len(absent) == 0 {
+		return nil, nil
+	}
+	claimed, err := s.rdb.HMGet(ctx, s.claimsKey(), absent...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("dlq lookup: %w", err)
+	}
+	missing := absent[:0]
+	for i, v := range claimed {
+		if v == nil {
+			missing = append(missing, absent[i])
 		}
 	}
 	return missing, nil
@@ -463,10 +478,11 @@ func (s *Store) casDelete(ctx context.Context, id, raw, provider string) (bool, 
 }
 
 // Purge deletes the entries of ids whatever their Seq, and returns how many
-// it deleted. IDs it does not hold are skipped. The archived asynq task of
-// each entry is deleted first, so that the worker's reconciler does not
-// file the entry again; a crash in between leaves the entry, to purge again.
-func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
+// it deleted, leaving each a trail that says by whom (by) and when. IDs it
+// does not hold are skipped. The archived asynq task of each entry is
+// deleted first, so that the worker's reconciler does not file the entry
+// again; a crash in between leaves the entry, to purge again.
+func (s *Store) Purge(ctx context.Context, by string, ids ...string) (int, error) {
 	deleted := 0
 	pending := ids
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -506,8 +522,12 @@ func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 					}
 				}
 			}
-			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider)}
-			dels = append(dels, del{id: pending[i], cmd: casDelScript.Eval(ctx, pipe, keys, pending[i], raw)})
+			tr, err := encodeTrail(trailOf(e, TrailPurged, by, s.nowFunc()))
+			if err != nil {
+				return deleted, fmt.Errorf("dlq purge: %w", err)
+			}
+			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider), s.trailKey(pending[i])}
+			dels = append(dels, del{id: pending[i], cmd: casDelTrailScript.Eval(ctx, pipe, keys, pending[i], raw, tr, trailTTL(e).Milliseconds())})
 		}
 		if len(dels) == 0 {
 			break
@@ -530,4 +550,69 @@ func (s *Store) Purge(ctx context.Context, ids ...string) (int, error) {
 		}
 	}
 	return deleted, nil
+}
+
+// FileArchived writes the entry of task id, archived in queue without
+// one (by the monitoring UI's archive buttons, asynq's own retry limit, a
+// handler panic), with reason ReasonArchived and a message that starts
+// with why. It reports whether it wrote one: not when the task is gone or
+// no longer archived, nor when the order has an entry (or a requeue's
+// claim) already. The entry is marked OutcomeUnknown when the task's
+// attempt record or its headers say an earlier run's outcome is unknown.
+func (s *Store) FileArchived(ctx context.Context, insp *asynq.Inspector, queue, id, why string) (Entry, bool, error) {
+	if missing, err := s.Missing(ctx, []string{id}); err != nil || len(missing) == 0 {
+		return Entry{}, false, err
+	}
+	info, err := insp.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return Entry{}, false, nil // requeued or deleted since
+	case err != nil:
+		return Entry{}, false, fmt.Errorf("look up archived task %s: %w", id, err)
+	case info.State != asynq.TaskStateArchived:
+		return Entry{}, false, nil
+	}
+	// Whatever archived it, the task may have had runs whose outcome is
+	// unknown: the attempt record and the task's own mark say.
+	task, err := s.tasks.Peek(ctx, queue, id)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	provider, order := tasks.OrderOf(info.Type, info.Payload)
+	if provider == "" {
+		provider = "unknown"
+	}
+	e := Entry{
+		ID:             id,
+		Provider:       provider,
+		Order:          order,
+		TaskType:       info.Type,
+		Queue:          queue,
+		Payload:        info.Payload,
+		Headers:        info.Headers,
+		OutcomeUnknown: task.Unknown || task.UnreportedRuns() || info.Headers[tasks.HeaderPriorOutcomeUnknown] == "1",
+		Reason:         ReasonArchived,
+		Message:        text.Truncate(why+"; asynq's last error: "+cmpOr(info.LastErr, "none"), MessageLimit-len("…")),
+		Attempts:       info.Retried + 1,
+		LastFailedAt:   info.LastFailedAt,
+	}
+	if e.LastFailedAt.IsZero() {
+		// Archived before it ever failed (the monitoring UI's archive of
+		// a pending task): when it was archived.
+		if a, err := s.tasks.ArchivedAt(ctx, queue, id); err == nil && !a.IsZero() {
+			e.LastFailedAt = a
+		}
+	}
+	e, err = s.Put(ctx, e)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("file the dead-letter entry of %s: %w", id, err)
+	}
+	return e, true, nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -414,7 +414,7 @@ func TestPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := s.Purge(t.Context(), "pandapon:2", "meari:1:1:A", "pandapon:2", "missing")
+	n, err := s.Purge(t.Context(), "test", "pandapon:2", "meari:1:1:A", "pandapon:2", "missing")
 	if err != nil || n != 2 {
 		t.Fatalf("Purge = %d, %v; want 2", n, err)
 	}
@@ -423,7 +423,7 @@ func TestPurge(t *testing.T) {
 			t.Errorf("Count(%q) = %d, %v; want %d", p, got, err, want)
 		}
 	}
-	if n, err := s.Purge(t.Context()); err != nil || n != 0 {
+	if n, err := s.Purge(t.Context(), "test"); err != nil || n != 0 {
 		t.Errorf("Purge() = %d, %v; want 0", n, err)
 	}
 }
@@ -466,7 +466,7 @@ func TestManyEntries(t *testing.T) {
 	if err != nil || len(ids) != n {
 		t.Fatalf("IDs = %d, %v; want %d", len(ids), err, n)
 	}
-	if got, err := s.Purge(t.Context(), ids...); err != nil || got != n {
+	if got, err := s.Purge(t.Context(), "test", ids...); err != nil || got != n {
 		t.Fatalf("Purge = %d, %v; want %d", got, err, n)
 	}
 	if got, err := s.Count(t.Context(), "pandapon"); err != nil || got != 0 {
@@ -544,7 +544,7 @@ func TestCorruptEntry(t *testing.T) {
 
 			// Purge deletes a corrupt entry and its index rows.
 			corrupt(t, s, rdb, bad, "meari", tt.raw, t0.Add(time.Minute))
-			n, err := s.Purge(ctx, bad)
+			n, err := s.Purge(ctx, "test", bad)
 			if err != nil || n != 1 {
 				t.Fatalf("Purge = %d, %v; want 1", n, err)
 			}

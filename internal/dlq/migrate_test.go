@@ -21,7 +21,11 @@ func TestMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := legacy.Purge(ctx, "meari:1:1:seq"); err != nil {
+	if _, err := legacy.Purge(ctx, "test", "meari:1:1:seq"); err != nil {
+		t.Fatal(err)
+	}
+	// The versions of the legacy layout left no trail.
+	if err := rdb.Del(ctx, legacy.trailKey("meari:1:1:seq")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	only, err := legacy.Put(ctx, entry("pandapon:1", "pandapon", t0))
@@ -124,7 +128,7 @@ func TestStoreOnCluster(t *testing.T) {
 	if ok, err := s.Remove(ctx, a.ID, a.Seq); !ok || err != nil {
 		t.Fatalf("Remove = %v, %v", ok, err)
 	}
-	if n, err := s.Purge(ctx, "meari:1:1:2", "meari:1:1:3"); n != 2 || err != nil {
+	if n, err := s.Purge(ctx, "test", "meari:1:1:2", "meari:1:1:3"); n != 2 || err != nil {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
 	if n, err := s.Count(ctx, ""); n != 0 || err != nil {

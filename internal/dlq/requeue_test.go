@@ -84,7 +84,7 @@ func TestRequeue(t *testing.T) {
 			e := deadLetter(t, rdb, s, tt.task)
 			before := time.Now()
 
-			res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID)
+			res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID, RequeueOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID)
+			_, err = Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID, RequeueOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), e.ID) {
 				t.Fatalf("Requeue error = %v, want one naming %s and saying %q", err, e.ID, tt.want)
 			}
@@ -158,7 +158,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 		if err := rdb.HSet(t.Context(), s.entriesKey(), "pandapon:5", "{oops").Err(); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), "pandapon:5")
+		_, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), "pandapon:5", RequeueOptions{})
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "pandapon:5") {
 			t.Errorf("Requeue(corrupt) error = %v, want ErrCorrupt naming the entry", err)
 		}
@@ -169,7 +169,7 @@ func TestRequeueKeepsEntry(t *testing.T) {
 	t.Run("missing entry", func(t *testing.T) {
 		t.Parallel()
 		rdb := redistest.New(t).Client(t)
-		if _, err := Requeue(t.Context(), New(rdb), tasks.NewEnqueuer(rdb, tasks.Shards{}), "pandapon:5"); !errors.Is(err, ErrNotFound) {
+		if _, err := Requeue(t.Context(), New(rdb), tasks.NewEnqueuer(rdb, tasks.Shards{}), "pandapon:5", RequeueOptions{}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Requeue(missing) error = %v, want ErrNotFound", err)
 		}
 	})
@@ -186,7 +186,7 @@ func TestRequeueKeepsHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := deadLetter(t, rdb, s, task)
-	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID)
+	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, tasks.Shards{}), e.ID, RequeueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRequeueAcrossShards(t *testing.T) {
 	}
 	e := deadLetter(t, rdb, s, task) // on cancel:pandapon
 	shards := tasks.Shards{PandaPon: 4}
-	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, shards), e.ID)
+	res, err := Requeue(t.Context(), s, tasks.NewEnqueuer(rdb, shards), e.ID, RequeueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 		auth:  o.Token != "",
 		mux:   http.NewServeMux(),
 		rdb:   rdb,
-		sub:   NewSubmitter(rdb, o.Shards),
+		sub:   NewSubmitter(rdb, o.Shards, "the HTTP intake"),
 		insp:  asynq.NewInspectorFromRedisClient(rdb),
 		store: dlq.New(rdb),
 		log:   o.Logger,

@@ -62,12 +62,15 @@ func (s Submission) Settled() bool {
 type Submitter struct {
 	enq   *tasks.Enqueuer
 	store *dlq.Store
+	by    string
 }
 
 // NewSubmitter returns a Submitter on rdb that enqueues to the queues of
-// shards; the caller keeps ownership of rdb.
-func NewSubmitter(rdb redis.UniversalClient, shards tasks.Shards) *Submitter {
-	return &Submitter{enq: tasks.NewEnqueuer(rdb, shards), store: dlq.New(rdb)}
+// shards; the caller keeps ownership of rdb. by names who submits, for
+// the trail a forced enqueue leaves on a dead-letter entry it replaces,
+// such as "alice@host (enqueue CLI)".
+func NewSubmitter(rdb redis.UniversalClient, shards tasks.Shards, by string) *Submitter {
+	return &Submitter{enq: tasks.NewEnqueuer(rdb, shards), store: dlq.New(rdb), by: by}
 }
 
 // Submit enqueues t. Without force, an order that has a task already is
@@ -122,7 +125,7 @@ func (s *Submitter) replace(ctx context.Context, t *asynq.Task) (Submission, err
 	case err != nil:
 		return Submission{}, fmt.Errorf("look up the dead-letter entry of %s: %w", id, err)
 	}
-	res, err := dlq.Replace(ctx, s.store, s.enq, t, e)
+	res, err := dlq.Replace(ctx, s.store, s.enq, t, e, s.by)
 	sub := Submission{Result: res, State: StateQueued}
 	if err != nil && res.TaskID == "" {
 		return Submission{}, fmt.Errorf("force enqueue %s: %w", id, err)

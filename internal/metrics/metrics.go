@@ -74,6 +74,8 @@ type Metrics struct {
 	rateWait       *prometheus.HistogramVec
 	breaker        *prometheus.GaugeVec
 	breakerOpened  *prometheus.CounterVec
+	resolved       *prometheus.CounterVec
+	operator       *prometheus.CounterVec
 	handler        http.Handler
 }
 
@@ -153,6 +155,16 @@ func New(o Options) (*Metrics, error) {
 			Name:      "breaker_opened_total",
 			Help:      "Times the provider's circuit breaker in this process opened (from closed or half-open).",
 		}, []string{"provider"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "dlq_resolved_total",
+			Help:      "Dead-letter entries removed because their order's task, come back without a requeue (the monitoring UI's Run, a forced enqueue), succeeded, by provider.",
+		}, []string{"provider"}),
+		operator: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "operator_actions_total",
+			Help:      "Operator actions on tasks through this worker's admin server (the monitoring UI and its API, the dead-letter page), by action and result (done, refused, failed).",
+		}, []string{"action", "result"}),
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
@@ -168,12 +180,13 @@ func New(o Options) (*Metrics, error) {
 		m.rateWait.WithLabelValues(p)
 		m.breaker.WithLabelValues(p).Set(guard.StateClosed)
 		m.breakerOpened.WithLabelValues(p)
+		m.resolved.WithLabelValues(p)
 		for _, r := range reasons {
 			m.deadLettered.WithLabelValues(p, r)
 		}
 	}
 	cs := []prometheus.Collector{
-		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened,
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened, m.resolved, m.operator,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -225,6 +238,30 @@ func (m *Metrics) DeadLettered(provider, reason string, outcomeUnknown bool) {
 // Reconciled counts one dead-letter entry filed by the reconciler.
 func (m *Metrics) Reconciled(provider string) {
 	m.reconciled.WithLabelValues(providerLabel(provider)).Inc()
+}
+
+// Resolved counts one dead-letter entry removed by its order's success.
+func (m *Metrics) Resolved(provider string) {
+	m.resolved.WithLabelValues(providerLabel(provider)).Inc()
+}
+
+// OperatorAction counts one operator action (admin.Actions) and its
+// result: done, refused or failed.
+func (m *Metrics) OperatorAction(action, result string) {
+	if !slices.Contains(operatorActions, action) {
+		action = Other
+	}
+	switch result {
+	case "done", "refused", "failed":
+	default:
+		result = Other
+	}
+	m.operator.WithLabelValues(action, result).Inc()
+}
+
+// operatorActions are the action label's values (admin's actions).
+var operatorActions = []string{
+	"delete", "archive", "run", "cancel", "pause_queue", "resume_queue", "delete_queue", "requeue", "purge",
 }
 
 // RateLimited counts a call that found no token at once and observes how

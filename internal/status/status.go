@@ -49,6 +49,10 @@ type Status struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	// DLQ is the task's dead-letter entry, with its reason, if it has one.
 	DLQ *dlq.Entry `json:"dlq,omitempty"`
+	// Trail is what became of the order's last dead-letter entry, once it
+	// left the queue (requeued, purged, settled by a success), within its
+	// retention.
+	Trail *dlq.Trail `json:"dlq_trail,omitempty"`
 }
 
 // Lookup returns the status of task taskID in queue; queue "" means the
@@ -94,6 +98,13 @@ func lookup(ctx context.Context, rdb redis.UniversalClient, store *dlq.Store, sh
 		e, err := store.Get(ctx, taskID)
 		switch {
 		case errors.Is(err, dlq.ErrNotFound):
+			tr, ok, err := store.Trail(ctx, taskID)
+			if err != nil {
+				return Status{}, fmt.Errorf("status %s: %w", taskID, err)
+			}
+			if ok {
+				st.Trail = &tr
+			}
 		case err != nil:
 			return Status{}, fmt.Errorf("status %s: %w", taskID, err)
 		default:

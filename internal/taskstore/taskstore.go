@@ -338,9 +338,19 @@ const replaceAttempts = 16
 // as an earlier attempt may already have cancelled it. A record that keeps
 // a mark lives recordTTL from now, at least RecordTTLFloor.
 func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration) (string, error) {
+	old, _, err := s.ReplaceIf(ctx, m, recordTTL, func(Task) bool { return true })
+	return old.State, err
+}
+
+// ReplaceIf is Replace while allow accepts the task holding m's ID (a
+// zero Task, State "", for none): it returns the old task and true once
+// it replaced it, or the task as read and false when allow refused it.
+// The check and the swap are one atomic step: a task that changes in
+// between is read and judged again.
+func (s *Store) ReplaceIf(ctx context.Context, m Message, recordTTL time.Duration, allow func(Task) bool) (Task, bool, error) {
 	recordTTL = max(recordTTL, RecordTTLFloor)
 	if err := s.publish(ctx, m.Queue); err != nil {
-		return "", fmt.Errorf("replace %s: %w", m.ID, err)
+		return Task{}, false, fmt.Errorf("replace %s: %w", m.ID, err)
 	}
 	keys := []string{
 		TaskKey(m.Queue, m.ID), pendingKey(m.Queue), scheduledKey(m.Queue), retryKey(m.Queue),
@@ -350,10 +360,13 @@ func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration)
 	for range replaceAttempts {
 		old, err := s.Peek(ctx, m.Queue, m.ID)
 		if err != nil {
-			return "", fmt.Errorf("replace: %w", err)
+			return Task{}, false, fmt.Errorf("replace: %w", err)
+		}
+		if !allow(old) {
+			return old, false, nil
 		}
 		if old.State == StateActive {
-			return "", fmt.Errorf("replace %s: %w", m.ID, ErrActive)
+			return old, false, fmt.Errorf("replace %s: %w", m.ID, ErrActive)
 		}
 		mark := "0"
 		if old.State == StateCompleted || old.UnreportedRuns() {
@@ -361,22 +374,22 @@ func (s *Store) Replace(ctx context.Context, m Message, recordTTL time.Duration)
 		}
 		res, err := replaceScript.Run(ctx, s.rdb, keys, encoded, m.ID, s.nowFunc().UnixNano(), old.Raw, mark, recordTTL.Milliseconds()).Slice()
 		if err != nil {
-			return "", fmt.Errorf("replace %s: %w", m.ID, err)
+			return Task{}, false, fmt.Errorf("replace %s: %w", m.ID, err)
 		}
 		if len(res) != 2 {
-			return "", fmt.Errorf("replace %s: unexpected script reply %v", m.ID, res)
+			return Task{}, false, fmt.Errorf("replace %s: unexpected script reply %v", m.ID, res)
 		}
 		ok, _ := res[0].(int64)
 		state, _ := res[1].(string)
 		switch {
 		case ok == 1:
-			return state, nil
+			return old, true, nil
 		case state == StateActive:
-			return "", fmt.Errorf("replace %s: %w", m.ID, ErrActive)
+			return old, false, fmt.Errorf("replace %s: %w", m.ID, ErrActive)
 		}
 		// Changed since Peek: read it again.
 	}
-	return "", fmt.Errorf("replace %s: the task kept changing during %d attempts", m.ID, replaceAttempts)
+	return Task{}, false, fmt.Errorf("replace %s: the task kept changing during %d attempts", m.ID, replaceAttempts)
 }
 
 // compactValue encodes a compact completed task as one integer, which Redis
@@ -582,6 +595,19 @@ func (s *Store) ArchivedSince(ctx context.Context, queue string, since time.Time
 		out[i] = Archived{ID: id, At: time.Unix(int64(z.Score), 0).UTC()}
 	}
 	return out, nil
+}
+
+// ArchivedAt returns when asynq archived task id of queue (whole seconds),
+// or the zero time when it is not in the archive.
+func (s *Store) ArchivedAt(ctx context.Context, queue, id string) (time.Time, error) {
+	score, err := s.rdb.ZScore(ctx, archivedKey(queue), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("archive time of %s: %w", id, err)
+	}
+	return time.Unix(int64(score), 0).UTC(), nil
 }
 
 // dropArchivedScript deletes each listed task that is archived.

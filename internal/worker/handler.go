@@ -44,6 +44,9 @@ type Observer interface {
 	// Reconciled reports a DLQ entry filed for a task found archived
 	// without one.
 	Reconciled(provider string)
+	// Resolved reports a DLQ entry removed because its order's task, come
+	// back without a requeue, succeeded.
+	Resolved(provider string)
 }
 
 type nopObserver struct{}
@@ -51,6 +54,7 @@ type nopObserver struct{}
 func (nopObserver) Attempt(string, string, string, time.Duration) {}
 func (nopObserver) DeadLettered(string, string, bool)             {}
 func (nopObserver) Reconciled(string)                             {}
+func (nopObserver) Resolved(string)                               {}
 
 // HandlerOptions wires a Handler. Logger, Redis and DLQ are required; a nil
 // provider client means that provider is not served.
@@ -77,6 +81,10 @@ type HandlerOptions struct {
 	// call cut short then is known to go back to its queue uncounted; nil
 	// means never.
 	ShuttingDown func() bool
+	// Succeeded is told of every task that succeeded, to settle its
+	// dead-letter side (dlq.Store.Resolve) off the task's path; nil means
+	// no one.
+	Succeeded func(dlq.Done)
 }
 
 // Handler processes both cancellation task types. It is safe for concurrent
@@ -93,6 +101,7 @@ type Handler struct {
 	store    *taskstore.Store
 	nowFunc  func() time.Time
 	stopping func() bool
+	done     func(dlq.Done)
 	inflight sync.WaitGroup // ProcessTask calls running
 
 	mu      sync.Mutex
@@ -128,6 +137,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 		store:    taskstore.New(o.Redis),
 		nowFunc:  o.NowFunc,
 		stopping: o.ShuttingDown,
+		done:     o.Succeeded,
 		running:  map[string]taskstore.Running{},
 	}
 	if h.obs == nil {
@@ -138,6 +148,9 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	}
 	if h.stopping == nil {
 		h.stopping = func() bool { return false }
+	}
+	if h.done == nil {
+		h.done = func(dlq.Done) {}
 	}
 	return h, nil
 }
@@ -268,6 +281,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if callErr == nil {
 		h.obs.Attempt(provider, "success", "", latency)
 		h.log.Info("order cancelled", fields...)
+		h.done(dlq.Done{ID: taskID, RequeuedFrom: tasks.RequeuedFrom(t), At: start.Add(latency)})
 		return nil
 	}
 	log := h.log.With(fields...)

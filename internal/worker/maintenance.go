@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
-	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
@@ -48,6 +45,7 @@ type maintainer struct {
 	insp         *asynq.Inspector
 	obs          Observer
 	queues       []string
+	shards       tasks.Shards
 	interval     time.Duration
 	compactAfter time.Duration
 	cursors      map[string]cursor // queue → where the archive was reconciled up to
@@ -108,8 +106,60 @@ func (m *maintainer) pass(ctx context.Context) {
 			m.log.Warn("could not reconcile the archive with the dead-letter queue", zap.String("queue", q), zap.Error(err))
 		}
 	}
+	if migrated {
+		if err := m.settleClaims(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("could not settle the requeues interrupted midway", zap.Error(err))
+		}
+	}
 	m.checkStrays(ctx)
 	m.passes.Add(1)
+}
+
+// claimStale is how old a requeue's claim on a dead-letter entry must be
+// for the maintenance to settle it: a requeue holds it for one enqueue,
+// milliseconds.
+const claimStale = time.Minute
+
+// settleClaims settles the claims of requeues that died between their
+// claim and their enqueue: the entry goes back unless the order's task
+// got in (dlq.Store.SettleClaim).
+func (m *maintainer) settleClaims(ctx context.Context) error {
+	claims, err := m.dlq.StaleClaims(ctx, time.Now().Add(-claimStale), reconcileBatch)
+	if err != nil {
+		return err
+	}
+	for _, c := range claims {
+		state := ""
+		for _, q := range m.claimQueues(c.Entry) {
+			task, err := m.store.Peek(ctx, q, c.Entry.ID)
+			if err != nil {
+				return err
+			}
+			if task.State != "" && (state == "" || state == taskstore.StateArchived) {
+				state = task.State
+			}
+		}
+		restored, err := m.dlq.SettleClaim(ctx, c, state)
+		if err != nil {
+			return err
+		}
+		m.log.Warn("a requeue was interrupted between claiming a dead-letter entry and enqueueing its order: settled",
+			zap.String("task_id", c.Entry.ID), zap.Time("claimed_at", c.At), zap.String("task_state", state), zap.Bool("entry_restored", restored))
+	}
+	return nil
+}
+
+// claimQueues returns where the task of a claimed entry may be: the queue
+// it was dead-lettered from, and its queue under this worker's shards.
+func (m *maintainer) claimQueues(e dlq.Entry) []string {
+	qs := []string{}
+	if e.Queue != "" {
+		qs = append(qs, e.Queue)
+	}
+	if q := m.shards.Queue(e.Provider, e.ID); q != "" && !slices.Contains(qs, q) {
+		qs = append(qs, q)
+	}
+	return qs
 }
 
 // checkStrays warns about queues of the providers this worker serves that
@@ -208,43 +258,12 @@ func (m *maintainer) reconcile(ctx context.Context, queue string) error {
 	return ctx.Err()
 }
 
-// file writes the dead-letter entry of archived task id.
+// file writes the dead-letter entry of archived task id, if it still
+// has none.
 func (m *maintainer) file(ctx context.Context, queue, id string) error {
-	info, err := m.insp.GetTaskInfo(queue, id)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound):
-		return nil // requeued or deleted since
-	case err != nil:
-		return fmt.Errorf("look up archived task %s: %w", id, err)
-	case info.State != asynq.TaskStateArchived:
-		return nil
-	}
-	// Whatever archived it, the task may have had runs whose outcome is
-	// unknown: the attempt record and the task's own mark say.
-	task, err := m.store.Peek(ctx, queue, id)
-	if err != nil {
+	e, filed, err := m.dlq.FileArchived(ctx, m.insp, queue, id, "archived without a dead-letter entry (the monitoring UI, asynq's retry limit or a handler panic)")
+	if err != nil || !filed {
 		return err
-	}
-	provider, order := tasks.OrderOf(info.Type, info.Payload)
-	e := dlq.Entry{
-		ID:             id,
-		Provider:       provider,
-		Order:          order,
-		TaskType:       info.Type,
-		Queue:          queue,
-		Payload:        info.Payload,
-		Headers:        info.Headers,
-		OutcomeUnknown: task.Unknown || task.UnreportedRuns() || info.Headers[tasks.HeaderPriorOutcomeUnknown] == "1",
-		Reason:         dlq.ReasonArchived,
-		Message:        providers.Truncate("archived without a dead-letter entry (the monitoring UI, asynq's retry limit or a handler panic); asynq's last error: "+info.LastErr, dlq.MessageLimit),
-		Attempts:       info.Retried + 1,
-		LastFailedAt:   info.LastFailedAt,
-	}
-	if e.Provider == "" {
-		e.Provider = "unknown"
-	}
-	if _, err := m.dlq.Put(ctx, e); err != nil {
-		return fmt.Errorf("file the dead-letter entry of %s: %w", id, err)
 	}
 	m.obs.Reconciled(e.Provider)
 	m.log.Warn("archived task had no dead-letter entry: filed one",

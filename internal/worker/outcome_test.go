@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/status"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/internal/workertest"
@@ -28,6 +29,7 @@ type events struct {
 	mu             sync.Mutex
 	deadLettered   map[string]int // reason → count
 	outcomeUnknown int
+	resolved       int
 	reconciled     int
 }
 
@@ -47,6 +49,11 @@ func (e *events) Reconciled(string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reconciled++
+}
+func (e *events) Resolved(string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resolved++
 }
 
 func (e *events) counts() (unknown, reconciled int) {
@@ -111,7 +118,7 @@ func TestRequeueCarriesUnknown(t *testing.T) {
 	if err := r.Inspector.DeleteTask(res.Queue, res.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.Requeue(t.Context(), r.DLQ, r.Enqueuer, res.TaskID); err != nil {
+	if _, err := dlq.Requeue(t.Context(), r.DLQ, r.Enqueuer, res.TaskID, dlq.RequeueOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r.WaitCalls(t, "meari", "REQ-1", 3)
@@ -265,7 +272,7 @@ func TestReconcilerFilesArchived(t *testing.T) {
 		t.Errorf("the worker's own entry changed: %+v, %v", e, err)
 	}
 	// Purged entries stay purged: purge removes the archived task too.
-	n, err := r.DLQ.Purge(t.Context(), archived[0].TaskID)
+	n, err := r.DLQ.Purge(t.Context(), "test", archived[0].TaskID)
 	if err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
@@ -502,5 +509,77 @@ func TestStrayShardWarned(t *testing.T) {
 	}
 	if calls := r.Sandbox.Calls("pandapon", "2542285634920883001"); len(calls) != 0 {
 		t.Errorf("the worker took a task of a queue it does not serve")
+	}
+}
+
+// TestRunFromArchiveResolves runs a dead-lettered task again as the
+// monitoring UI's Run does (asynq's RunTask, no requeue): its success
+// removes the order's dead-letter entry, the trail says so, and a requeue
+// afterwards sends nothing: the order is cancelled once.
+func TestRunFromArchiveResolves(t *testing.T) {
+	t.Parallel()
+	ev := &events{}
+	r := workertest.Start(t, workertest.WithObserver(ev))
+	res := r.EnqueueMeari(t, "RUN-1", sandbox.MeariCode("4001"), sandbox.OK())
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Inspector.RunTask(res.Queue, res.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitState(t, res, asynq.TaskStateCompleted)
+	workertest.Wait(t, "the entry removed by the success", func() (bool, string) {
+		_, err := r.DLQ.Get(t.Context(), res.TaskID)
+		return errors.Is(err, dlq.ErrNotFound), fmt.Sprint(err)
+	})
+	tr, ok, err := r.DLQ.Trail(t.Context(), res.TaskID)
+	if err != nil || !ok || tr.Action != dlq.TrailCancelled || tr.Seq != e.Seq || tr.CancelledAt.IsZero() {
+		t.Errorf("trail %+v, %v, %v; want entry %d cancelled, with the time", tr, ok, err, e.Seq)
+	}
+	if _, err := dlq.Requeue(t.Context(), r.DLQ, r.Enqueuer, res.TaskID, dlq.RequeueOptions{}); !errors.Is(err, dlq.ErrAlreadyRequeued) {
+		t.Errorf("requeue after the success: %v, want already requeued (the trail)", err)
+	}
+	successes := 0
+	for _, c := range r.Sandbox.Calls("meari", "RUN-1") {
+		if c.Outcome == "ok" {
+			successes++
+		}
+	}
+	if successes != 1 {
+		t.Errorf("the order was cancelled %d times, want once", successes)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.resolved != 1 {
+		t.Errorf("resolved entries observed: %d, want 1", ev.resolved)
+	}
+}
+
+// TestRequeueRecordsCancellation requeues a dead-lettered order: once the
+// new task succeeds, the order's status says it was requeued from the
+// entry, by whom, and then cancelled.
+func TestRequeueRecordsCancellation(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t)
+	res := r.EnqueuePandaPon(t, "8801", sandbox.PandaPonCode(200, new(bool)), sandbox.OK())
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dlq.Requeue(t.Context(), r.DLQ, r.Enqueuer, res.TaskID, dlq.RequeueOptions{By: "alice (test)"}); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitState(t, res, asynq.TaskStateCompleted)
+	var st status.Status
+	workertest.Wait(t, "the status to say requeued, then cancelled", func() (bool, string) {
+		st, err = status.Lookup(t.Context(), r.RDB, r.DLQ, tasks.Shards{}, res.TaskID, "")
+		return err == nil && st.Trail != nil && !st.Trail.CancelledAt.IsZero(), fmt.Sprintf("%+v, %v", st.Trail, err)
+	})
+	want := fmt.Sprintf("dead-letter entry %d (permanent, 200) requeued by alice (test) at ", e.Seq)
+	if got := st.Trail.String(); !strings.HasPrefix(got, want) || !strings.Contains(got, "; cancelled at ") || st.State != status.StateCompleted {
+		t.Errorf("status %s, history %q; want completed, %q…; cancelled at …", st.State, got, want)
 	}
 }

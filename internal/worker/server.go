@@ -81,10 +81,11 @@ type Worker struct {
 	queues  map[string]int
 	state   atomic.Int32 // stateNew, stateRunning or stateStopped
 	maint   *maintainer  // nil when off
+	resolve *resolver
 	// shutdownTimeout is asynq's: how long Shutdown lets calls run.
 	shutdownTimeout time.Duration
 	stop            context.CancelFunc
-	done            chan struct{} // closed when the maintainer returns
+	done            chan struct{} // closed when the maintainer and the resolver return
 	log             *zap.Logger
 }
 
@@ -102,10 +103,13 @@ func New(o Options) (*Worker, error) {
 		return nil, errors.New("no provider is enabled")
 	}
 	w := &Worker{log: o.Logger}
+	store := dlq.New(o.Redis)
+	w.resolve = &resolver{dlq: store, log: o.Logger.Named("dlq"), obs: cmp.Or[Observer](o.Observer, nopObserver{})}
 	hc := HandlerOptions{
 		Logger:       o.Logger,
 		Redis:        o.Redis,
-		DLQ:          dlq.New(o.Redis),
+		DLQ:          store,
+		Succeeded:    w.resolve.add,
 		Policies:     map[string]retry.Policy{},
 		Guards:       map[string]*guard.Guard{},
 		Observer:     o.Observer,
@@ -216,6 +220,7 @@ func New(o Options) (*Worker, error) {
 			insp:         asynq.NewInspectorFromRedisClient(o.Redis),
 			obs:          obs,
 			queues:       sortedQueues(queues),
+			shards:       o.Shards,
 			interval:     cmp.Or(o.MaintenanceInterval, MaintenanceIntervalDefault),
 			compactAfter: max(cmp.Or(o.CompactAfter, CompactAfterDefault), 0),
 			cursors:      map[string]cursor{},
@@ -280,12 +285,25 @@ func (w *Worker) Start() error {
 			return err
 		}
 	}
-	if w.state.CompareAndSwap(stateNew, stateRunning) && w.maint != nil {
+	if w.state.CompareAndSwap(stateNew, stateRunning) {
 		ctx, cancel := context.WithCancel(context.Background())
 		w.stop, w.done = cancel, make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
 		go func() {
-			defer close(w.done)
-			w.maint.run(ctx)
+			defer wg.Done()
+			w.resolve.run(ctx)
+		}()
+		if w.maint != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.maint.run(ctx)
+			}()
+		}
+		go func() {
+			wg.Wait()
+			close(w.done)
 		}()
 	}
 	return nil
