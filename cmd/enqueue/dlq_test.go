@@ -464,4 +464,8 @@ func TestDLQRequeueLiveTask(t *testing.T) {
 	if !strings.Contains(r.stdout, "already requeued") || !strings.Contains(r.stdout, "dropped by a requeue: the order was already cancelled by ") {
 		t.Errorf("requeue of the dropped entry again: want its trail, got %s", r)
 	}
+	r = h.mustRun(exitOK, "status", "meari", "LIVE1", "--order-type", "1")
+	if !strings.Contains(r.stdout, "dead-letter history:") || !strings.Contains(r.stdout, "dropped by a requeue: the order was already cancelled by ") {
+		t.Errorf("status: want the entry's history, got %s", r)
+	}
 }

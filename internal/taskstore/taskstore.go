@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -667,4 +668,183 @@ func (s *Store) MarkUnknown(ctx context.Context, tasks []Running) error {
 		return fmt.Errorf("mark %d running tasks' outcome unknown: %w", len(tasks), err)
 	}
 	return nil
+}
+
+// asynq's keys for its servers (v0.26 internal/base): a sorted set of
+// server keys scored by when their record expires, each server's record
+// (a string, with a TTL of twice its 5s heartbeat) and the hash of the
+// tasks it was processing at its last heartbeat (same TTL).
+const (
+	allServers       = "asynq:servers"
+	serverKeyPrefix  = "asynq:servers:"
+	workersKeyPrefix = "asynq:workers:"
+	// heartbeatTTL is the TTL asynq gives a server's record and workers
+	// hash at each heartbeat.
+	heartbeatTTL = 10 * time.Second
+	// LeaseDuration is how long asynq's lease on an active task runs past
+	// its dequeue or its last extension (every 5s heartbeat).
+	LeaseDuration = 30 * time.Second
+)
+
+func leaseKey(queue string) string  { return queuePrefix(queue) + "lease" }
+func activeKey(queue string) string { return queuePrefix(queue) + "active" }
+
+// Server is an asynq server as its heartbeats left it in Redis.
+type Server struct {
+	Host string
+	PID  int
+	ID   string
+	// Alive reports that its record has not expired: it beat within the
+	// last 10s.
+	Alive bool
+	// LastBeat is when it last wrote its record, when Alive.
+	LastBeat time.Time
+	// Expires is when its last record expires (or expired): its last
+	// heartbeat plus 10s, in whole seconds.
+	Expires time.Time
+	// Tasks holds the IDs of the tasks it was processing at its last
+	// heartbeat, when Alive.
+	Tasks map[string]bool
+}
+
+// Servers returns the asynq servers whose record expired at or after
+// since, or has not yet, as of now.
+func (s *Store) Servers(ctx context.Context, since, now time.Time) ([]Server, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, allServers, &redis.ZRangeBy{Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("asynq servers: %w", err)
+	}
+	out := make([]Server, 0, len(zs))
+	pipe := s.rdb.Pipeline()
+	type reads struct {
+		ttl   *redis.DurationCmd
+		tasks *redis.StringSliceCmd
+	}
+	var rs []reads
+	for _, z := range zs {
+		key, _ := z.Member.(string)
+		inner, ok := strings.CutPrefix(key, serverKeyPrefix+"{")
+		if !ok || !strings.HasSuffix(inner, "}") {
+			continue
+		}
+		inner = strings.TrimSuffix(inner, "}")
+		// host:pid:sid; the host may hold colons, the others do not.
+		i := strings.LastIndexByte(inner, ':')
+		j := strings.LastIndexByte(inner[:max(i, 0)], ':')
+		if i <= 0 || j <= 0 {
+			continue
+		}
+		pid, err := strconv.Atoi(inner[j+1 : i])
+		if err != nil {
+			continue
+		}
+		out = append(out, Server{Host: inner[:j], PID: pid, ID: inner[i+1:], Expires: time.Unix(int64(z.Score), 0)})
+		wkey := workersKeyPrefix + "{" + inner + "}"
+		rs = append(rs, reads{ttl: pipe.PTTL(ctx, key), tasks: pipe.HKeys(ctx, wkey)})
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("asynq servers: %w", err)
+	}
+	for i := range out {
+		ttl := rs[i].ttl.Val()
+		if ttl <= 0 {
+			continue
+		}
+		out[i].Alive = true
+		out[i].LastBeat = now.Add(ttl - heartbeatTTL)
+		out[i].Tasks = map[string]bool{}
+		for _, id := range rs[i].tasks.Val() {
+			out[i].Tasks[id] = true
+		}
+	}
+	return out, nil
+}
+
+// Lease is an active task's lease: when it expires, in whole seconds, as
+// the holder's clock set it.
+type Lease struct {
+	ID      string
+	Expires time.Time
+}
+
+// Leases returns queue's active tasks and their leases.
+func (s *Store) Leases(ctx context.Context, queue string) ([]Lease, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, leaseKey(queue), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("leases of %s: %w", queue, err)
+	}
+	out := make([]Lease, len(zs))
+	for i, z := range zs {
+		id, _ := z.Member.(string)
+		out[i] = Lease{ID: id, Expires: time.Unix(int64(z.Score), 0)}
+	}
+	return out, nil
+}
+
+// recoverScript puts an active task whose holder is gone back in its
+// queue, as asynq's recoverer does but pending at once: only if it is
+// still active, its lease still the one read and its message unchanged.
+// It counts the lost run as a failure, as asynq does.
+// KEYS: task, active, lease, pending, processed today, failed today,
+// processed total, failed total. ARGV: ID, lease (Unix s), old message,
+// new message, now (Unix ns), the day keys' expiry (Unix s).
+var recoverScript = redis.NewScript(`
+local score = redis.call("ZSCORE", KEYS[3], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then
+	return 0
+end
+local msg, state = unpack(redis.call("HMGET", KEYS[1], "msg", "state"))
+if state ~= "active" or msg ~= ARGV[3] then
+	return 0
+end
+if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+	return 0
+end
+redis.call("ZREM", KEYS[3], ARGV[1])
+redis.call("HSET", KEYS[1], "msg", ARGV[4], "state", "pending", "pending_since", ARGV[5])
+redis.call("LPUSH", KEYS[4], ARGV[1])
+for i = 5, 6 do
+	if redis.call("INCR", KEYS[i]) == 1 then
+		redis.call("EXPIREAT", KEYS[i], ARGV[6])
+	end
+end
+redis.call("INCR", KEYS[7])
+redis.call("INCR", KEYS[8])
+return 1`)
+
+// statsTTL is how long asynq keeps a day's processed and failed counts.
+const statsTTL = 90 * 24 * time.Hour
+
+// RecoverActive puts task id of queue, active under lease l, back in its
+// queue, pending, its run counted as a failed one with errMsg (so that
+// the attempt record flags its unknown outcome), and reports whether it
+// did: not when the task changed meanwhile (a lease extended by a live
+// holder, a recoverer faster), nor when the run would use up asynq's own
+// retry limit (asynq's recoverer archives it then).
+func (s *Store) RecoverActive(ctx context.Context, queue string, l Lease, errMsg string, now time.Time) (bool, error) {
+	t, err := s.Peek(ctx, queue, l.ID)
+	if err != nil || t.State != StateActive {
+		return false, err
+	}
+	m := t.Message
+	if m.Retried+1 > m.Retry {
+		return false, nil
+	}
+	m.Retried++
+	m.ErrorMsg = errMsg
+	m.LastFailedAt = now.Unix()
+	day := now.UTC().Format("2006-01-02")
+	keys := []string{
+		TaskKey(queue, l.ID), activeKey(queue), leaseKey(queue), pendingKey(queue),
+		queuePrefix(queue) + "processed:" + day, queuePrefix(queue) + "failed:" + day,
+		queuePrefix(queue) + "processed", queuePrefix(queue) + "failed",
+	}
+	n, err := recoverScript.Run(ctx, s.rdb, keys, l.ID, l.Expires.Unix(), t.Raw, m.Encode(), now.UnixNano(), now.Add(statsTTL).Unix()).Int()
+	if err != nil {
+		return false, fmt.Errorf("recover task %s: %w", l.ID, err)
+	}
+	return n == 1, nil
 }

@@ -103,6 +103,7 @@ type Handler struct {
 	stopping func() bool
 	done     func(dlq.Done)
 	inflight sync.WaitGroup // ProcessTask calls running
+	seen     *seenRing      // the tasks started or finished lately
 
 	mu      sync.Mutex
 	running map[string]taskstore.Running // task ID → the call in progress
@@ -138,6 +139,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 		nowFunc:  o.NowFunc,
 		stopping: o.ShuttingDown,
 		done:     o.Succeeded,
+		seen:     newSeenRing(),
 		running:  map[string]taskstore.Running{},
 	}
 	if h.obs == nil {
@@ -188,6 +190,10 @@ func (h *Handler) MarkRunningUnknown(ctx context.Context) error {
 	return h.store.MarkUnknown(ctx, running)
 }
 
+// ranLately reports whether this process started or finished task id
+// within the last 40s: asynq may then still hold a write of its outcome.
+func (h *Handler) ranLately(id string) bool { return h.seen.has(id, h.nowFunc()) }
+
 // track notes a call in progress until the returned func is called.
 func (h *Handler) track(r taskstore.Running) func() {
 	h.mu.Lock()
@@ -226,6 +232,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	taskID, _ := asynq.GetTaskID(ctx)
+	// Noted as it starts and as it ends: until its lease runs out, asynq
+	// may still write its outcome (ranLately).
+	h.seen.add(taskID, h.nowFunc())
+	defer func() { h.seen.add(taskID, h.nowFunc()) }()
 	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	provider := tasks.ProviderOf(t.Type())

@@ -583,3 +583,39 @@ func TestRequeueRecordsCancellation(t *testing.T) {
 		t.Errorf("status %s, history %q; want completed, %q…; cancelled at …", st.State, got, want)
 	}
 }
+
+// TestMaintenanceSettlesClaims leaves the claim a requeuer killed between
+// its claim and its enqueue would leave: the worker's maintenance puts the
+// entry back while the task is still archived.
+func TestMaintenanceSettlesClaims(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t, workertest.WithMaintenance(50*time.Millisecond, time.Hour))
+	res := r.EnqueueMeari(t, "CLAIM-1", sandbox.MeariCode("4001"))
+	r.WaitState(t, res, asynq.TaskStateArchived)
+	e, err := r.DLQ.Get(t.Context(), res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What dlq's claim script does, two minutes ago.
+	ctx, p := t.Context(), dlq.PrefixDefault
+	raw := r.RDB.HGet(ctx, p+"entries", res.TaskID).Val()
+	pipe := r.RDB.TxPipeline()
+	pipe.HDel(ctx, p+"entries", res.TaskID)
+	pipe.ZRem(ctx, p+"by_time", res.TaskID)
+	pipe.ZRem(ctx, p+"by_time:meari", res.TaskID)
+	pipe.HSet(ctx, p+"claims", res.TaskID, raw)
+	pipe.ZAdd(ctx, p+"claimed_at", redis.Z{Score: float64(time.Now().Add(-2 * time.Minute).UnixMilli()), Member: res.TaskID})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	workertest.Wait(t, "the entry put back", func() (bool, string) {
+		got, err := r.DLQ.Get(ctx, res.TaskID)
+		return err == nil && got.Seq == e.Seq, fmt.Sprintf("%+v, %v", got, err)
+	})
+	if n := r.RDB.HLen(ctx, p+"claims").Val(); n != 0 {
+		t.Errorf("%d claims left, want none", n)
+	}
+	if r.Logs.FilterMessageSnippet("a requeue was interrupted").Len() != 1 {
+		t.Errorf("no warning about the interrupted requeue")
+	}
+}

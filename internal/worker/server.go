@@ -70,6 +70,10 @@ type Options struct {
 	// CompactAfter is how long a completed task stays whole before it is
 	// compacted; zero means CompactAfterDefault, negative compacts at once.
 	CompactAfter time.Duration
+	// RecoverInterval is how often the worker looks for active tasks
+	// whose worker process died (see recover.go); zero means
+	// RecoverIntervalDefault, negative leaves them to asynq's recoverer.
+	RecoverInterval time.Duration
 }
 
 // Worker is the asynq servers (Run.Dequeuers of them, sharing the
@@ -82,6 +86,7 @@ type Worker struct {
 	state   atomic.Int32 // stateNew, stateRunning or stateStopped
 	maint   *maintainer  // nil when off
 	resolve *resolver
+	recov   *recoverer // nil when off
 	// shutdownTimeout is asynq's: how long Shutdown lets calls run.
 	shutdownTimeout time.Duration
 	stop            context.CancelFunc
@@ -226,6 +231,16 @@ func New(o Options) (*Worker, error) {
 			cursors:      map[string]cursor{},
 		}
 	}
+	if o.RecoverInterval >= 0 {
+		w.recov = &recoverer{
+			store: taskstore.New(o.Redis), rdb: o.Redis, log: o.Logger.Named("recoverer"), queues: sortedQueues(queues),
+			interval: cmp.Or(o.RecoverInterval, RecoverIntervalDefault), self: thisProc(), nowFunc: o.NowFunc,
+			ranLately: h.ranLately,
+		}
+		if w.recov.nowFunc == nil {
+			w.recov.nowFunc = time.Now
+		}
+	}
 	return w, nil
 }
 
@@ -279,6 +294,16 @@ func (w *Worker) Queues() map[string]int { return w.queues }
 // Start starts fetching and processing tasks. If one of the dequeuers
 // cannot start, those started are shut down again.
 func (w *Worker) Start() error {
+	if w.recov != nil {
+		// Before any task is taken: a worker that outlives this process
+		// needs the record to prove it dead.
+		ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
+		err := w.recov.register(ctx)
+		cancel()
+		if err != nil {
+			w.log.Warn("a worker started after this one will not be able to prove it dead: its tasks would wait for asynq's lease after a crash", zap.Error(err))
+		}
+	}
 	for i, srv := range w.srvs {
 		if err := srv.Start(w.mux); err != nil {
 			shutdownAll(w.srvs[:i])
@@ -299,6 +324,13 @@ func (w *Worker) Start() error {
 			go func() {
 				defer wg.Done()
 				w.maint.run(ctx)
+			}()
+		}
+		if w.recov != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.recov.run(ctx)
 			}()
 		}
 		go func() {
