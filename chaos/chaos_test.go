@@ -300,83 +300,120 @@ func TestProviderOutage(t *testing.T) {
 
 // TestFlakyProvider is scenario 6: 30% of Meari calls fail at random (a
 // third each 1005, 503 and a connection reset), 600 orders, concurrency
-// 10, retries after 1s doubling up to 4s, the breaker at its defaults. A
-// flaky provider is not an outage: the breaker never opens and holds no
-// task back; no order waits between two of its calls longer than its
-// retry delay allows (so nothing but the retries delayed it); all are
-// cancelled within 90s; none is dead-lettered.
+// 10, retries after 1s doubling up to 4s. The same orders, failing the
+// same calls, run twice side by side: with the breaker at its defaults,
+// and with it out of reach (the retry-bound ideal). A flaky provider is
+// not an outage: the breaker never opens and holds no task back; no order
+// waits between two of its calls longer than its retry delay allows; the
+// orders' mean time to cancellation stays within 20% of the ideal's; all
+// are cancelled within 90s; none is dead-lettered.
 func TestFlakyProvider(t *testing.T) {
 	t.Parallel()
+	var guarded, ideal flakyOutcome
+	t.Run("side by side", func(t *testing.T) {
+		t.Run("breaker at its defaults", func(t *testing.T) {
+			t.Parallel()
+			guarded = flakyRun(t)
+		})
+		t.Run("breaker out of reach", func(t *testing.T) {
+			t.Parallel()
+			ideal = flakyRun(t, "BREAKER_FAILURES=100000", "BREAKER_MIN_CALLS=1000000")
+		})
+	})
+	if t.Failed() {
+		return
+	}
+	t.Logf("scenario 6: 30%% of Meari calls failing (%d injected failures over 600 orders), concurrency 10: all cancelled in %s, mean time to cancellation %s; without the breaker %s and %s (ratio %.2f); breaker opened %v times, tasks held by it %v",
+		guarded.injected, guarded.took.Round(100*time.Millisecond), guarded.mean.Round(10*time.Millisecond), ideal.took.Round(100*time.Millisecond), ideal.mean.Round(10*time.Millisecond),
+		guarded.mean.Seconds()/ideal.mean.Seconds(), guarded.opened, guarded.held)
+	if guarded.opened != 0 || guarded.held != 0 {
+		t.Errorf("the breaker opened %v times and held %v tasks on a provider failing 30%% of calls; want never", guarded.opened, guarded.held)
+	}
+	if guarded.mean > ideal.mean*6/5+500*time.Millisecond {
+		t.Errorf("mean time to cancellation %s with the breaker, %s without: want within 20%%", guarded.mean, ideal.mean)
+	}
+}
+
+// flakyOutcome is one run of scenario 6: how long all took, the orders'
+// mean time to cancellation, the failures injected, and what the breaker
+// did (times opened, tasks it held back).
+type flakyOutcome struct {
+	took, mean   time.Duration
+	opened, held float64
+	injected     int
+}
+
+// flakyRun runs scenario 6 once, with the worker's extra settings.
+func flakyRun(t *testing.T, extra ...string) (out flakyOutcome) {
 	const n, concurrency, share = 600, 10, 0.3
 	const initial, maxInterval = time.Second, 4 * time.Second
-	// forwarder is how often asynq moves due retries back to their queue
-	// (its DelayedTaskCheckInterval, 5s by default); asynq also schedules
-	// in whole seconds.
-	const forwarder, slack = 5 * time.Second, 2 * time.Second
+	// asynq moves due retries to their queue every second (the worker's
+	// DelayedTaskCheckInterval) and schedules in whole seconds.
+	const forwarder, slack = time.Second, 2 * time.Second
 	r := startRedis(t, false)
 	rdb := r.client(t)
 	u := startUpstream(t, nil)
-	// Each order's calls fail with chance 0.3 each, drawn up front (and
-	// seeded) so that the retry bound of every order is known.
+	// Each order's calls fail with chance 0.3 each, drawn up front from a
+	// fixed seed: both runs fail the same calls.
 	rng := rand.New(rand.NewPCG(6, 30))
 	faults := []sandbox.Step{sandbox.MeariCode("1005"), sandbox.HTTPStatus(503), sandbox.Reset()}
 	nums := make([]string, n)
-	injected := 0
 	for i := range nums {
 		nums[i] = fmt.Sprintf("FLAKY%05d", i)
 		var steps []sandbox.Step
 		for rng.Float64() < share {
 			steps = append(steps, faults[rng.IntN(len(faults))])
 		}
-		injected += len(steps)
+		out.injected += len(steps)
 		u.sb.Script(tasks.ProviderMeari, nums[i], append(steps, sandbox.OK())...)
 	}
 	enqueueMeari(t, rdb, nums)
 	start := time.Now()
-	w := startWorker(t, workerEnv(r, u, "WORKER_CONCURRENCY="+strconv.Itoa(concurrency),
-		"RETRY_INITIAL_INTERVAL="+initial.String(), "RETRY_MAX_INTERVAL="+maxInterval.String(), "MEARI_MAX_ATTEMPTS=50"))
-	took := waitCancelledOf(t, u, tasks.ProviderMeari, nums, 90*time.Second)
+	w := startWorker(t, workerEnv(r, u, append([]string{"WORKER_CONCURRENCY=" + strconv.Itoa(concurrency),
+		"RETRY_INITIAL_INTERVAL=" + initial.String(), "RETRY_MAX_INTERVAL=" + maxInterval.String(), "MEARI_MAX_ATTEMPTS=50"}, extra...)...))
+	out.took = waitCancelledOf(t, u, tasks.ProviderMeari, nums, 90*time.Second)
 
 	// Nothing but the retries held an order: every gap between two calls
 	// is within that retry's longest delay (base +50% jitter), the
 	// forwarder's interval and asynq's rounding.
 	policy := retry.Policy{InitialInterval: initial, MaxInterval: maxInterval}
 	var late []string
-	var ideal time.Duration // the makespan the retries alone give, without jitter or forwarder
+	var sum time.Duration
 	for _, num := range nums {
 		calls := u.sb.Calls(tasks.ProviderMeari, num)
-		var sum time.Duration
 		for j := 1; j < len(calls); j++ {
 			gap := calls[j].At.Sub(calls[j-1].At)
 			bound := policy.Base(j-1)*3/2 + forwarder + slack
 			if gap > bound && len(late) < 5 {
 				late = append(late, fmt.Sprintf("%s: call %d came %s after call %d, bound %s", num, j+1, gap.Round(time.Millisecond), j, bound))
 			}
-			sum += policy.Base(j - 1)
 		}
 		if len(calls) > 0 {
-			ideal = max(ideal, calls[0].At.Sub(start)+sum)
+			sum += calls[len(calls)-1].At.Sub(start)
 		}
 	}
+	out.mean = sum / n
 	scrape := metrics(t, w)
-	opened, _ := metricValue(scrape, "cancelworker_breaker_opened_total", `provider="meari"`)
+	out.opened, _ = metricValue(scrape, "cancelworker_breaker_opened_total", `provider="meari"`)
 	heldOpen, _ := metricValue(scrape, "cancelworker_deferred_total", `provider="meari",reason="breaker_open"`)
 	heldProbing, _ := metricValue(scrape, "cancelworker_deferred_total", `provider="meari",reason="breaker_half_open"`)
-	size, archived := deadLetteredIn(t, rdb, tasks.QueueMeari)
-	t.Logf("scenario 6: 30%% of Meari calls failing (%d injected failures over %d orders), concurrency %d: all cancelled in %s (%.1f orders/s; retries alone, jitter-free: %s, %.1f orders/s); breaker opened %v times, tasks held by it %v; DLQ %d, archived %d",
-		injected, n, concurrency, took.Round(100*time.Millisecond), float64(n)/took.Seconds(), ideal.Round(100*time.Millisecond), float64(n)/ideal.Seconds(), opened, heldOpen+heldProbing, size, archived)
-	if opened != 0 || heldOpen+heldProbing != 0 || strings.Contains(w.logs.String(), "circuit breaker open") {
-		t.Errorf("the breaker opened %v times and held %v tasks on a provider failing 30%% of calls; want never", opened, heldOpen+heldProbing)
+	out.held = heldOpen + heldProbing
+	if strings.Contains(w.logs.String(), "circuit breaker open") {
+		out.opened = max(out.opened, 1)
 	}
+	size, archived := deadLetteredIn(t, rdb, tasks.QueueMeari)
+	t.Logf("all cancelled in %s (%.1f orders/s), mean time to cancellation %s; breaker opened %v times, tasks held by it %v; DLQ %d, archived %d",
+		out.took.Round(100*time.Millisecond), float64(n)/out.took.Seconds(), out.mean.Round(10*time.Millisecond), out.opened, out.held, size, archived)
 	if len(late) > 0 {
 		t.Errorf("orders waited longer than their retries allow: %v", late)
 	}
-	if injected < n*share/2 {
-		t.Errorf("%d failures injected, want about %d: the scenario did not inject its faults", injected, n*3/7)
+	if out.injected < n*3/7/2 {
+		t.Errorf("%d failures injected, want about %d: the scenario did not inject its faults", out.injected, n*3/7)
 	}
 	if size != 0 || archived != 0 {
 		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
 	}
+	return out
 }
 
 // TestSharedLimit is scenario 5: three worker processes share a PandaPon

@@ -155,11 +155,11 @@ func (b Breaker) probeLimits() (successes, failures int) {
 	return b.Probes - failures + 1, failures
 }
 
-// trips reports whether the closed breaker's counts open it.
+// trips reports whether the closed breaker's window opens it by its
+// failure ratio. (Failures in a row are counted by the guard: gobreaker's
+// own count rolls off with the window's buckets, so a provider that fails
+// slowly, a timeout at a time, would never reach it.)
 func (b Breaker) trips(c gobreaker.Counts) bool {
-	if c.ConsecutiveFailures >= uint32(b.Failures) {
-		return true
-	}
 	ended := uint64(c.TotalSuccesses) + uint64(c.TotalFailures)
 	return ended >= uint64(b.MinCalls) && float64(c.TotalFailures) >= b.FailureRatio*float64(ended)
 }
@@ -207,8 +207,12 @@ type Guard struct {
 
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	openFor  time.Duration
-	authTrip atomic.Bool  // the failure being counted is an auth failure
 	openedAt atomic.Int64 // Unix ns of the last move to open
+	// reportMu makes each call's report, and the breaker's decision on
+	// it, one step: authTrip and inARow are the reported call's.
+	reportMu sync.Mutex
+	authTrip atomic.Bool  // the failure being reported is an auth failure
+	inARow   atomic.Int64 // failures in a row, whatever the window
 	// probeFailures counts the failed probes of the current half-open
 	// period; gobreaker would open again on the first, so the guard hands
 	// it the failures short of probeFailLimit as exclusions.
@@ -270,7 +274,7 @@ func New(c Config) (*Guard, error) {
 		BucketPeriod: b.Window / windowBuckets,
 		Timeout:      b.OpenFor,
 		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return g.authTrip.Load() || b.trips(counts)
+			return g.authTrip.Load() || g.inARow.Load() >= int64(b.Failures) || b.trips(counts)
 		},
 		IsSuccessful:  isSuccessful,
 		IsExcluded:    isExcluded,
@@ -326,6 +330,15 @@ func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
 	probe, period := g.cb.State() == gobreaker.StateHalfOpen, g.halfOpenSince.Load()
 	return func(callErr error) {
 		auth := providers.ClassOf(callErr) == providers.Auth
+		g.reportMu.Lock()
+		defer g.reportMu.Unlock()
+		switch {
+		case isExcluded(callErr):
+		case isSuccessful(callErr):
+			g.inARow.Store(0)
+		default:
+			g.inARow.Add(1)
+		}
 		g.authTrip.Store(auth)
 		if probe && !auth && !isSuccessful(callErr) && !isExcluded(callErr) && g.halfOpenSince.Load() == period &&
 			g.probeFailures.Add(1) < g.probeFailLimit {
@@ -450,6 +463,7 @@ func (g *Guard) stateChanged(_ string, from, to gobreaker.State) {
 	switch to {
 	case gobreaker.StateOpen:
 		g.openedAt.Store(g.now().UnixNano())
+		g.inARow.Store(0)
 	case gobreaker.StateHalfOpen:
 		g.probeFailures.Store(0)
 		g.halfOpenSince.Add(1)

@@ -296,6 +296,25 @@ func TestBreaker(t *testing.T) {
 		}
 	})
 
+	t.Run("failures in a row spread over the window still open it", func(t *testing.T) {
+		t.Parallel()
+		// A provider that hangs fails a call per timeout: 50 in a row take
+		// longer than the window. The count must not roll off with it.
+		g := newGuard(t, guard.Config{Breaker: guard.Breaker{Failures: 50, Window: time.Second}})
+		for i := range 50 {
+			if g.State() != guard.StateClosed {
+				t.Fatalf("open after %d failures in a row, want 50", i)
+			}
+			if err := call(t, g, transient); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(25 * time.Millisecond) // 50 × 25ms: the 1s window rolls past the first ones
+		}
+		if g.State() != guard.StateOpen {
+			t.Fatalf("state %d after 50 failures in a row over 1.25s with a 1s window, want open", g.State())
+		}
+	})
+
 	t.Run("half-open: most probes succeeding close it", func(t *testing.T) {
 		t.Parallel()
 		for _, tc := range []struct {

@@ -264,9 +264,11 @@ func TestReconcilerFilesArchived(t *testing.T) {
 			t.Errorf("filed entry %s: outcome unknown %v, want %v", e.ID, e.OutcomeUnknown, i == 1)
 		}
 	}
-	if _, reconciled := ev.counts(); reconciled != 2 {
-		t.Errorf("reconciled %d entries, want 2", reconciled)
-	}
+	// Counted just after the entry is written.
+	workertest.Wait(t, "2 reconciled entries counted", func() (bool, string) {
+		_, reconciled := ev.counts()
+		return reconciled == 2, fmt.Sprint(reconciled)
+	})
 	e, err := r.DLQ.Get(t.Context(), own.TaskID)
 	if err != nil || e.Reason != dlq.ReasonPermanent || e.Seq != 1 {
 		t.Errorf("the worker's own entry changed: %+v, %v", e, err)

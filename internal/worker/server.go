@@ -56,8 +56,9 @@ type Options struct {
 	// Shutdown.
 	Redis  redis.UniversalClient
 	Logger *zap.Logger
-	// DelayedTaskCheckInterval is how often asynq moves due retries back to
-	// their queue; zero means asynq's default (5s).
+	// DelayedTaskCheckInterval is how often asynq moves due retries and
+	// put-back tasks to their queue; zero means
+	// DelayedTaskCheckIntervalDefault.
 	DelayedTaskCheckInterval time.Duration
 	// Observer receives metrics events; nil means none.
 	Observer Observer
@@ -75,6 +76,13 @@ type Options struct {
 	// RecoverIntervalDefault, negative leaves them to asynq's recoverer.
 	RecoverInterval time.Duration
 }
+
+// DelayedTaskCheckIntervalDefault is how often each dequeuer moves the
+// tasks whose retry or put-back time has come to their queue. asynq's own
+// default, 5s, would add up to 5s to every retry and to every task a rate
+// limit or the breaker put back for a second; at 1s it costs each dequeuer
+// two scripts a second per queue.
+const DelayedTaskCheckIntervalDefault = time.Second
 
 // Worker is the asynq servers (Run.Dequeuers of them, sharing the
 // concurrency) with the cancellation handler.
@@ -203,7 +211,7 @@ func New(o Options) (*Worker, error) {
 			IsFailure:                retry.IsFailure,
 			ShutdownTimeout:          c.ShutdownTimeout,
 			TaskCheckInterval:        c.PollInterval,
-			DelayedTaskCheckInterval: o.DelayedTaskCheckInterval,
+			DelayedTaskCheckInterval: cmp.Or(o.DelayedTaskCheckInterval, DelayedTaskCheckIntervalDefault),
 			Logger:                   o.Logger.Named("asynq").Sugar(),
 			LogLevel:                 level,
 		}))
