@@ -356,6 +356,9 @@ entry another requeue took first is not a failure).`,
 				}
 			case !a.jsonOut:
 				fmt.Fprintf(a.stdout, "%s\n", describeRequeued(id, res))
+				if res.Note != "" {
+					fmt.Fprintf(a.stderr, "enqueue dlq requeue: %s: %s\n", id, res.Note)
+				}
 			}
 			if r.Outcome == dlq.TrailReplaced {
 				r.Outcome = dlq.TrailRequeued

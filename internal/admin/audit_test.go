@@ -1,15 +1,18 @@
 package admin_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cancelworker/cancelworker/internal/admin"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
@@ -48,6 +51,14 @@ func TestMonitoringUIActions(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config.Admin{User: "ops", Password: "ops-password"})
 	q := tasks.QueueMeari
+	// A task in each state: completed, archived (dead-lettered), retrying
+	// (for an hour), and then, the queue paused, four pending.
+	done := r.EnqueueMeari(t, "UI-DONE", sandbox.OK())
+	dead := r.EnqueueMeari(t, "UI-DEAD", sandbox.MeariCode("4001"))
+	retrying := r.EnqueueMeari(t, "UI-RETRY", sandbox.RetryAfter(503, time.Hour))
+	r.WaitState(t, done, asynq.TaskStateCompleted)
+	r.WaitState(t, dead, asynq.TaskStateArchived)
+	r.WaitState(t, retrying, asynq.TaskStateRetry)
 	if err := r.Inspector.PauseQueue(q); err != nil { // the tasks stay put
 		t.Fatal(err)
 	}
@@ -65,7 +76,10 @@ func TestMonitoringUIActions(t *testing.T) {
 		{"delete all retrying", "DELETE", "queues/" + q + "/retry_tasks:delete_all", "", "drops its order without a trace"},
 		{"delete all scheduled", "DELETE", "queues/" + q + "/scheduled_tasks:delete_all", "", "drops its order without a trace"},
 		{"delete all archived", "DELETE", "queues/" + q + "/archived_tasks:delete_all", "", "purge its dead-letter entry on the dead-letter page"},
-		{"delete a completed one", "DELETE", "queues/" + q + "/completed_tasks/meari:72:1:X", "", "its order's record"},
+		{"delete an archived one", "DELETE", "queues/" + q + "/archived_tasks/" + dead.TaskID, "", "purge its dead-letter entry on the dead-letter page"},
+		{"delete a retrying one", "DELETE", "queues/" + q + "/retry_tasks/" + retrying.TaskID, "", "Archive it instead"},
+		{"delete a completed one", "DELETE", "queues/" + q + "/completed_tasks/" + done.TaskID, "", "its order's record"},
+		{"delete all completed", "DELETE", "queues/" + q + "/completed_tasks:delete_all", "", "its order's record"},
 		{"an unknown write", "POST", "queues/" + q + "/pending_tasks:frobnicate_all", "", "not an action the admin server knows"},
 	} {
 		code, body, refused := apiCall(t, r, tc.method, tc.path, tc.body)
@@ -74,8 +88,8 @@ func TestMonitoringUIActions(t *testing.T) {
 		}
 	}
 	info, err := r.Inspector.GetQueueInfo(q)
-	if err != nil || info.Pending != 4 {
-		t.Fatalf("after the refused deletes: %+v, %v; want 4 pending", info, err)
+	if err != nil || info.Pending != 4 || info.Archived != 1 || info.Retry != 1 || info.Completed != 1 {
+		t.Fatalf("after the refused deletes: %+v, %v; want 4 pending, 1 archived, 1 retrying, 1 completed", info, err)
 	}
 
 	// Archive one and a batch: each gets its entry at once, naming who.
@@ -100,6 +114,11 @@ func TestMonitoringUIActions(t *testing.T) {
 	}
 	r.WaitState(t, pending[0], asynq.TaskStateCompleted)
 	r.WaitState(t, pending[3], asynq.TaskStateCompleted)
+	// The archived and run task's success removed its entry.
+	workertest.Wait(t, "the run task's entry removed", func() (bool, string) {
+		_, err := r.DLQ.Get(t.Context(), pending[0].TaskID)
+		return errors.Is(err, dlq.ErrNotFound), fmt.Sprint(err)
+	})
 
 	// One audit line per action, with who, what and which tasks.
 	lines := r.Logs.FilterMessage("operator action").All()
@@ -111,7 +130,7 @@ func TestMonitoringUIActions(t *testing.T) {
 		}
 		byAction[fmt.Sprint(f["action"], "/", f["result"])]++
 	}
-	want := map[string]int{"delete/refused": 7, "unknown/refused": 1, "archive/done": 2, "run/done": 1, "resume_queue/done": 1}
+	want := map[string]int{"delete/refused": 10, "unknown/refused": 1, "archive/done": 2, "run/done": 1, "resume_queue/done": 1}
 	if fmt.Sprint(byAction) != fmt.Sprint(want) {
 		t.Errorf("audit lines by action/result %v, want %v", byAction, want)
 	}
@@ -129,7 +148,7 @@ func TestMonitoringUIActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	equal(t, "cancelworker_operator_actions_total", series(t, fams, "cancelworker_operator_actions_total"), map[string]float64{
-		"action=delete,result=refused": 7, "action=other,result=refused": 1, "action=archive,result=done": 2,
+		"action=delete,result=refused": 10, "action=other,result=refused": 1, "action=archive,result=done": 2,
 		"action=run,result=done": 1, "action=resume_queue,result=done": 1,
 	})
 }

@@ -137,18 +137,36 @@ func (s *Store) trailKeys(ids []string) []string {
 }
 
 var (
-	// claimScript moves an entry to the claims if it is still ARGV[2].
-	// KEYS: entries, all index, provider index, claims, claimed_at.
-	// ARGV: id, stored JSON, now (Unix ms). Returns 1 if claimed.
+	// claimScript moves an entry to the claims if it is still ARGV[2],
+	// timed by Redis's clock, the one StaleClaims reads: the requeuer's
+	// may be another machine's. KEYS: entries, all index, provider index,
+	// claims, claimed_at. ARGV: id, stored JSON. Returns 1 if claimed.
 	claimScript = redis.NewScript(`
 if redis.call("HGET", KEYS[1], ARGV[1]) ~= ARGV[2] then
 	return 0
 end
+local t = redis.call("TIME")
 redis.call("HDEL", KEYS[1], ARGV[1])
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("ZREM", KEYS[3], ARGV[1])
 redis.call("HSET", KEYS[4], ARGV[1], ARGV[2])
-redis.call("ZADD", KEYS[5], ARGV[3], ARGV[1])
+redis.call("ZADD", KEYS[5], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+return 1`)
+
+	// cancelledScript adds the cancellation time to a trail that is still
+	// of entry ARGV[1]'s Seq and has none yet, keeping its TTL. KEYS:
+	// trail. ARGV: Seq, the trail with its time. Returns 1 if it did.
+	cancelledScript = redis.NewScript(`
+local cur = redis.call("GET", KEYS[1])
+if not cur or not string.find(cur, '"seq":' .. ARGV[1] .. ',', 1, true) or string.find(cur, '"cancelled_at"', 1, true) then
+	return 0
+end
+local ttl = redis.call("PTTL", KEYS[1])
+if ttl > 0 then
+	redis.call("SET", KEYS[1], ARGV[2], "PX", ttl)
+else
+	redis.call("SET", KEYS[1], ARGV[2])
+end
 return 1`)
 
 	// releaseScript ends a claim that is still ARGV[2] and writes the
@@ -200,7 +218,7 @@ return 1`)
 // whether it did: false when the entry is no longer raw.
 func (s *Store) claim(ctx context.Context, e Entry, raw string) (bool, error) {
 	keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider), s.claimsKey(), s.claimedAtKey()}
-	n, err := claimScript.Run(ctx, s.rdb, keys, e.ID, raw, s.nowFunc().UnixMilli()).Int()
+	n, err := claimScript.Run(ctx, s.rdb, keys, e.ID, raw).Int()
 	if err != nil {
 		return false, fmt.Errorf("claim the entry: %w", err)
 	}
@@ -265,10 +283,15 @@ type Claim struct {
 	raw   string
 }
 
-// StaleClaims returns up to limit claims made before since: requeues
-// that have not settled them, most likely because the requeuer died
-// between its claim and its enqueue.
-func (s *Store) StaleClaims(ctx context.Context, since time.Time, limit int) ([]Claim, error) {
+// StaleClaims returns up to limit claims older than age by Redis's clock:
+// requeues that have not settled them, most likely because the requeuer
+// died between its claim and its enqueue.
+func (s *Store) StaleClaims(ctx context.Context, age time.Duration, limit int) ([]Claim, error) {
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("stale claims: %w", err)
+	}
+	since := now.Add(-age)
 	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.claimedAtKey(), &redis.ZRangeBy{
 		Min: "-inf", Max: "(" + strconv.FormatInt(since.UnixMilli(), 10), Count: int64(limit),
 	}).Result()
@@ -391,7 +414,7 @@ func (s *Store) Resolve(ctx context.Context, done []Done) ([]Entry, error) {
 		if err != nil {
 			return removed, err
 		}
-		if err := s.rdb.SetArgs(ctx, s.trailKey(d.ID), js, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := cancelledScript.Run(ctx, s.rdb, []string{s.trailKey(d.ID)}, tr.Seq, js).Err(); err != nil {
 			errs = append(errs, fmt.Errorf("dlq resolve %s: %w", d.ID, err))
 		}
 	}

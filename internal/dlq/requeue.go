@@ -32,7 +32,7 @@ func (e *AlreadyRequeuedError) Error() string {
 // Detail says how the entry went back.
 func (e *AlreadyRequeuedError) Detail() string {
 	if e.Trail == nil {
-		return "another requeue is putting it back right now"
+		return fmt.Sprintf("another requeue has been putting it back for over %s", claimWait)
 	}
 	return e.Trail.String()
 }
@@ -60,7 +60,13 @@ type Requeued struct {
 	// enqueued; TrailAlreadyQueued or TrailAlreadyCancelled when the
 	// order's task was found live and the entry, stale, was dropped.
 	Trail string `json:"trail"`
+	// Note says what else happened, "" for nothing.
+	Note string `json:"note,omitempty"`
 }
+
+// claimWait bounds how long a requeue that finds its entry claimed by
+// another waits for that one to settle, so as to say what became of it.
+const claimWait = 5 * time.Second
 
 // Requeue puts the order of entry id back on its queue, in two steps
 // that never lose the entry: it claims the entry (one script that takes
@@ -86,16 +92,20 @@ func Requeue(ctx context.Context, s *Store, enq *tasks.Enqueuer, id string, o Re
 	for range attempts {
 		e, raw, err := s.get(ctx, id)
 		if errors.Is(err, ErrNotFound) {
-			if c, cerr := s.claimed(ctx, id); cerr == nil && c != "" {
-				return Requeued{}, &AlreadyRequeuedError{ID: id}
+			back, err := waitClaim(ctx, s, id)
+			if err != nil {
+				return Requeued{}, err
+			}
+			if back {
+				continue // the other requeue put it back: try it ourselves
 			}
 			if tr, ok, terr := s.Trail(ctx, id); terr == nil && ok {
 				if tr.Action == TrailPurged {
-					return Requeued{}, fmt.Errorf("requeue: %w: %s", err, tr)
+					return Requeued{}, fmt.Errorf("requeue: %w: %s", ErrNotFound, tr)
 				}
 				return Requeued{}, &AlreadyRequeuedError{ID: id, Trail: &tr}
 			}
-			return Requeued{}, fmt.Errorf("requeue: %w", err)
+			return Requeued{}, fmt.Errorf("requeue %s: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return Requeued{}, fmt.Errorf("requeue: %w", err)
@@ -124,6 +134,34 @@ func Requeue(ctx context.Context, s *Store, enq *tasks.Enqueuer, id string, o Re
 		return res, nil
 	}
 	return Requeued{}, fmt.Errorf("requeue %s: the entry kept changing during %d attempts; entry kept", id, attempts)
+}
+
+// waitClaim waits, up to claimWait, while another requeue holds the claim
+// on entry id, and reports whether the entry came back (that requeue's
+// enqueue failed). It returns an *AlreadyRequeuedError if the claim is
+// still held after claimWait.
+func waitClaim(ctx context.Context, s *Store, id string) (back bool, err error) {
+	deadline := time.Now().Add(claimWait)
+	for {
+		c, err := s.claimed(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("requeue %s: %w", id, err)
+		}
+		if c == "" {
+			_, _, err := s.get(ctx, id)
+			return err == nil, nil
+		}
+		if time.Now().After(deadline) {
+			return false, &AlreadyRequeuedError{ID: id}
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // requeueClaimed enqueues t for the claimed entry e and settles the claim.
@@ -172,8 +210,12 @@ func requeueClaimed(ctx context.Context, s *Store, enq *tasks.Enqueuer, t *asynq
 	if res.Replaced && res.State != tasks.StateArchived {
 		action = TrailReplaced
 	}
-	if _, err := s.release(ctx, e, raw, trailOf(e, action, o.By, s.nowFunc())); err != nil {
+	released, err := s.release(ctx, e, raw, trailOf(e, action, o.By, s.nowFunc()))
+	if err != nil {
 		return out, fmt.Errorf("enqueued, but the claim could not be released: %w; the worker settles it within a minute", err)
+	}
+	if !released {
+		out.Note = "the requeue took over a minute and the worker had settled its claim meanwhile: the entry may be listed again until the order is cancelled"
 	}
 	return out, nil
 }
@@ -186,8 +228,12 @@ func settleLive(ctx context.Context, s *Store, e Entry, raw string, out Requeued
 		tr.Action, tr.CancelledAt = TrailAlreadyCancelled, out.CompletedAt
 	}
 	out.Trail = tr.Action
-	if _, err := s.release(ctx, e, raw, tr); err != nil {
+	released, err := s.release(ctx, e, raw, tr)
+	if err != nil {
 		return out, fmt.Errorf("the order's task is %s, but the stale entry could not be dropped: %w; the worker settles it within a minute", out.State, err)
+	}
+	if !released {
+		out.Note = "the requeue took over a minute and the worker had settled its claim meanwhile: the stale entry may be listed again"
 	}
 	return out, nil
 }

@@ -785,12 +785,14 @@ func (s *Store) Leases(ctx context.Context, queue string) ([]Lease, error) {
 }
 
 // recoverScript puts an active task whose holder is gone back in its
-// queue, as asynq's recoverer does but pending at once: only if it is
-// still active, its lease still the one read and its message unchanged.
-// It counts the lost run as a failure, as asynq does.
+// queue, as asynq's recoverer does: pending at once, or in the retry set
+// until ARGV[7] when that is after now. Only if it is still active, its
+// lease still the one read and its message unchanged. It counts the lost
+// run as a failure, as asynq does.
 // KEYS: task, active, lease, pending, processed today, failed today,
-// processed total, failed total. ARGV: ID, lease (Unix s), old message,
-// new message, now (Unix ns), the day keys' expiry (Unix s).
+// processed total, failed total, retry. ARGV: ID, lease (Unix s), old
+// message, new message, now (Unix ns), the day keys' expiry (Unix s), due
+// (Unix s; 0 for now).
 var recoverScript = redis.NewScript(`
 local score = redis.call("ZSCORE", KEYS[3], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then
@@ -804,8 +806,13 @@ if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
 	return 0
 end
 redis.call("ZREM", KEYS[3], ARGV[1])
-redis.call("HSET", KEYS[1], "msg", ARGV[4], "state", "pending", "pending_since", ARGV[5])
-redis.call("LPUSH", KEYS[4], ARGV[1])
+if tonumber(ARGV[7]) > 0 then
+	redis.call("HSET", KEYS[1], "msg", ARGV[4], "state", "retry")
+	redis.call("ZADD", KEYS[9], ARGV[7], ARGV[1])
+else
+	redis.call("HSET", KEYS[1], "msg", ARGV[4], "state", "pending", "pending_since", ARGV[5])
+	redis.call("LPUSH", KEYS[4], ARGV[1])
+end
 for i = 5, 6 do
 	if redis.call("INCR", KEYS[i]) == 1 then
 		redis.call("EXPIREAT", KEYS[i], ARGV[6])
@@ -819,12 +826,13 @@ return 1`)
 const statsTTL = 90 * 24 * time.Hour
 
 // RecoverActive puts task id of queue, active under lease l, back in its
-// queue, pending, its run counted as a failed one with errMsg (so that
-// the attempt record flags its unknown outcome), and reports whether it
-// did: not when the task changed meanwhile (a lease extended by a live
-// holder, a recoverer faster), nor when the run would use up asynq's own
-// retry limit (asynq's recoverer archives it then).
-func (s *Store) RecoverActive(ctx context.Context, queue string, l Lease, errMsg string, now time.Time) (bool, error) {
+// queue, its run counted as a failed one with errMsg (so that the attempt
+// record flags its unknown outcome): pending at once, or retrying at
+// due(message) (the message as it was) when that is after now. It
+// reports whether it did: not when the task changed meanwhile (a lease
+// extended by a live holder, a recoverer faster), nor when the run would
+// use up asynq's own retry limit (asynq's recoverer archives it then).
+func (s *Store) RecoverActive(ctx context.Context, queue string, l Lease, errMsg string, now time.Time, due func(Message) time.Time) (bool, error) {
 	t, err := s.Peek(ctx, queue, l.ID)
 	if err != nil || t.State != StateActive {
 		return false, err
@@ -833,6 +841,10 @@ func (s *Store) RecoverActive(ctx context.Context, queue string, l Lease, errMsg
 	if m.Retried+1 > m.Retry {
 		return false, nil
 	}
+	var dueAt int64
+	if d := due(m); d.After(now) {
+		dueAt = max(d.Unix(), now.Unix()+1)
+	}
 	m.Retried++
 	m.ErrorMsg = errMsg
 	m.LastFailedAt = now.Unix()
@@ -840,9 +852,9 @@ func (s *Store) RecoverActive(ctx context.Context, queue string, l Lease, errMsg
 	keys := []string{
 		TaskKey(queue, l.ID), activeKey(queue), leaseKey(queue), pendingKey(queue),
 		queuePrefix(queue) + "processed:" + day, queuePrefix(queue) + "failed:" + day,
-		queuePrefix(queue) + "processed", queuePrefix(queue) + "failed",
+		queuePrefix(queue) + "processed", queuePrefix(queue) + "failed", retryKey(queue),
 	}
-	n, err := recoverScript.Run(ctx, s.rdb, keys, l.ID, l.Expires.Unix(), t.Raw, m.Encode(), now.UnixNano(), now.Add(statsTTL).Unix()).Int()
+	n, err := recoverScript.Run(ctx, s.rdb, keys, l.ID, l.Expires.Unix(), t.Raw, m.Encode(), now.UnixNano(), now.Add(statsTTL).Unix(), dueAt).Int()
 	if err != nil {
 		return false, fmt.Errorf("recover task %s: %w", l.ID, err)
 	}

@@ -190,9 +190,10 @@ func (h *Handler) MarkRunningUnknown(ctx context.Context) error {
 	return h.store.MarkUnknown(ctx, running)
 }
 
-// ranLately reports whether this process started or finished task id
-// within the last 40s: asynq may then still hold a write of its outcome.
-func (h *Handler) ranLately(id string) bool { return h.seen.has(id, h.nowFunc()) }
+// taskState reports whether this process is running task id, and whether
+// it started or finished it within the last 40s: asynq may then still
+// hold a write of its outcome.
+func (h *Handler) taskState(id string) (running, lately bool) { return h.seen.state(id, h.nowFunc()) }
 
 // track notes a call in progress until the returned func is called.
 func (h *Handler) track(r taskstore.Running) func() {
@@ -233,9 +234,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	defer h.inflight.Done()
 	taskID, _ := asynq.GetTaskID(ctx)
 	// Noted as it starts and as it ends: until its lease runs out, asynq
-	// may still write its outcome (ranLately).
-	h.seen.add(taskID, h.nowFunc())
-	defer func() { h.seen.add(taskID, h.nowFunc()) }()
+	// may still write its outcome (taskState).
+	h.seen.start(taskID, h.nowFunc())
+	defer func() { h.seen.end(taskID, h.nowFunc()) }()
 	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	provider := tasks.ProviderOf(t.Type())

@@ -46,6 +46,7 @@ type maintainer struct {
 	obs          Observer
 	queues       []string
 	shards       tasks.Shards
+	sweepAt      int // where the next sweep starts in the dead-letter queue
 	interval     time.Duration
 	compactAfter time.Duration
 	cursors      map[string]cursor // queue → where the archive was reconciled up to
@@ -110,9 +111,59 @@ func (m *maintainer) pass(ctx context.Context) {
 		if err := m.settleClaims(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("could not settle the requeues interrupted midway", zap.Error(err))
 		}
+		if err := m.sweep(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("could not check dead-letter entries against their orders' tasks", zap.Error(err))
+		}
 	}
 	m.checkStrays(ctx)
 	m.passes.Add(1)
+}
+
+// sweepBatch is how many dead-letter entries one pass checks against
+// their orders' tasks.
+const sweepBatch = 200
+
+// sweep checks the next sweepBatch dead-letter entries against their
+// orders' tasks and removes those whose order has been cancelled since
+// (its task completed after the entry was written), as a success does
+// (dlq.Store.Resolve): for the successes the worker could not settle
+// itself (killed within the quarter second that batches them, or Redis
+// not answering), before the completed task, the record a requeue goes
+// by, leaves at the end of its retention.
+func (m *maintainer) sweep(ctx context.Context) error {
+	entries, total, err := m.dlq.List(ctx, dlq.ListOptions{Offset: m.sweepAt, Limit: sweepBatch})
+	if err != nil {
+		return err
+	}
+	m.sweepAt += sweepBatch
+	if int64(m.sweepAt) >= total {
+		m.sweepAt = 0
+	}
+	var done []dlq.Done
+	for _, e := range entries {
+		if e.Corrupt != "" {
+			continue
+		}
+		for _, q := range m.claimQueues(e) {
+			task, err := m.store.Peek(ctx, q, e.ID)
+			if err != nil {
+				return err
+			}
+			if task.State == taskstore.StateCompleted && !task.CompletedAt.Before(e.LastFailedAt.Truncate(time.Second)) {
+				// Whole seconds: a second later, so that the entry counts as
+				// before it.
+				done = append(done, dlq.Done{ID: e.ID, At: task.CompletedAt.Add(time.Second)})
+				break
+			}
+		}
+	}
+	removed, err := m.dlq.Resolve(ctx, done)
+	for _, e := range removed {
+		m.obs.Resolved(e.Provider)
+		m.log.Info("order cancelled since it was dead-lettered (its task completed): its dead-letter entry is removed",
+			zap.String("provider", e.Provider), zap.String("order", e.Order), zap.String("task_id", e.ID), zap.Int64("entry_seq", e.Seq))
+	}
+	return err
 }
 
 // claimStale is how old a requeue's claim on a dead-letter entry must be
@@ -124,7 +175,7 @@ const claimStale = time.Minute
 // claim and their enqueue: the entry goes back unless the order's task
 // got in (dlq.Store.SettleClaim).
 func (m *maintainer) settleClaims(ctx context.Context) error {
-	claims, err := m.dlq.StaleClaims(ctx, time.Now().Add(-claimStale), reconcileBatch)
+	claims, err := m.dlq.StaleClaims(ctx, claimStale, reconcileBatch)
 	if err != nil {
 		return err
 	}

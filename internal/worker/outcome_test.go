@@ -621,3 +621,41 @@ func TestMaintenanceSettlesClaims(t *testing.T) {
 		t.Errorf("no warning about the interrupted requeue")
 	}
 }
+
+// TestMaintenanceSweepsCancelled: an entry left for an order whose task
+// has completed since (the worker that ran it was killed before it
+// settled the entry) is removed by the maintenance's sweep, with its
+// trail: a requeue then finds nothing to send again, even after the
+// completed task's retention.
+func TestMaintenanceSweepsCancelled(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t, workertest.WithMaintenance(50*time.Millisecond, time.Hour))
+	res := r.EnqueueMeari(t, "SWEEP-1", sandbox.OK())
+	r.WaitState(t, res, asynq.TaskStateCompleted)
+	task, err := tasks.NewMeariCancelTask(tasks.MeariCancel{SourceApp: workertest.SourceApp, UserAccount: "test@123.com", OrderType: 1, OrderNum: "SWEEP-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.DLQ.Put(t.Context(), dlq.Entry{ID: res.TaskID, Provider: "meari", TaskType: task.Type(), Queue: res.Queue, Payload: task.Payload(),
+		Reason: dlq.ReasonPermanent, LastFailedAt: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	workertest.Wait(t, "the sweep to remove the entry", func() (bool, string) {
+		_, err := r.DLQ.Get(t.Context(), res.TaskID)
+		return errors.Is(err, dlq.ErrNotFound), fmt.Sprint(err)
+	})
+	if tr, ok, _ := r.DLQ.Trail(t.Context(), res.TaskID); !ok || tr.Action != dlq.TrailCancelled || tr.Seq != e.Seq || tr.CancelledAt.IsZero() {
+		t.Errorf("trail %+v, want entry %d cancelled", tr, e.Seq)
+	}
+	// Filed after the completion: kept.
+	later, err := r.DLQ.Put(t.Context(), dlq.Entry{ID: res.TaskID, Provider: "meari", TaskType: task.Type(), Queue: res.Queue, Payload: task.Payload(),
+		Reason: dlq.ReasonPermanent, LastFailedAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPasses(t, r.Worker, 3)
+	if got, err := r.DLQ.Get(t.Context(), res.TaskID); err != nil || got.Seq != later.Seq {
+		t.Errorf("an entry written after the completion: %+v, %v; want kept", got, err)
+	}
+}

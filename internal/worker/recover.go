@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,33 +25,39 @@ import (
 // skew). A task the dead process held thus waits 60 to about 120s.
 //
 // What makes the lease necessary is a holder that is not dead but stopped:
-// paused (SIGSTOP, a frozen VM, a long GC pause) or cut off from Redis. Its
-// heartbeat, and so its server record, stop exactly as a dead one's, yet
-// when it resumes within its lease it finishes the call and writes the
-// outcome: asynq's processor checks only its own lease before
-// MarkAsComplete, Retry or Requeue, and its syncer retries a failed write
-// until the lease's deadline (asynq v0.26 processor.go, syncer.go). Had the
-// task been put back and picked up by another worker meanwhile, the cancel
-// goes twice and that worker's task is completed, or moved, under it. No
-// Redis record tells a stopped process from a dead one.
+// paused (SIGSTOP, a frozen VM, a long GC pause) or cut off from Redis. It
+// stops heartbeating exactly as a dead one does, yet when it resumes within
+// its lease it finishes the call and writes the outcome: asynq's processor
+// checks only its own lease before MarkAsComplete, Retry or Requeue, and
+// its syncer retries a failed write until the lease's deadline (asynq
+// v0.26 processor.go, syncer.go). Had the task been put back and picked up
+// by another worker meanwhile, the cancel goes twice and that worker's task
+// is completed, or moved, under it. Nothing in Redis tells a stopped
+// process from a dead one, and asynq's own server records can miss a live
+// holder (its heartbeat writes the records before it extends the leases,
+// and goes on when the first write fails; on a Cluster they live on
+// another node).
 //
-// So a task is put back before asynq would only when each asynq server that
-// could hold it (any whose record outlived the moment its lease was last
-// set) is accounted for:
+// So every worker process registers itself (procsKey: host, PID, kernel
+// boot and PID namespace, start time; refreshed every pass), and publishes,
+// every pass, which of the queues' settled leases it neither runs nor ran
+// in the last 40s (disclaimKey). A task is put back before asynq would only
+// when every process that could hold it is accounted for:
 //
-//   - a process of this machine that no longer exists (same host, kernel
-//     boot and PID namespace by its process record, and kill(pid, 0) says
-//     ESRCH): a dead process writes nothing; or
-//   - a process that started after the lease was set: it never held the
-//     task; or
-//   - this very process, when it has not run the task lately (started or
-//     finished it within the last 40s); if it has, and is done with it,
-//     its syncer may still write for it until the lease's deadline, on
-//     this clock, so it waits for that (plus a second).
+//   - a registered process of this machine (same host, boot and PID
+//     namespace) that no longer exists: kill(pid, 0) answers ESRCH, and a
+//     dead process writes nothing;
+//   - a live registered process that disclaimed the task after its lease
+//     was set;
+//   - this process, which is not running it: at once if it has not run
+//     it lately, else once the lease has expired by a second on its own
+//     clock (its syncer gives up at the deadline);
 //
-// Any other server (another machine's, or one that may hold it) leaves the
+// and at least one of them is the dead holder or this process. Any other
+// candidate (one registered in the last hour that is neither, or an asynq
+// server no worker registered, alive when the lease was set) leaves the
 // task to asynq's rule, the lease expired 30s ago, which this recoverer
-// only checks more often than asynq's once a minute.
+// checks every 2s rather than every minute.
 const (
 	// RecoverIntervalDefault is how often the worker looks for tasks
 	// whose holder died.
@@ -61,51 +68,66 @@ const (
 	// selfMargin is how long past its expiry a lease this process set is
 	// taken as lapsed: one clock, so only the syncer's last attempt.
 	selfMargin = time.Second
-	// settleTime is the least age of a lease before a dead holder's task
-	// is put back: time for a server that has just started to have
-	// written its record (asynq writes it as it starts).
+	// settleTime is the least age of a lease before anyone acts on it:
+	// time for its holder to have registered and begun the task's run.
 	settleTime = 5 * time.Second
-	// serversLookback bounds the servers read: one whose record expired
-	// longer ago cannot hold a task with a live lease.
+	// serversLookback bounds the asynq servers read: one whose record
+	// expired longer ago cannot hold a task with a live lease.
 	serversLookback = taskstore.LeaseDuration + leaseSkew + time.Minute
-	// procTTL is how long a worker's process record lives after its last
-	// refresh (every procRefresh).
-	procTTL     = 24 * time.Hour
-	procRefresh = time.Hour
+	// procsLookback is how long a process that stopped refreshing its
+	// registration still counts as one that could hold a task; procsKeep
+	// how long its registration is kept at all.
+	procsLookback = time.Hour
+	procsKeep     = 24 * time.Hour
+	// disclaimTTL bounds how long a disclaim is kept.
+	disclaimTTL = time.Minute
+	// recoverPrefix starts the error text of a task put back because its
+	// holder stopped, asynq's recoverer's included: a task put back a
+	// second time is retried after the policy's backoff, not at once (it
+	// may be what kills its workers).
+	recoverPrefix = "asynq: task lease"
 )
 
-// procKey returns the Redis key of the process record of host and pid.
-func procKey(host string, pid int) string {
-	return "cancelworker:proc:" + host + ":" + strconv.Itoa(pid)
-}
+// procsKey is the sorted set of worker processes, scored by their last
+// refresh (Unix ms); each member is a process's JSON procRecord.
+const procsKey = "cancelworker:procs"
 
-// procRecord is what a worker process records of itself: the machine
-// (kernel boot and PID namespace: where kill(pid, 0) means that process)
-// and when it started.
+// disclaimKey returns the key of proc's disclaim: the settled leases it
+// neither runs nor ran lately, and when it said so.
+func disclaimKey(member string) string { return "cancelworker:disclaim:" + member }
+
+// procRecord is a registered worker process.
 type procRecord struct {
-	Machine string    `json:"machine"`
-	Started time.Time `json:"started"`
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// Machine is "<boot id> <pid namespace>": where kill(pid, 0) means
+	// this process; "" where /proc does not tell.
+	Machine string `json:"machine,omitempty"`
+	// Started is when it started, in Unix ms.
+	Started int64 `json:"started"`
 }
 
-// proc is this process, for the records.
-type proc struct {
-	host string
-	pid  int
-	// machine is "<boot id> <pid namespace>"; "" where /proc does not
-	// tell (then no process is ever proved dead).
-	machine string
-	started time.Time
+// member is r as procsKey holds it.
+func (p procRecord) member() string {
+	b, _ := json.Marshal(p) // fixed fields: always marshals, always alike
+	return string(b)
 }
 
-func thisProc() proc {
-	p := proc{pid: os.Getpid(), started: time.Now()}
-	p.host, _ = os.Hostname()
+func thisProc() procRecord {
+	p := procRecord{PID: os.Getpid(), Started: time.Now().UnixMilli()}
+	p.Host, _ = os.Hostname()
 	boot, err1 := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	ns, err2 := os.Readlink("/proc/self/ns/pid")
 	if err1 == nil && err2 == nil {
-		p.machine = strings.TrimSpace(string(boot)) + " " + ns
+		p.Machine = strings.TrimSpace(string(boot)) + " " + ns
 	}
 	return p
+}
+
+// disclaim is what a process publishes each pass.
+type disclaim struct {
+	At  int64    `json:"at"` // Unix ms, the process's clock
+	IDs []string `json:"ids"`
 }
 
 // recoverer puts back the tasks of worker processes that died.
@@ -115,20 +137,21 @@ type recoverer struct {
 	log      *zap.Logger
 	queues   []string
 	interval time.Duration
-	self     proc
+	self     procRecord
 	// exists reports whether a process of this machine exists; nil means
 	// processExists (kill(pid, 0)).
 	exists func(pid int) bool
-	// ranLately reports whether this process started or finished a task
-	// lately (Handler.ranLately); nil means never.
-	ranLately func(id string) bool
-	nowFunc   func() time.Time
-
-	refreshed time.Time              // when this process's record was last written
-	records   map[string]*procRecord // procKey → record (nil: none), read this pass
+	// taskState reports whether this process runs a task, and whether it
+	// ran it lately (Handler.taskState); nil means never.
+	taskState func(id string) (running, lately bool)
+	// backoff is how long a task put back a second time waits, by its
+	// type and retry count; nil means not at all.
+	backoff func(typ string, retried int) time.Duration
+	nowFunc func() time.Time
 }
 
-// run looks every interval until ctx ends.
+// run looks every interval until ctx ends, then withdraws this process's
+// disclaim.
 func (r *recoverer) run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
@@ -138,152 +161,230 @@ func (r *recoverer) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			r.deregister(ctx)
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// register writes this process's record, which lets a worker started
-// after it on this machine prove it dead; the worker calls it before its
-// asynq servers take a task, and pass refreshes it.
+// deregister takes this process out of the registry as it stops, once its
+// asynq servers have shut down and hold no task: it then keeps no other
+// worker from putting a task back early.
+func (r *recoverer) deregister(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	pipe := r.rdb.Pipeline()
+	pipe.ZRem(dctx, procsKey, r.self.member())
+	pipe.Del(dctx, disclaimKey(r.self.member()))
+	if _, err := pipe.Exec(dctx); err != nil {
+		r.log.Warn("could not take this process out of the workers' registry; for an hour, a worker on another machine that dies has its tasks put back only after asynq's lease", zap.Error(err))
+	}
+}
+
+// register adds this process to the registry, or refreshes it; the worker
+// calls it before its asynq servers take a task, and every pass does.
 func (r *recoverer) register(ctx context.Context) error {
-	b, err := json.Marshal(procRecord{Machine: r.self.machine, Started: r.self.started})
-	if err != nil {
-		return err
+	now := r.nowFunc()
+	pipe := r.rdb.Pipeline()
+	pipe.ZAdd(ctx, procsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.self.member()})
+	pipe.ZRemRangeByScore(ctx, procsKey, "-inf", "("+strconv.FormatInt(now.Add(-procsKeep).UnixMilli(), 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("register this process: %w", err)
 	}
-	if err := r.rdb.Set(ctx, procKey(r.self.host, r.self.pid), b, procTTL).Err(); err != nil {
-		return fmt.Errorf("write this process's record: %w", err)
-	}
-	r.refreshed = r.nowFunc()
 	return nil
 }
 
-// pass puts back every task, in the queues served, whose holder is
-// accounted for as above, or whose lease expired 30s ago.
+// candidate is a lease that may be put back: old enough to judge.
+type candidate struct {
+	queue string
+	lease taskstore.Lease
+	set   time.Time // when its holder last set it
+}
+
+// pass registers this process, publishes its disclaim, and puts back every
+// task, in the queues served, whose holders are accounted for as above, or
+// whose lease expired 30s ago.
 func (r *recoverer) pass(ctx context.Context) error {
 	now := r.nowFunc()
-	clear(r.records)
-	if now.Sub(r.refreshed) >= procRefresh {
-		if err := r.register(ctx); err != nil {
-			return err
-		}
+	if err := r.register(ctx); err != nil {
+		return err
 	}
-	var servers []taskstore.Server
-	read := false
+	var settled []candidate
+	var mine []string // settled leases this process disclaims
 	for _, q := range r.queues {
 		leases, err := r.store.Leases(ctx, q)
 		if err != nil {
 			return err
 		}
 		for _, l := range leases {
-			set := l.Expires.Add(-taskstore.LeaseDuration) // when the holder last set it
+			set := l.Expires.Add(-taskstore.LeaseDuration)
 			if now.Sub(set) < settleTime {
 				continue
 			}
-			if !read {
-				if servers, err = r.store.Servers(ctx, now.Add(-serversLookback), now); err != nil {
-					return err
-				}
-				read = true
+			settled = append(settled, candidate{q, l, set})
+			if running, lately := r.state(l.ID); !running && !lately {
+				mine = append(mine, l.ID)
 			}
-			at, why, held, err := r.verdict(ctx, servers, l, set)
-			if err != nil {
-				return err
-			}
-			if held || now.Before(at) {
-				continue
-			}
-			ok, err := r.store.RecoverActive(ctx, q, l, why, now)
-			if err != nil {
-				return err
-			}
-			if ok {
-				r.log.Warn("put back a task whose worker stopped: its call's outcome is unknown, so a permanent answer to the next attempt is flagged",
-					zap.String("task_id", l.ID), zap.String("queue", q), zap.Time("lease_set", set), zap.String("why", why))
-			}
+		}
+	}
+	if len(mine) > 0 {
+		b, err := json.Marshal(disclaim{At: now.UnixMilli(), IDs: mine})
+		if err != nil {
+			return err
+		}
+		if err := r.rdb.Set(ctx, disclaimKey(r.self.member()), b, disclaimTTL).Err(); err != nil {
+			return fmt.Errorf("publish this process's disclaim: %w", err)
+		}
+	}
+	if len(settled) == 0 {
+		return nil
+	}
+	w, err := r.world(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, c := range settled {
+		at, why, held := r.verdict(w, c)
+		if held || now.Before(at) {
+			continue
+		}
+		ok, err := r.putBack(ctx, c, why, now)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.log.Warn("put back a task whose worker stopped: its call's outcome is unknown, so a permanent answer to the next attempt is flagged",
+				zap.String("task_id", c.lease.ID), zap.String("queue", c.queue), zap.Time("lease_set", c.set), zap.String("why", why))
 		}
 	}
 	return nil
 }
 
-// verdict returns when the task under lease l, last set at set, may be put
-// back, and why; held when this process is running it.
-func (r *recoverer) verdict(ctx context.Context, servers []taskstore.Server, l taskstore.Lease, set time.Time) (at time.Time, why string, held bool, err error) {
-	at = set
-	lapsed := func(t time.Time, w string) {
-		if t.After(at) {
-			at, why = t, w
-		}
-	}
-	candidates := 0
-	var dead []string
-	for _, s := range servers {
-		if s.Expires.Before(set.Add(-time.Second)) {
-			continue // its record was gone before the lease was set
-		}
-		candidates++
-		rec, err := r.record(ctx, s.Host, s.PID)
-		if err != nil {
-			return time.Time{}, "", false, err
-		}
-		sameMachine := rec != nil && r.self.machine != "" && s.Host == r.self.host && rec.Machine == r.self.machine
-		self := s.Host == r.self.host && s.PID == r.self.pid
-		switch {
-		case self && s.Alive && s.Tasks[l.ID]:
-			return time.Time{}, "", true, nil // running it
-		case self && r.self.started.After(set.Add(time.Second)):
-			// This process started after the lease was set.
-		case self && r.ranLately != nil && r.ranLately(l.ID):
-			lapsed(l.Expires.Add(selfMargin), fmt.Sprintf("asynq: task lease expired at %s, and this process, which ran it, is done with it", l.Expires.UTC().Format(time.RFC3339)))
-		case self:
-			// Not run here lately: not this process's.
-		case sameMachine && rec.Started.After(set.Add(time.Second)):
-			// Started after the lease was set: it never held the task.
-		case sameMachine && !r.processExists(s.PID):
-			dead = append(dead, s.Host+":"+strconv.Itoa(s.PID))
-		default:
-			lapsed(l.Expires.Add(leaseSkew), "")
-		}
-	}
-	if candidates == 0 || (len(dead) == 0 && !at.After(set)) {
-		// No server to account for it: whoever set the lease left no
-		// record to judge by.
-		lapsed(l.Expires.Add(leaseSkew), "")
-	}
-	switch {
-	case why != "":
-	case at.After(set):
-		why = fmt.Sprintf("asynq: task lease expired (at %s, not renewed since): its worker stopped", l.Expires.UTC().Format(time.RFC3339))
-	case len(dead) > 0:
-		why = "asynq: task lease cut short: the worker process holding it is dead (" + strings.Join(dead, ", ") + ")"
-	}
-	return at, why, false, nil
+// world is what a pass knows of the processes and asynq's servers.
+type world struct {
+	procs      []proc
+	servers    []taskstore.Server
+	registered map[string]bool // "host:pid" of every registered process
 }
 
-// record returns the process record of host and pid, nil when there is
-// none; each is read once a pass.
-func (r *recoverer) record(ctx context.Context, host string, pid int) (*procRecord, error) {
-	key := procKey(host, pid)
-	if rec, ok := r.records[key]; ok {
-		return rec, nil
+// proc is a registered process, as a pass sees it.
+type proc struct {
+	rec      procRecord
+	self     bool
+	dead     bool // proved: this machine, and kill(pid, 0) says ESRCH
+	disclaim disclaim
+}
+
+// world reads the registry, each process's disclaim and asynq's servers.
+func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
+	var w world
+	members, err := r.rdb.ZRangeByScore(ctx, procsKey, &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-procsLookback).UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return w, fmt.Errorf("read the worker processes: %w", err)
 	}
-	v, err := r.rdb.Get(ctx, key).Bytes()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read the record of process %s:%d: %w", host, pid, err)
+	self := r.self.member()
+	pipe := r.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(members))
+	for i, m := range members {
+		gets[i] = pipe.Get(ctx, disclaimKey(m))
 	}
-	var rec *procRecord
-	if err == nil {
-		rec = &procRecord{}
-		if json.Unmarshal(v, rec) != nil {
-			rec = nil
+	if len(members) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return w, fmt.Errorf("read the disclaims: %w", err)
 		}
 	}
-	if r.records == nil {
-		r.records = map[string]*procRecord{}
+	w.registered = map[string]bool{}
+	for i, m := range members {
+		p := proc{self: m == self}
+		if json.Unmarshal([]byte(m), &p.rec) != nil {
+			continue
+		}
+		if v, err := gets[i].Bytes(); err == nil {
+			_ = json.Unmarshal(v, &p.disclaim)
+		}
+		sameMachine := r.self.Machine != "" && p.rec.Machine == r.self.Machine && p.rec.Host == r.self.Host
+		switch {
+		case p.self || !sameMachine:
+		case p.rec.PID == r.self.PID:
+			p.dead = true // this process holds its PID now
+		default:
+			p.dead = !r.processExists(p.rec.PID)
+		}
+		w.procs = append(w.procs, p)
+		w.registered[p.rec.Host+":"+strconv.Itoa(p.rec.PID)] = true
 	}
-	r.records[key] = rec
-	return rec, nil
+	if w.servers, err = r.store.Servers(ctx, now.Add(-serversLookback), now); err != nil {
+		return w, err
+	}
+	return w, nil
+}
+
+// verdict returns when the task of c may be put back, and why; held when
+// this process is running it.
+func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, held bool) {
+	l, set := c.lease, c.set
+	generic := l.Expires.Add(leaseSkew)
+	running, self := r.state(l.ID)
+	if running {
+		return time.Time{}, "", true
+	}
+	at = set
+	if self {
+		// Run here lately: asynq here may still write its outcome until
+		// the lease's deadline, on this clock.
+		at = l.Expires.Add(selfMargin)
+		why = fmt.Sprintf("%s expired at %s and this process, which ran it, is done with it", recoverPrefix, l.Expires.UTC().Format(time.RFC3339))
+	}
+	var dead []string
+	for _, p := range w.procs {
+		switch {
+		case p.self:
+		case p.dead:
+			dead = append(dead, p.rec.Host+":"+strconv.Itoa(p.rec.PID))
+		case p.disclaim.At >= set.Add(settleTime).UnixMilli() && slices.Contains(p.disclaim.IDs, l.ID):
+			// Alive, and it said after the lease was set that it does
+			// not hold the task.
+		default:
+			return generic, genericWhy(l), false
+		}
+	}
+	for _, s := range w.servers {
+		if !s.Expires.Before(set.Add(-time.Second)) && !w.registered[s.Host+":"+strconv.Itoa(s.PID)] {
+			return generic, genericWhy(l), false // an asynq server no worker registered
+		}
+	}
+	switch {
+	case len(dead) > 0 && why == "":
+		why = recoverPrefix + " cut short: the worker process holding it is dead (" + strings.Join(dead, ", ") + ")"
+	case len(dead) == 0 && !self:
+		// Nobody accounted for is its holder: whoever set the lease left
+		// no registration to judge by.
+		return generic, genericWhy(l), false
+	}
+	return at, why, false
+}
+
+func genericWhy(l taskstore.Lease) string {
+	return fmt.Sprintf("%s expired (at %s, not renewed since): its worker stopped", recoverPrefix, l.Expires.UTC().Format(time.RFC3339))
+}
+
+// putBack puts the task of c back: at once, or after the backoff when it
+// was put back before (it may be what kills its workers).
+func (r *recoverer) putBack(ctx context.Context, c candidate, why string, now time.Time) (bool, error) {
+	return r.store.RecoverActive(ctx, c.queue, c.lease, why, now, func(m taskstore.Message) time.Time {
+		if r.backoff == nil || !strings.HasPrefix(m.ErrorMsg, recoverPrefix) {
+			return now
+		}
+		return now.Add(r.backoff(m.Type, m.Retried))
+	})
+}
+
+func (r *recoverer) state(id string) (running, lately bool) {
+	if r.taskState == nil {
+		return false, false
+	}
+	return r.taskState(id)
 }
 
 func (r *recoverer) processExists(pid int) bool {
@@ -292,3 +393,4 @@ func (r *recoverer) processExists(pid int) bool {
 	}
 	return processExists(pid)
 }
+

@@ -1,10 +1,10 @@
 package worker
 
 import (
-	"context"
 	"encoding/json"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,182 +36,215 @@ redis.call("HDEL", KEYS[4], "pending_since")
 redis.call("ZADD", KEYS[3], ARGV[2], ARGV[1])
 return 1`)
 
-// server writes the heartbeat of an asynq server host:pid:sid, as asynq
-// does: its record (alive: with a TTL of 10s, left beatAgo ago) or only
-// its entry in the servers set (dead, its record expired), and the tasks
-// it lists.
-func server(t *testing.T, rdb *redis.Client, host string, pid int, sid string, alive bool, beatAgo time.Duration, tasks ...string) {
-	t.Helper()
-	ctx := t.Context()
-	inner := host + ":" + strconv.Itoa(pid) + ":" + sid
-	expires := time.Now().Add(-beatAgo).Add(10 * time.Second)
-	if err := rdb.ZAdd(ctx, "asynq:servers", redis.Z{Score: float64(expires.Unix()), Member: "asynq:servers:{" + inner + "}"}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if !alive {
-		return
-	}
-	ttl := 10*time.Second - beatAgo
-	if err := rdb.Set(ctx, "asynq:servers:{"+inner+"}", "info", ttl).Err(); err != nil {
-		t.Fatal(err)
-	}
-	wkey := "asynq:workers:{" + inner + "}"
-	for _, id := range tasks {
-		rdb.HSet(ctx, wkey, id, "w")
-	}
-	rdb.PExpire(ctx, wkey, ttl)
+// recoverWorld is one test's fabricated world: asynq's records of active
+// tasks and servers, the workers' registry and disclaims, and a recoverer
+// for this process.
+type recoverWorld struct {
+	t    *testing.T
+	rdb  *redis.Client
+	q    string
+	r    *recoverer
+	insp *asynq.Inspector
+	n    int64
 }
 
-// TestRecoverDeadProcess fabricates asynq's records of active tasks and
-// their holders, and checks which the recoverer puts back: the task of a
-// proved dead process of this machine at once; not one that a live
-// server may hold, nor one held by a process of another machine or one
-// still running, until their lease has lapsed for asynq's skew allowance.
-func TestRecoverDeadProcess(t *testing.T) {
-	t.Parallel()
-	rdb := redistest.New(t).Client(t)
-	ctx := t.Context()
-	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
-	q := tasks.QueuePandaPon
+func newRecoverWorld(t *testing.T) *recoverWorld {
+	t.Helper()
 	self := thisProc()
-	self.started = time.Now().Add(-time.Hour)
-	if self.machine == "" {
+	if self.Machine == "" {
 		t.Skip("no /proc: no process can be proved dead here")
 	}
-	now := time.Now()
-	// leaseSet is when each task's lease was last set: its expiry is 30s
-	// later.
-	hold := func(n int64, leaseSet time.Time) string {
-		task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: tasks.OrderID(n)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := enq.Enqueue(ctx, task, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys := []string{"asynq:{" + q + "}:pending", "asynq:{" + q + "}:active", "asynq:{" + q + "}:lease", taskstore.TaskKey(q, res.TaskID)}
-		if err := holdScript.Run(ctx, rdb, keys, res.TaskID, leaseSet.Add(taskstore.LeaseDuration).Unix()).Err(); err != nil {
-			t.Fatal(err)
-		}
-		return res.TaskID
+	self.Started = time.Now().Add(-time.Hour).UnixMilli()
+	rdb := redistest.New(t).Client(t)
+	w := &recoverWorld{t: t, rdb: rdb, q: tasks.QueuePandaPon, insp: asynq.NewInspectorFromRedisClient(rdb)}
+	w.r = &recoverer{store: taskstore.New(rdb), rdb: rdb, log: zap.NewNop(), queues: []string{w.q}, interval: time.Hour, self: self, nowFunc: time.Now}
+	w.register(self, time.Now())
+	return w
+}
+
+// hold enqueues a task and makes it active under a lease last set at set.
+func (w *recoverWorld) hold(set time.Time) string {
+	w.t.Helper()
+	w.n++
+	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: tasks.OrderID(w.n)})
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	dead, other := deadPID(t), deadPID(t)
-	sleeper := exec.Command("sleep", "60")
+	res, err := tasks.NewEnqueuer(w.rdb, tasks.Shards{}).Enqueue(w.t.Context(), task, false)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	keys := []string{"asynq:{" + w.q + "}:pending", "asynq:{" + w.q + "}:active", "asynq:{" + w.q + "}:lease", taskstore.TaskKey(w.q, res.TaskID)}
+	if err := holdScript.Run(w.t.Context(), w.rdb, keys, res.TaskID, set.Add(taskstore.LeaseDuration).Unix()).Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	return res.TaskID
+}
+
+// register adds p to the workers' registry, last refreshed at.
+func (w *recoverWorld) register(p procRecord, at time.Time) {
+	w.t.Helper()
+	if err := w.rdb.ZAdd(w.t.Context(), procsKey, redis.Z{Score: float64(at.UnixMilli()), Member: p.member()}).Err(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// disclaim publishes p's disclaim of ids at at.
+func (w *recoverWorld) disclaim(p procRecord, at time.Time, ids ...string) {
+	w.t.Helper()
+	b, _ := json.Marshal(disclaim{At: at.UnixMilli(), IDs: ids})
+	if err := w.rdb.Set(w.t.Context(), disclaimKey(p.member()), b, time.Minute).Err(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// server writes an asynq server's record, alive, as its heartbeat does.
+func (w *recoverWorld) server(host string, pid int) {
+	w.t.Helper()
+	inner := host + ":" + strconv.Itoa(pid) + ":sid"
+	ctx := w.t.Context()
+	w.rdb.ZAdd(ctx, "asynq:servers", redis.Z{Score: float64(time.Now().Add(10 * time.Second).Unix()), Member: "asynq:servers:{" + inner + "}"})
+	w.rdb.Set(ctx, "asynq:servers:{"+inner+"}", "info", 10*time.Second)
+}
+
+// pass runs one pass of the recoverer.
+func (w *recoverWorld) pass() {
+	w.t.Helper()
+	if err := w.r.pass(w.t.Context()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// want fails the test unless task id is in state.
+func (w *recoverWorld) want(what, id string, state asynq.TaskState) *asynq.TaskInfo {
+	w.t.Helper()
+	info, err := w.insp.GetTaskInfo(w.q, id)
+	if err != nil || info.State != state {
+		w.t.Errorf("%s: task %s is %v (%v), want %s", what, id, info, err, state)
+		return nil
+	}
+	return info
+}
+
+// other returns a registered process of this machine with pid.
+func (w *recoverWorld) other(pid int) procRecord {
+	return procRecord{Host: w.r.self.Host, PID: pid, Machine: w.r.self.Machine, Started: time.Now().Add(-time.Hour).UnixMilli()}
+}
+
+// TestRecoverDeadProcess checks which active tasks the recoverer puts back
+// before asynq's lease, on fabricated records.
+func TestRecoverDeadProcess(t *testing.T) {
+	t.Parallel()
+	sleeper := exec.Command("sleep", "120")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
-	record := func(host string, pid int, machine string, started time.Time) {
-		b, _ := json.Marshal(procRecord{Machine: machine, Started: started})
-		rdb.Set(ctx, procKey(host, pid), b, time.Hour)
-	}
-	for _, pid := range []int{dead, sleeper.Process.Pid} {
-		record(self.host, pid, self.machine, now.Add(-time.Hour))
-	}
-	record("elsewhere", other, "another boot", now.Add(-time.Hour))
+	alivePID := sleeper.Process.Pid
 
-	// The dead process held "deadTask" (set 6s ago); a live server (this
-	// process's) beat 1s ago without it.
-	deadTask := hold(1, now.Add(-6*time.Second))
-	server(t, rdb, self.host, dead, "s-dead", true, 4*time.Second, deadTask)
-	server(t, rdb, self.host, self.pid, "s-live", true, time.Second)
-	// A paused process of this machine (it exists) held "pausedTask".
-	pausedTask := hold(2, now.Add(-20*time.Second))
-	server(t, rdb, self.host, sleeper.Process.Pid, "s-paused", false, 20*time.Second)
-	// A process of another machine, record gone, held "elsewhereTask".
-	elsewhereTask := hold(3, now.Add(-20*time.Second))
-	server(t, rdb, "elsewhere", other, "s-other", false, 20*time.Second)
-	// A lease lapsed a minute ago, whoever held it.
-	lapsedTask := hold(4, now.Add(-90*time.Second))
-
-	r := &recoverer{store: taskstore.New(rdb), rdb: rdb, log: zap.NewNop(), queues: []string{q}, interval: time.Hour, self: self, nowFunc: time.Now}
-	if err := r.pass(ctx); err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	for id, want := range map[string]asynq.TaskState{
-		deadTask: asynq.TaskStatePending, lapsedTask: asynq.TaskStatePending,
-		pausedTask: asynq.TaskStateActive, elsewhereTask: asynq.TaskStateActive,
-	} {
-		info, err := insp.GetTaskInfo(q, id)
-		if err != nil || info.State != want {
-			t.Errorf("task %s: %v, %v; want %s", id, info, err, want)
-			continue
+	t.Run("a dead process of this machine: at once", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.register(w.other(deadPID(t)), time.Now().Add(-3*time.Second))
+		x := w.hold(time.Now().Add(-6 * time.Second))
+		fresh := w.hold(time.Now().Add(-2 * time.Second))
+		w.pass()
+		if info := w.want("the dead process's task", x, asynq.TaskStatePending); info != nil && (info.Retried != 1 || !strings.Contains(info.LastErr, "is dead")) {
+			t.Errorf("retried %d, last error %q; want the lost run counted, saying its holder is dead", info.Retried, info.LastErr)
 		}
-		if want == asynq.TaskStatePending && (info.Retried != 1 || info.LastErr == "") {
-			t.Errorf("recovered task %s: retried %d, last error %q; want the lost run counted, with why", id, info.Retried, info.LastErr)
-		}
-	}
-	if n := rdb.ZCard(ctx, "asynq:{"+q+"}:lease").Val(); n != 2 {
-		t.Errorf("%d leases left, want the 2 not recovered", n)
-	}
-	var rec procRecord
-	if err := json.Unmarshal([]byte(rdb.Get(ctx, procKey(self.host, self.pid)).Val()), &rec); err != nil || rec.Machine != self.machine {
-		t.Errorf("this process's record %+v, %v; want machine %q", rec, err, self.machine)
-	}
+		w.want("a lease set 2s ago", fresh, asynq.TaskStateActive)
+	})
 
-	// A process of this machine that started after the lease was set
-	// never held the task: the dead one did.
-	restarted := hold(7, time.Now().Add(-6*time.Second))
-	newcomer := deadPID(t) // its PID; the process need not exist for this
-	record(self.host, newcomer, self.machine, time.Now().Add(-time.Second))
-	server(t, rdb, self.host, newcomer, "s-new", true, 0)
-	server(t, rdb, self.host, dead, "s-dead3", true, 6*time.Second)
-	r.exists = func(pid int) bool { return pid != dead }
-	if err := r.pass(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if info, _ := insp.GetTaskInfo(q, restarted); info == nil || info.State != asynq.TaskStatePending {
-		t.Errorf("task of the dead process, a newcomer running: %v, want pending", info)
-	}
-}
+	t.Run("another live process: only once it disclaims the task", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.register(w.other(deadPID(t)), time.Now())
+		live := w.other(alivePID)
+		w.register(live, time.Now())
+		set := time.Now().Add(-7 * time.Second)
+		x := w.hold(set)
+		w.disclaim(live, set.Add(time.Second), x) // before the lease settled: says nothing
+		w.pass()
+		w.want("before the live process disclaims it", x, asynq.TaskStateActive)
+		w.disclaim(live, time.Now(), x)
+		w.pass()
+		w.want("after it disclaims it", x, asynq.TaskStatePending)
+	})
 
-// TestRecoverOwnTask: a task this process ran and is done with, whose
-// completion did not reach Redis (a failover lost it), is put back once its
-// lease has lapsed by a second on this clock, not after asynq's 30s more.
-func TestRecoverOwnTask(t *testing.T) {
-	t.Parallel()
-	rdb := redistest.New(t).Client(t)
-	ctx := t.Context()
-	q := tasks.QueuePandaPon
-	self := thisProc()
-	self.started = time.Now().Add(-time.Hour)
-	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
-	hold := func(n int64, leaseSet time.Time) string {
-		task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: tasks.OrderID(n)})
-		if err != nil {
+	t.Run("a process that cannot be proved dead: asynq's lease", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.register(w.other(deadPID(t)), time.Now())
+		w.register(procRecord{Host: "elsewhere", PID: 7, Machine: "another boot", Started: 1}, time.Now().Add(-30*time.Minute))
+		w.register(w.other(alivePID), time.Now().Add(-10*time.Minute)) // paused: exists, silent
+		x := w.hold(time.Now().Add(-20 * time.Second))
+		lapsed := w.hold(time.Now().Add(-61 * time.Second))
+		w.pass()
+		w.want("another machine's or a paused process's", x, asynq.TaskStateActive)
+		w.want("a lease expired over 30s ago", lapsed, asynq.TaskStatePending)
+	})
+
+	t.Run("an asynq server no worker registered: asynq's lease", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.register(w.other(deadPID(t)), time.Now())
+		w.server("foreign-host", 99)
+		x := w.hold(time.Now().Add(-6 * time.Second))
+		w.pass()
+		w.want("with an unregistered server alive", x, asynq.TaskStateActive)
+	})
+
+	t.Run("this process: never while it runs the task; a second past the lease once done", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		running := w.hold(time.Now().Add(-70 * time.Second))
+		done := w.hold(time.Now().Add(-29 * time.Second))
+		doneLapsed := w.hold(time.Now().Add(-32 * time.Second))
+		notOurs := w.hold(time.Now().Add(-20 * time.Second))
+		w.r.taskState = func(id string) (bool, bool) { return id == running, id == running || id == done || id == doneLapsed }
+		w.pass()
+		w.want("running here", running, asynq.TaskStateActive)
+		w.want("run here, lease not yet lapsed", done, asynq.TaskStateActive)
+		w.want("run here, lease lapsed a second ago", doneLapsed, asynq.TaskStatePending)
+		w.want("never run here, no dead holder", notOurs, asynq.TaskStateActive)
+	})
+
+	t.Run("put back a second time: after the backoff", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.r.backoff = func(string, int) time.Duration { return time.Hour }
+		w.register(w.other(deadPID(t)), time.Now())
+		x := w.hold(time.Now().Add(-6 * time.Second))
+		w.pass()
+		w.want("first time", x, asynq.TaskStatePending)
+		keys := []string{"asynq:{" + w.q + "}:pending", "asynq:{" + w.q + "}:active", "asynq:{" + w.q + "}:lease", taskstore.TaskKey(w.q, x)}
+		if err := holdScript.Run(t.Context(), w.rdb, keys, x, time.Now().Add(-6*time.Second).Add(taskstore.LeaseDuration).Unix()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		res, err := enq.Enqueue(ctx, task, false)
-		if err != nil {
+		w.pass()
+		if info := w.want("second time", x, asynq.TaskStateRetry); info != nil && info.NextProcessAt.Before(time.Now().Add(50*time.Minute)) {
+			t.Errorf("retry at %s, want after the hour's backoff", info.NextProcessAt)
+		}
+	})
+
+	t.Run("a registration this process left, and its disclaim", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		if err := w.r.register(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		keys := []string{"asynq:{" + q + "}:pending", "asynq:{" + q + "}:active", "asynq:{" + q + "}:lease", taskstore.TaskKey(q, res.TaskID)}
-		if err := holdScript.Run(ctx, rdb, keys, res.TaskID, leaseSet.Add(taskstore.LeaseDuration).Unix()).Err(); err != nil {
-			t.Fatal(err)
+		x := w.hold(time.Now().Add(-6 * time.Second))
+		w.pass()
+		if score, err := w.rdb.ZScore(t.Context(), procsKey, w.r.self.member()).Result(); err != nil || time.Since(time.UnixMilli(int64(score))) > 5*time.Second {
+			t.Errorf("this process's registration: %v, %v; want refreshed", score, err)
 		}
-		return res.TaskID
-	}
-	ours := hold(5, time.Now().Add(-29*time.Second))
-	later := hold(6, time.Now().Add(-32*time.Second))
-	running := hold(7, time.Now().Add(-40*time.Second))
-	notOurs := hold(8, time.Now().Add(-32*time.Second))
-	server(t, rdb, self.host, self.pid, "s-live", true, 0, running)
-	r := &recoverer{store: taskstore.New(rdb), rdb: rdb, log: zap.NewNop(), queues: []string{q}, interval: time.Hour, self: self, nowFunc: time.Now,
-		ranLately: func(id string) bool { return id == ours || id == later || id == running }}
-	if err := r.pass(ctx); err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	for id, want := range map[string]asynq.TaskState{
-		ours: asynq.TaskStateActive, later: asynq.TaskStatePending, running: asynq.TaskStateActive,
-		// Not run here, and no other server to account for it: asynq's
-		// rule, 30s after its lease.
-		notOurs: asynq.TaskStateActive,
-	} {
-		if info, err := insp.GetTaskInfo(q, id); err != nil || info.State != want {
-			t.Errorf("task %s: %v, %v; want %s", id, info, err, want)
+		var d disclaim
+		if err := json.Unmarshal([]byte(w.rdb.Get(t.Context(), disclaimKey(w.r.self.member())).Val()), &d); err != nil || len(d.IDs) != 1 || d.IDs[0] != x {
+			t.Errorf("this process's disclaim %+v, %v; want %s", d, err, x)
 		}
-	}
+		w.r.deregister(t.Context())
+		if n := w.rdb.Exists(t.Context(), disclaimKey(w.r.self.member())).Val(); n != 0 || w.rdb.ZScore(t.Context(), procsKey, w.r.self.member()).Err() == nil {
+			t.Error("deregister left this process's registration or disclaim")
+		}
+	})
 }

@@ -77,6 +77,10 @@ type Options struct {
 	RecoverInterval time.Duration
 }
 
+// errHolderStopped is the failure a task put back by the recoverer is
+// retried for.
+var errHolderStopped = errors.New("its worker stopped")
+
 // DelayedTaskCheckIntervalDefault is how often each dequeuer moves the
 // tasks whose retry or put-back time has come to their queue. asynq's own
 // default, 5s, would add up to 5s to every retry and to every task a rate
@@ -243,7 +247,10 @@ func New(o Options) (*Worker, error) {
 		w.recov = &recoverer{
 			store: taskstore.New(o.Redis), rdb: o.Redis, log: o.Logger.Named("recoverer"), queues: sortedQueues(queues),
 			interval: cmp.Or(o.RecoverInterval, RecoverIntervalDefault), self: thisProc(), nowFunc: o.NowFunc,
-			ranLately: h.ranLately,
+			taskState: h.taskState,
+			backoff: func(typ string, retried int) time.Duration {
+				return byType[typ].Delay(retried, errHolderStopped)
+			},
 		}
 		if w.recov.nowFunc == nil {
 			w.recov.nowFunc = time.Now
