@@ -279,8 +279,15 @@ func TestProviderOutage(t *testing.T) {
 	}
 	size, archived := deadLettered(t, rdb)
 	openBound := probes * (int(outage/openFor) + 1)
-	t.Logf("scenario 4: breaker open %s after the start, after %d calls (bound %d); %d calls while open in the rest of the 30s outage (bound %d), for %d tasks; most calls for one order %d; all cancelled %s after the recovery, busiest second after it %d calls (limit %d + burst %d); DLQ %d, archived %d",
-		openedIn.Round(100*time.Millisecond), atOpen, failures+concurrency, during-atOpen, openBound, n, most, took.Round(time.Second), busiest, rate, burst, size, archived)
+	scrape := metrics(t, w)
+	var held []string
+	for _, reason := range []string{"breaker_open", "breaker_half_open", "breaker_probe_failed", "rate_limit"} {
+		v, _ := metricValue(scrape, "cancelworker_deferred_total", `provider="pandapon",reason="`+reason+`"`)
+		held = append(held, fmt.Sprintf("%s %v", reason, v))
+	}
+	opened, _ := metricValue(scrape, "cancelworker_breaker_opened_total", `provider="pandapon"`)
+	t.Logf("scenario 4: breaker open %s after the start, after %d calls (bound %d); %d calls while open in the rest of the 30s outage (bound %d), for %d tasks; opened %v times (each failed probing); tasks put back: %s; most calls for one order %d; all cancelled %s after the recovery, busiest second after it %d calls (limit %d + burst %d); DLQ %d, archived %d",
+		openedIn.Round(100*time.Millisecond), atOpen, failures+concurrency, during-atOpen, openBound, n, opened, strings.Join(held, ", "), most, took.Round(time.Second), busiest, rate, burst, size, archived)
 	if openedIn > 5*time.Second {
 		t.Errorf("the breaker opened %s after the start, want within 5s", openedIn)
 	}

@@ -72,11 +72,14 @@ const (
 	ReasonBreakerOpen = "breaker_open"        // the circuit breaker is open
 	ReasonBreakerBusy = "breaker_half_open"   // its probes are in flight
 	ReasonLimiterDown = "limiter_unavailable" // Redis did not answer the limiter
+	// ReasonProbeFailed: a half-open breaker's probe failed; the task is
+	// put back as if the breaker had held it (the report's Deferred).
+	ReasonProbeFailed = "breaker_probe_failed"
 )
 
 // Reasons lists every deferral reason.
 func Reasons() []string {
-	return []string{ReasonRateLimit, ReasonRetryAfter, ReasonBreakerOpen, ReasonBreakerBusy, ReasonLimiterDown}
+	return []string{ReasonRateLimit, ReasonRetryAfter, ReasonBreakerOpen, ReasonBreakerBusy, ReasonLimiterDown, ReasonProbeFailed}
 }
 
 // Breaker states, as Observer.BreakerState and the metric give them.
@@ -300,7 +303,14 @@ func PauseKey(provider string) string { return "cancelworker:{" + provider + "}:
 // flight), the provider's Retry-After pause runs, or no token comes within
 // MaxWait. A wait for a token holds no Redis connection. It returns ctx's
 // error if ctx ends while waiting.
-func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
+//
+// done returns a *retry.Deferred when the call was a half-open breaker's
+// probe that failed (a transient failure): a call the breaker made to test
+// the provider, which its task should not pay for with an attempt and a
+// longer backoff any more than for the calls the breaker holds. The task
+// goes back for the rest of the open time, or a second if the breaker is
+// still probing. Otherwise done returns nil.
+func (g *Guard) Acquire(ctx context.Context) (done func(error) *retry.Deferred, err error) {
 	if d := g.pause(ctx); d > 0 {
 		return nil, g.deferred(d, ReasonRetryAfter)
 	}
@@ -328,10 +338,11 @@ func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
 	// if its open time was up. (Should it move on before the call ends,
 	// gobreaker drops the outcome, whatever is passed below.)
 	probe, period := g.cb.State() == gobreaker.StateHalfOpen, g.halfOpenSince.Load()
-	return func(callErr error) {
+	return func(callErr error) *retry.Deferred {
 		auth := providers.ClassOf(callErr) == providers.Auth
 		g.reportMu.Lock()
 		defer g.reportMu.Unlock()
+		failedProbe := probe && providers.ClassOf(callErr) == providers.Transient && !isExcluded(callErr)
 		switch {
 		case isExcluded(callErr):
 		case isSuccessful(callErr):
@@ -347,6 +358,13 @@ func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
 			callErr = errProbeTolerated
 		}
 		cbDone(callErr)
+		if !failedProbe {
+			return nil
+		}
+		if g.cb.State() == gobreaker.StateOpen {
+			return g.deferred(g.openRemaining(), ReasonProbeFailed)
+		}
+		return g.deferred(busyDeferral, ReasonProbeFailed)
 	}, nil
 }
 

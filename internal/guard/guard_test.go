@@ -338,8 +338,18 @@ func TestBreaker(t *testing.T) {
 					if g.State() != guard.StateHalfOpen {
 						t.Fatalf("state %d before probe %d, want half-open", g.State(), i+1)
 					}
-					if err := call(t, g, o); err != nil {
+					done, err := g.Acquire(t.Context())
+					if err != nil {
 						t.Fatalf("probe %d: %v", i+1, err)
+					}
+					d := done(o)
+					switch {
+					case providers.ClassOf(o) != providers.Transient && d != nil:
+						t.Errorf("probe %d (%v): report %+v, want none", i+1, o, d)
+					case providers.ClassOf(o) == providers.Transient && (d == nil || d.Reason != guard.ReasonProbeFailed):
+						t.Errorf("probe %d (failed): report %+v, want breaker_probe_failed", i+1, d)
+					case d != nil && g.State() == guard.StateOpen && d.After < 90*time.Millisecond:
+						t.Errorf("probe %d reopened the breaker: put back for %s, want its open time", i+1, d.After)
 					}
 				}
 				if g.State() != tc.want {
@@ -356,7 +366,7 @@ func TestBreaker(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitState(t, g, guard.StateHalfOpen)
-		var dones []func(error)
+		var dones []func(error) *retry.Deferred
 		for i := range 3 {
 			done, err := g.Acquire(t.Context())
 			if err != nil {
@@ -367,7 +377,11 @@ func TestBreaker(t *testing.T) {
 		if d := deferral(t, acquireErr(t, g)); d.Reason != guard.ReasonBreakerBusy {
 			t.Errorf("a fourth call with 3 probes in flight: %+v, want breaker_half_open", d)
 		}
-		dones[0](transient) // tolerated: its slot goes to another probe
+		// Tolerated: its slot goes to another probe; its task is put back
+		// for a second, using no attempt.
+		if d := dones[0](transient); d == nil || d.Reason != guard.ReasonProbeFailed || d.After != time.Second {
+			t.Errorf("a failed probe's report %+v, want breaker_probe_failed for 1s", d)
+		}
 		done, err := g.Acquire(t.Context())
 		if err != nil {
 			t.Fatalf("a probe after a tolerated failure: %v", err)

@@ -190,10 +190,10 @@ func (h *Handler) MarkRunningUnknown(ctx context.Context) error {
 	return h.store.MarkUnknown(ctx, running)
 }
 
-// taskState reports whether this process is running task id, and whether
-// it started or finished it within the last 40s: asynq may then still
-// hold a write of its outcome.
-func (h *Handler) taskState(id string) (running, lately bool) { return h.seen.state(id, h.nowFunc()) }
+// taskState reports whether this process holds task id (dequeued or
+// running), and whether it holds it or finished it within the last 70s:
+// asynq may then still hold a write of its outcome.
+func (h *Handler) taskState(id string) (held, lately bool) { return h.seen.state(id, h.nowFunc()) }
 
 // track notes a call in progress until the returned func is called.
 func (h *Handler) track(r taskstore.Running) func() {
@@ -235,7 +235,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	// Noted as it starts and as it ends: until its lease runs out, asynq
 	// may still write its outcome (taskState).
-	h.seen.start(taskID, h.nowFunc())
+	h.seen.start(taskID)
 	defer func() { h.seen.end(taskID, h.nowFunc()) }()
 	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -265,7 +265,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// The provider's rate limit and breaker: a call that may not go now is
 	// put back without using an attempt.
 	g := h.guards[provider]
-	var reported func(error)
+	var reported func(error) *retry.Deferred
 	if g != nil {
 		var err error
 		if reported, err = g.Acquire(ctx); err != nil {
@@ -284,8 +284,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	start := h.nowFunc()
 	callErr := j.call(ctx)
 	latency := h.nowFunc().Sub(start)
+	var probeFailed *retry.Deferred
 	if reported != nil {
-		reported(callErr)
+		probeFailed = reported(callErr)
 	}
 	fields = append(fields, zap.Int64("latency_ms", latency.Milliseconds()))
 
@@ -311,6 +312,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	now := h.nowFunc()
 	interrupted := ctx.Err() != nil
+	if probeFailed != nil && !interrupted && pe.Class == providers.Transient {
+		// The breaker's probe: no attempt used, back when the breaker
+		// lets calls through again.
+		h.record(bg, log, queue, taskID, retried, false, pe.Unknown, policy)
+		log.Warn("the breaker's probe failed: the provider still fails; no attempt used", zap.Duration("after", probeFailed.After), zap.Error(callErr))
+		return probeFailed
+	}
 	exhausted := pe.Class == providers.Transient && policy.Exhausted(retried+1)
 	tooOld := pe.Class == providers.Transient && !exhausted && policy.TooOld(j.requestedAt, now)
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -39,23 +40,28 @@ import (
 // another node).
 //
 // So every worker process registers itself (procsKey: host, PID, kernel
-// boot and PID namespace, start time; refreshed every pass), and publishes,
-// every pass, which of the queues' settled leases it neither runs nor ran
-// in the last 40s (disclaimKey). A task is put back before asynq would only
-// when every process that could hold it is accounted for:
+// boot and PID namespace, start time; refreshed every pass) and publishes,
+// every pass, its asynq servers' IDs and which of the queues' settled
+// leases (by task and lease) it does not hold (disclaimKey). It knows what
+// it holds from the moment a dequeue's reply arrives (dequeueHook), and
+// disclaims nothing a dequeue still in flight may be taking. A task is put
+// back before asynq would only when every process that could hold it is
+// accounted for:
 //
 //   - a registered process of this machine (same host, boot and PID
 //     namespace) that no longer exists: kill(pid, 0) answers ESRCH, and a
 //     dead process writes nothing;
-//   - a live registered process that disclaimed the task after its lease
-//     was set;
-//   - this process, which is not running it: at once if it has not run
-//     it lately, else once the lease has expired by a second on its own
-//     clock (its syncer gives up at the deadline);
+//   - a live registered process that disclaimed this very lease;
+//   - this process, which does not hold it: at once if it has not run it
+//     lately, else once the lease has expired by 5s on its own clock (its
+//     syncer gives up at the deadline; the slack is for a write still on
+//     its way, and a clock step);
 //
-// and at least one of them is the dead holder or this process. Any other
-// candidate (one registered in the last hour that is neither, or an asynq
-// server no worker registered, alive when the lease was set) leaves the
+// and at least one of them is the dead holder or this process; and every
+// asynq server alive when the lease was set is one of a registered
+// process's (it lists it, or, before it has found its servers, has its host
+// and PID alone). Anything else (a process registered in the last hour that is
+// none of these, an asynq server no registered process owns) leaves the
 // task to asynq's rule, the lease expired 30s ago, which this recoverer
 // checks every 2s rather than every minute.
 const (
@@ -66,8 +72,9 @@ const (
 	// whatever the clocks: asynq's recoverer's own allowance.
 	leaseSkew = 30 * time.Second
 	// selfMargin is how long past its expiry a lease this process set is
-	// taken as lapsed: one clock, so only the syncer's last attempt.
-	selfMargin = time.Second
+	// taken as lapsed: one clock, so only a write still on its way (the
+	// Redis client's timeouts are 3s) and a small clock step.
+	selfMargin = 5 * time.Second
 	// settleTime is the least age of a lease before anyone acts on it:
 	// time for its holder to have registered and begun the task's run.
 	settleTime = 5 * time.Second
@@ -79,8 +86,10 @@ const (
 	// how long its registration is kept at all.
 	procsLookback = time.Hour
 	procsKeep     = 24 * time.Hour
-	// disclaimTTL bounds how long a disclaim is kept.
-	disclaimTTL = time.Minute
+	// disclaimTTL is how long a process's disclaim outlives its last
+	// pass: its server IDs must be known for as long as a lease it set can
+	// be judged.
+	disclaimTTL = serversLookback + time.Minute
 	// recoverPrefix starts the error text of a task put back because its
 	// holder stopped, asynq's recoverer's included: a task put back a
 	// second time is retried after the policy's backoff, not at once (it
@@ -124,10 +133,15 @@ func thisProc() procRecord {
 	return p
 }
 
-// disclaim is what a process publishes each pass.
+// disclaim is what a process publishes each pass: its asynq servers'
+// IDs, and the settled leases it does not hold, by task ID and lease
+// expiry (Unix s): a lease set anew is another lease.
 type disclaim struct {
-	At  int64    `json:"at"` // Unix ms, the process's clock
-	IDs []string `json:"ids"`
+	// Servers are the IDs of the asynq servers it runs, once it has
+	// found them all; Dequeuers how many it runs.
+	Servers   []string         `json:"servers"`
+	Dequeuers int              `json:"dequeuers"`
+	Leases    map[string]int64 `json:"leases"`
 }
 
 // recoverer puts back the tasks of worker processes that died.
@@ -141,9 +155,20 @@ type recoverer struct {
 	// exists reports whether a process of this machine exists; nil means
 	// processExists (kill(pid, 0)).
 	exists func(pid int) bool
-	// taskState reports whether this process runs a task, and whether it
-	// ran it lately (Handler.taskState); nil means never.
-	taskState func(id string) (running, lately bool)
+	// taskState reports whether this process holds a task, and whether it
+	// held it lately (Handler.taskState); nil means never.
+	taskState func(id string) (held, lately bool)
+	// oldestDequeue returns when this process's oldest dequeue in flight
+	// began (seenRing.oldestDequeue); nil means none ever is.
+	oldestDequeue func() (time.Time, bool)
+	// idle reports whether this process holds no task; nil means it never
+	// does.
+	idle func() bool
+	// insp and dequeuers find this process's asynq servers' IDs: it runs
+	// dequeuers of them.
+	insp      *asynq.Inspector
+	dequeuers int
+	serverIDs []string
 	// backoff is how long a task put back a second time waits, by its
 	// type and retry count; nil means not at all.
 	backoff func(typ string, retried int) time.Duration
@@ -169,9 +194,13 @@ func (r *recoverer) run(ctx context.Context) {
 }
 
 // deregister takes this process out of the registry as it stops, once its
-// asynq servers have shut down and hold no task: it then keeps no other
-// worker from putting a task back early.
+// asynq servers have shut down, if it holds no task: it then keeps no other
+// worker from putting a task back early. (A call asynq gave up on at the
+// shutdown timeout may still be running: then it stays registered.)
 func (r *recoverer) deregister(ctx context.Context) {
+	if r.idle != nil && !r.idle() {
+		return
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 	defer cancel()
 	pipe := r.rdb.Pipeline()
@@ -210,8 +239,11 @@ func (r *recoverer) pass(ctx context.Context) error {
 	if err := r.register(ctx); err != nil {
 		return err
 	}
+	if len(r.serverIDs) < r.dequeuers {
+		r.learnServers()
+	}
 	var settled []candidate
-	var mine []string // settled leases this process disclaims
+	mine := disclaim{Servers: r.fullServers(), Dequeuers: r.dequeuers, Leases: map[string]int64{}}
 	for _, q := range r.queues {
 		leases, err := r.store.Leases(ctx, q)
 		if err != nil {
@@ -223,19 +255,28 @@ func (r *recoverer) pass(ctx context.Context) error {
 				continue
 			}
 			settled = append(settled, candidate{q, l, set})
-			if running, lately := r.state(l.ID); !running && !lately {
-				mine = append(mine, l.ID)
-			}
 		}
 	}
-	if len(mine) > 0 {
-		b, err := json.Marshal(disclaim{At: now.UnixMilli(), IDs: mine})
-		if err != nil {
-			return err
+	// What this process holds, read after the leases: a dequeue of its
+	// that set one of them began before, and is now either in flight (a
+	// lease set since it began may be the one it is taking, its reply not
+	// yet seen: not disclaimed) or done, and then its task is held.
+	since, inflight := time.Time{}, false
+	if r.oldestDequeue != nil {
+		since, inflight = r.oldestDequeue()
+	}
+	for _, c := range settled {
+		if held, _ := r.state(c.lease.ID); !held && (!inflight || c.set.Before(since.Add(-time.Second))) {
+			mine.Leases[c.lease.ID] = c.lease.Expires.Unix()
 		}
-		if err := r.rdb.Set(ctx, disclaimKey(r.self.member()), b, disclaimTTL).Err(); err != nil {
-			return fmt.Errorf("publish this process's disclaim: %w", err)
-		}
+	}
+	// Written every pass, so that what it says is this pass's.
+	b, err := json.Marshal(mine)
+	if err != nil {
+		return err
+	}
+	if err := r.rdb.Set(ctx, disclaimKey(r.self.member()), b, disclaimTTL).Err(); err != nil {
+		return fmt.Errorf("publish this process's disclaim: %w", err)
 	}
 	if len(settled) == 0 {
 		return nil
@@ -263,9 +304,26 @@ func (r *recoverer) pass(ctx context.Context) error {
 
 // world is what a pass knows of the processes and asynq's servers.
 type world struct {
-	procs      []proc
-	servers    []taskstore.Server
-	registered map[string]bool // "host:pid" of every registered process
+	procs   []proc
+	servers []taskstore.Server
+}
+
+// owned reports whether asynq server s is a registered process's: one that
+// lists it among its servers, or, the one registered process of its host
+// and PID that has not listed its servers yet (it died, or began, within
+// its first pass).
+func (w world) owned(s taskstore.Server) bool {
+	var same []proc
+	for _, p := range w.procs {
+		if p.rec.Host != s.Host || p.rec.PID != s.PID {
+			continue
+		}
+		if slices.Contains(p.disclaim.Servers, s.ID) {
+			return true
+		}
+		same = append(same, p)
+	}
+	return len(same) == 1 && len(same[0].disclaim.Servers) == 0
 }
 
 // proc is a registered process, as a pass sees it.
@@ -294,7 +352,6 @@ func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
 			return w, fmt.Errorf("read the disclaims: %w", err)
 		}
 	}
-	w.registered = map[string]bool{}
 	for i, m := range members {
 		p := proc{self: m == self}
 		if json.Unmarshal([]byte(m), &p.rec) != nil {
@@ -311,8 +368,10 @@ func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
 		default:
 			p.dead = !r.processExists(p.rec.PID)
 		}
+		if p.self {
+			p.disclaim.Servers = r.fullServers()
+		}
 		w.procs = append(w.procs, p)
-		w.registered[p.rec.Host+":"+strconv.Itoa(p.rec.PID)] = true
 	}
 	if w.servers, err = r.store.Servers(ctx, now.Add(-serversLookback), now); err != nil {
 		return w, err
@@ -325,8 +384,8 @@ func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
 func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, held bool) {
 	l, set := c.lease, c.set
 	generic := l.Expires.Add(leaseSkew)
-	running, self := r.state(l.ID)
-	if running {
+	holds, self := r.state(l.ID)
+	if holds {
 		return time.Time{}, "", true
 	}
 	at = set
@@ -335,6 +394,7 @@ func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, hel
 		// the lease's deadline, on this clock.
 		at = l.Expires.Add(selfMargin)
 		why = fmt.Sprintf("%s expired at %s and this process, which ran it, is done with it", recoverPrefix, l.Expires.UTC().Format(time.RFC3339))
+		// (selfMargin past it.)
 	}
 	var dead []string
 	for _, p := range w.procs {
@@ -342,16 +402,15 @@ func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, hel
 		case p.self:
 		case p.dead:
 			dead = append(dead, p.rec.Host+":"+strconv.Itoa(p.rec.PID))
-		case p.disclaim.At >= set.Add(settleTime).UnixMilli() && slices.Contains(p.disclaim.IDs, l.ID):
-			// Alive, and it said after the lease was set that it does
-			// not hold the task.
+		case p.disclaim.Leases[l.ID] == l.Expires.Unix():
+			// Alive, and it said it does not hold this lease.
 		default:
 			return generic, genericWhy(l), false
 		}
 	}
 	for _, s := range w.servers {
-		if !s.Expires.Before(set.Add(-time.Second)) && !w.registered[s.Host+":"+strconv.Itoa(s.PID)] {
-			return generic, genericWhy(l), false // an asynq server no worker registered
+		if !s.Expires.Before(set.Add(-time.Second)) && !w.owned(s) {
+			return generic, genericWhy(l), false // an asynq server no registered process owns
 		}
 	}
 	switch {
@@ -380,7 +439,37 @@ func (r *recoverer) putBack(ctx context.Context, c candidate, why string, now ti
 	})
 }
 
-func (r *recoverer) state(id string) (running, lately bool) {
+// learnServers finds this process's asynq servers among the live ones:
+// its host and PID, started since it did.
+func (r *recoverer) learnServers() {
+	if r.insp == nil {
+		return
+	}
+	srvs, err := r.insp.Servers()
+	if err != nil {
+		return
+	}
+	started := time.UnixMilli(r.self.Started).Add(-time.Second)
+	var ids []string
+	for _, s := range srvs {
+		if s.Host == r.self.Host && s.PID == r.self.PID && !s.Started.Before(started) {
+			ids = append(ids, s.ID)
+		}
+	}
+	slices.Sort(ids)
+	r.serverIDs = ids
+}
+
+// fullServers returns this process's asynq servers' IDs once it has found
+// them all, else nil.
+func (r *recoverer) fullServers() []string {
+	if len(r.serverIDs) == r.dequeuers {
+		return r.serverIDs
+	}
+	return nil
+}
+
+func (r *recoverer) state(id string) (held, lately bool) {
 	if r.taskState == nil {
 		return false, false
 	}
@@ -393,4 +482,3 @@ func (r *recoverer) processExists(pid int) bool {
 	}
 	return processExists(pid)
 }
-

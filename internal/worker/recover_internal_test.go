@@ -89,19 +89,24 @@ func (w *recoverWorld) register(p procRecord, at time.Time) {
 	}
 }
 
-// disclaim publishes p's disclaim of ids at at.
-func (w *recoverWorld) disclaim(p procRecord, at time.Time, ids ...string) {
+// disclaim publishes p's disclaim of the leases of ids (task ID → lease
+// set), and its asynq servers.
+func (w *recoverWorld) disclaim(p procRecord, servers []string, leases map[string]time.Time) {
 	w.t.Helper()
-	b, _ := json.Marshal(disclaim{At: at.UnixMilli(), IDs: ids})
+	d := disclaim{Servers: servers, Leases: map[string]int64{}}
+	for id, set := range leases {
+		d.Leases[id] = set.Add(taskstore.LeaseDuration).Unix()
+	}
+	b, _ := json.Marshal(d)
 	if err := w.rdb.Set(w.t.Context(), disclaimKey(p.member()), b, time.Minute).Err(); err != nil {
 		w.t.Fatal(err)
 	}
 }
 
 // server writes an asynq server's record, alive, as its heartbeat does.
-func (w *recoverWorld) server(host string, pid int) {
+func (w *recoverWorld) server(host string, pid int, sid string) {
 	w.t.Helper()
-	inner := host + ":" + strconv.Itoa(pid) + ":sid"
+	inner := host + ":" + strconv.Itoa(pid) + ":" + sid
 	ctx := w.t.Context()
 	w.rdb.ZAdd(ctx, "asynq:servers", redis.Z{Score: float64(time.Now().Add(10 * time.Second).Unix()), Member: "asynq:servers:{" + inner + "}"})
 	w.rdb.Set(ctx, "asynq:servers:{"+inner+"}", "info", 10*time.Second)
@@ -155,7 +160,7 @@ func TestRecoverDeadProcess(t *testing.T) {
 		w.want("a lease set 2s ago", fresh, asynq.TaskStateActive)
 	})
 
-	t.Run("another live process: only once it disclaims the task", func(t *testing.T) {
+	t.Run("another live process: only once it disclaims this very lease", func(t *testing.T) {
 		t.Parallel()
 		w := newRecoverWorld(t)
 		w.register(w.other(deadPID(t)), time.Now())
@@ -163,12 +168,58 @@ func TestRecoverDeadProcess(t *testing.T) {
 		w.register(live, time.Now())
 		set := time.Now().Add(-7 * time.Second)
 		x := w.hold(set)
-		w.disclaim(live, set.Add(time.Second), x) // before the lease settled: says nothing
+		w.disclaim(live, nil, map[string]time.Time{x: set.Add(-time.Minute)}) // an earlier lease: says nothing of this one
 		w.pass()
 		w.want("before the live process disclaims it", x, asynq.TaskStateActive)
-		w.disclaim(live, time.Now(), x)
+		w.disclaim(live, nil, map[string]time.Time{x: set})
 		w.pass()
 		w.want("after it disclaims it", x, asynq.TaskStatePending)
+	})
+
+	t.Run("an asynq server of a registered process: by its list, or its host and PID alone", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		w.register(w.other(deadPID(t)), time.Now())
+		live := w.other(alivePID)
+		w.register(live, time.Now())
+		// Another incarnation with the same host and PID (a container's
+		// PID 1): which one runs the server cannot be told.
+		twin := live
+		twin.Machine, twin.Started = "another namespace", time.Now().Add(-2*time.Hour).UnixMilli()
+		w.register(twin, time.Now())
+		w.server(live.Host, live.PID, "sid-live")
+		set := time.Now().Add(-7 * time.Second)
+		x := w.hold(set)
+		w.disclaim(twin, nil, map[string]time.Time{x: set})
+		w.disclaim(live, nil, map[string]time.Time{x: set})
+		w.pass()
+		w.want("a server two registrations may own, neither listing it", x, asynq.TaskStateActive)
+		w.disclaim(live, []string{"sid-other"}, map[string]time.Time{x: set})
+		w.pass()
+		w.want("a server its process's full list leaves out", x, asynq.TaskStateActive)
+		w.disclaim(live, []string{"sid-live"}, map[string]time.Time{x: set})
+		w.pass()
+		w.want("a server its process lists", x, asynq.TaskStatePending)
+	})
+
+	t.Run("a dequeue of this process in flight: its lease is not disclaimed", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		set := time.Now().Add(-20 * time.Second)
+		x := w.hold(set)
+		old := w.hold(time.Now().Add(-40 * time.Second))
+		w.r.oldestDequeue = func() (time.Time, bool) { return set.Add(-500 * time.Millisecond), true }
+		w.pass()
+		var d disclaim
+		if err := json.Unmarshal([]byte(w.rdb.Get(t.Context(), disclaimKey(w.r.self.member())).Val()), &d); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d.Leases[x]; ok {
+			t.Errorf("disclaimed %s, set after a dequeue still in flight began", x)
+		}
+		if _, ok := d.Leases[old]; !ok {
+			t.Errorf("did not disclaim %s, set before the dequeue began", old)
+		}
 	})
 
 	t.Run("a process that cannot be proved dead: asynq's lease", func(t *testing.T) {
@@ -188,13 +239,13 @@ func TestRecoverDeadProcess(t *testing.T) {
 		t.Parallel()
 		w := newRecoverWorld(t)
 		w.register(w.other(deadPID(t)), time.Now())
-		w.server("foreign-host", 99)
+		w.server("foreign-host", 99, "sid-foreign")
 		x := w.hold(time.Now().Add(-6 * time.Second))
 		w.pass()
 		w.want("with an unregistered server alive", x, asynq.TaskStateActive)
 	})
 
-	t.Run("this process: never while it runs the task; a second past the lease once done", func(t *testing.T) {
+	t.Run("this process: never while it holds the task; 5s past the lease once done", func(t *testing.T) {
 		t.Parallel()
 		w := newRecoverWorld(t)
 		running := w.hold(time.Now().Add(-70 * time.Second))
@@ -202,10 +253,15 @@ func TestRecoverDeadProcess(t *testing.T) {
 		doneLapsed := w.hold(time.Now().Add(-32 * time.Second))
 		notOurs := w.hold(time.Now().Add(-20 * time.Second))
 		w.r.taskState = func(id string) (bool, bool) { return id == running, id == running || id == done || id == doneLapsed }
+		doneLapsed2 := w.hold(time.Now().Add(-36 * time.Second))
+		w.r.taskState = func(id string) (bool, bool) {
+			return id == running, id == running || id == done || id == doneLapsed || id == doneLapsed2
+		}
 		w.pass()
 		w.want("running here", running, asynq.TaskStateActive)
 		w.want("run here, lease not yet lapsed", done, asynq.TaskStateActive)
-		w.want("run here, lease lapsed a second ago", doneLapsed, asynq.TaskStatePending)
+		w.want("run here, lease lapsed 2s ago", doneLapsed, asynq.TaskStateActive)
+		w.want("run here, lease lapsed 6s ago", doneLapsed2, asynq.TaskStatePending)
 		w.want("never run here, no dead holder", notOurs, asynq.TaskStateActive)
 	})
 
@@ -239,7 +295,7 @@ func TestRecoverDeadProcess(t *testing.T) {
 			t.Errorf("this process's registration: %v, %v; want refreshed", score, err)
 		}
 		var d disclaim
-		if err := json.Unmarshal([]byte(w.rdb.Get(t.Context(), disclaimKey(w.r.self.member())).Val()), &d); err != nil || len(d.IDs) != 1 || d.IDs[0] != x {
+		if err := json.Unmarshal([]byte(w.rdb.Get(t.Context(), disclaimKey(w.r.self.member())).Val()), &d); err != nil || len(d.Leases) != 1 || d.Leases[x] == 0 {
 			t.Errorf("this process's disclaim %+v, %v; want %s", d, err, x)
 		}
 		w.r.deregister(t.Context())

@@ -53,7 +53,8 @@ type Options struct {
 	// LogLevel is the logger's level, which asynq's own logs follow.
 	LogLevel zapcore.Level
 	// Redis is the client the worker uses; the caller closes it after
-	// Shutdown.
+	// Shutdown. Unless RecoverInterval is negative, New adds a hook to it
+	// that notes each task asynq dequeues through it (see recover.go).
 	Redis  redis.UniversalClient
 	Logger *zap.Logger
 	// DelayedTaskCheckInterval is how often asynq moves due retries and
@@ -247,7 +248,8 @@ func New(o Options) (*Worker, error) {
 		w.recov = &recoverer{
 			store: taskstore.New(o.Redis), rdb: o.Redis, log: o.Logger.Named("recoverer"), queues: sortedQueues(queues),
 			interval: cmp.Or(o.RecoverInterval, RecoverIntervalDefault), self: thisProc(), nowFunc: o.NowFunc,
-			taskState: h.taskState,
+			taskState: h.taskState, oldestDequeue: h.seen.oldestDequeue, idle: h.seen.idle,
+			insp: asynq.NewInspectorFromRedisClient(o.Redis), dequeuers: len(w.srvs),
 			backoff: func(typ string, retried int) time.Duration {
 				return byType[typ].Delay(retried, errHolderStopped)
 			},
@@ -255,6 +257,8 @@ func New(o Options) (*Worker, error) {
 		if w.recov.nowFunc == nil {
 			w.recov.nowFunc = time.Now
 		}
+		// What this process has dequeued, from the moment it has.
+		o.Redis.AddHook(dequeueHook{seen: h.seen, now: w.recov.nowFunc})
 	}
 	return w, nil
 }
