@@ -341,6 +341,27 @@ func TestFlakyProvider(t *testing.T) {
 	}
 }
 
+// scriptFlaky scripts n Meari orders (prefix and a number) whose calls
+// each fail with chance share (a third each 1005, 503 and a connection
+// reset) until one succeeds, drawn up front from seed: the same seed
+// fails the same calls. It returns the order numbers and the failures
+// scripted.
+func scriptFlaky(u *upstream, prefix string, n int, share float64, seed uint64) ([]string, int) {
+	rng := rand.New(rand.NewPCG(seed, 30))
+	faults := []sandbox.Step{sandbox.MeariCode("1005"), sandbox.HTTPStatus(503), sandbox.Reset()}
+	nums, injected := make([]string, n), 0
+	for i := range nums {
+		nums[i] = fmt.Sprintf("%s%05d", prefix, i)
+		var steps []sandbox.Step
+		for rng.Float64() < share {
+			steps = append(steps, faults[rng.IntN(len(faults))])
+		}
+		injected += len(steps)
+		u.sb.Script(tasks.ProviderMeari, nums[i], append(steps, sandbox.OK())...)
+	}
+	return nums, injected
+}
+
 // flakyOutcome is one run of scenario 6: how long all took, the orders'
 // mean time to cancellation, the failures injected, and what the breaker
 // did (times opened, tasks it held back).
@@ -362,18 +383,8 @@ func flakyRun(t *testing.T, extra ...string) (out flakyOutcome) {
 	u := startUpstream(t, nil)
 	// Each order's calls fail with chance 0.3 each, drawn up front from a
 	// fixed seed: both runs fail the same calls.
-	rng := rand.New(rand.NewPCG(6, 30))
-	faults := []sandbox.Step{sandbox.MeariCode("1005"), sandbox.HTTPStatus(503), sandbox.Reset()}
-	nums := make([]string, n)
-	for i := range nums {
-		nums[i] = fmt.Sprintf("FLAKY%05d", i)
-		var steps []sandbox.Step
-		for rng.Float64() < share {
-			steps = append(steps, faults[rng.IntN(len(faults))])
-		}
-		out.injected += len(steps)
-		u.sb.Script(tasks.ProviderMeari, nums[i], append(steps, sandbox.OK())...)
-	}
+	var nums []string
+	nums, out.injected = scriptFlaky(u, "FLAKY", n, share, 6)
 	enqueueMeari(t, rdb, nums)
 	start := time.Now()
 	w := startWorker(t, workerEnv(r, u, append([]string{"WORKER_CONCURRENCY=" + strconv.Itoa(concurrency),
@@ -635,17 +646,7 @@ func TestSentinelFailoverFlaky(t *testing.T) {
 	const n, share = 600, 0.3
 	s := redistest.NewSentinel(t)
 	u := startUpstream(t, nil)
-	rng := rand.New(rand.NewPCG(8, 30))
-	faults := []sandbox.Step{sandbox.MeariCode("1005"), sandbox.HTTPStatus(503), sandbox.Reset()}
-	nums := make([]string, n)
-	for i := range nums {
-		nums[i] = fmt.Sprintf("FAILOVER%05d", i)
-		var steps []sandbox.Step
-		for rng.Float64() < share {
-			steps = append(steps, faults[rng.IntN(len(faults))])
-		}
-		u.sb.Script(tasks.ProviderMeari, nums[i], append(steps, sandbox.OK())...)
-	}
+	nums, _ := scriptFlaky(u, "FAILOVER", n, share, 8)
 	master := redis.NewClient(&redis.Options{Addr: s.Master})
 	t.Cleanup(func() { _ = master.Close() })
 	enqueueMeari(t, master, nums)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
+	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )
@@ -155,15 +156,15 @@ func (g *apiGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, deleteRefusal(act.State))
 		return
 	}
-	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rec := httpserve.NewStatusWriter(w)
 	g.next.ServeHTTP(rec, r)
 	result := ResultDone
-	if rec.status >= 300 {
+	if rec.Status >= 300 {
 		result = ResultFailed
 	}
 	var extra []zap.Field
-	if rec.status >= 300 {
-		extra = append(extra, zap.Int("status", rec.status))
+	if rec.Status >= 300 {
+		extra = append(extra, zap.Int("status", rec.Status))
 	}
 	if act.Action == ActionArchive && result == ResultDone && len(act.IDs) > 0 {
 		filed := g.fileArchived(r, act)
@@ -306,24 +307,3 @@ func refuse(w http.ResponseWriter, status int, text string) {
 	w.WriteHeader(status)
 	fmt.Fprintln(w, text)
 }
-
-// statusWriter notes the status written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -107,6 +107,16 @@ func textIncludes(want ...string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](js.String(), chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
 }
 
+// failWithPage fails t with err and the text of the page the browser of
+// ctx shows.
+func failWithPage(t *testing.T, ctx context.Context, err error) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	text, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("body")))
+	t.Fatalf("browser: %v\npage text:\n%s", err, text)
+}
+
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
@@ -163,10 +173,7 @@ func TestBrowserMonitoringUI(t *testing.T) {
 		screenshot(t, dir, "dlq-page.png"),
 	)
 	if err != nil {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		text, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("body")))
-		cancel()
-		t.Fatalf("browser: %v\npage text:\n%s", err, text)
+		failWithPage(t, ctx, err)
 	}
 	dlqURL, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
@@ -280,10 +287,7 @@ func TestBrowserDeleteRefused(t *testing.T) {
 		screenshot(t, dir, "monitoring-delete-refused.png"),
 	)
 	if err != nil {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		text, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("body")))
-		cancel()
-		t.Fatalf("browser: %v\npage text:\n%s", err, text)
+		failWithPage(t, ctx, err)
 	}
 	info, err := r.Inspector.GetQueueInfo(tasks.QueueMeari)
 	if err != nil || info.Pending != 3 {

@@ -539,10 +539,7 @@ func TestBrowserDLQRequeue(t *testing.T) {
 		screenshot(t, dir, "dlq-page-requeued.png"),
 	)
 	if err != nil {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		text, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("body")))
-		cancel()
-		t.Fatalf("browser: %v\npage text:\n%s", err, text)
+		failWithPage(t, ctx, err)
 	}
 	select {
 	case q := <-questions:

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"reflect"
 	"strings"
@@ -141,30 +142,37 @@ func TestRateLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{}
-			for k, v := range base {
-				env[k] = v
-			}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			c, err := Load(nil, func(k string) string { return env[k] }, nil, io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v, want %q", err, w)
-					}
-				}
+			c, ok := loadWant(t, base, tt.env, nil, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := c.Limits[tasks.ProviderMeari]; got != tt.want {
 				t.Errorf("Meari limit %+v, want %+v", got, tt.want)
 			}
 		})
 	}
+}
+
+// loadWant loads the worker's configuration from base and env (env wins)
+// and args. With wantErr, it checks the error holds each of them and
+// returns false; otherwise it fails t on an error.
+func loadWant(t *testing.T, base, env map[string]string, args, wantErr []string) (Config, bool) {
+	t.Helper()
+	all := maps.Clone(base)
+	maps.Copy(all, env)
+	c, err := Load(args, func(k string) string { return all[k] }, nil, io.Discard)
+	if len(wantErr) > 0 {
+		for _, w := range wantErr {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("error %v, want %q", err, w)
+			}
+		}
+		return c, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, true
 }
 
 // TestBreakerAndRetrySettings checks the breaker's ratio settings and the
@@ -196,24 +204,9 @@ func TestBreakerAndRetrySettings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{}
-			for k, v := range base {
-				env[k] = v
-			}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			c, err := Load(tt.args, func(k string) string { return env[k] }, nil, io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v, want %q", err, w)
-					}
-				}
+			c, ok := loadWant(t, base, tt.env, tt.args, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Breaker != tt.breaker {
 				t.Errorf("breaker %+v, want %+v", c.Breaker, tt.breaker)

@@ -128,13 +128,6 @@ func (s *Store) claimsKey() string         { return s.prefix + "claims" }
 func (s *Store) claimedAtKey() string      { return s.prefix + "claimed_at" }
 func (s *Store) trailKey(id string) string { return s.prefix + "trail:" + id }
 func encodeTrail(t Trail) (string, error)  { b, err := json.Marshal(t); return string(b), err }
-func (s *Store) trailKeys(ids []string) []string {
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.trailKey(id)
-	}
-	return keys
-}
 
 var (
 	// claimScript moves an entry to the claims if it is still ARGV[2],
@@ -169,18 +162,6 @@ else
 end
 return 1`)
 
-	// releaseScript ends a claim that is still ARGV[2] and writes the
-	// entry's trail. KEYS: claims, claimed_at, trail. ARGV: id, stored
-	// JSON, trail JSON, trail TTL (ms). Returns 1 if released.
-	releaseScript = redis.NewScript(`
-if redis.call("HGET", KEYS[1], ARGV[1]) ~= ARGV[2] then
-	return 0
-end
-redis.call("HDEL", KEYS[1], ARGV[1])
-redis.call("ZREM", KEYS[2], ARGV[1])
-redis.call("SET", KEYS[3], ARGV[3], "PX", ARGV[4])
-return 1`)
-
 	// unclaimScript puts a claimed entry that is still ARGV[2] back, unless
 	// the order has a newer entry. KEYS: claims, claimed_at, entries, all
 	// index, provider index. ARGV: id, stored JSON, score. Returns 1 if put
@@ -198,19 +179,6 @@ end
 redis.call("HSET", KEYS[3], ARGV[1], ARGV[2])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 redis.call("ZADD", KEYS[5], ARGV[3], ARGV[1])
-return 1`)
-
-	// casDelTrailScript deletes an entry if the stored one is still
-	// ARGV[2], and writes its trail. KEYS: entries, all index, provider
-	// index, trail. ARGV: id, old JSON, trail JSON, trail TTL (ms).
-	casDelTrailScript = redis.NewScript(`
-if redis.call("HGET", KEYS[1], ARGV[1]) ~= ARGV[2] then
-	return 0
-end
-redis.call("HDEL", KEYS[1], ARGV[1])
-redis.call("ZREM", KEYS[2], ARGV[1])
-redis.call("ZREM", KEYS[3], ARGV[1])
-redis.call("SET", KEYS[4], ARGV[3], "PX", ARGV[4])
 return 1`)
 )
 
@@ -232,7 +200,7 @@ func (s *Store) release(ctx context.Context, e Entry, raw string, tr Trail) (boo
 		return false, err
 	}
 	keys := []string{s.claimsKey(), s.claimedAtKey(), s.trailKey(e.ID)}
-	n, err := releaseScript.Run(ctx, s.rdb, keys, e.ID, raw, js, trailTTL(e).Milliseconds()).Int()
+	n, err := casDelScript.Run(ctx, s.rdb, keys, e.ID, raw, js, trailTTL(e).Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("release the claim: %w", err)
 	}
@@ -391,7 +359,7 @@ func (s *Store) Resolve(ctx context.Context, done []Done) ([]Entry, error) {
 				return removed, err
 			}
 			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider), s.trailKey(d.ID)}
-			n, err := casDelTrailScript.Run(ctx, s.rdb, keys, d.ID, raws[i], js, trailTTL(e).Milliseconds()).Int()
+			n, err := casDelScript.Run(ctx, s.rdb, keys, d.ID, raws[i], js, trailTTL(e).Milliseconds()).Int()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("dlq resolve %s: %w", d.ID, err))
 				continue

@@ -179,15 +179,25 @@ redis.call("ZADD", KEYS[2], ARGV[5], ARGV[1])
 redis.call("ZADD", KEYS[3], ARGV[5], ARGV[1])
 return {seq, ""}`)
 
-	// casDelScript deletes an entry if the stored one is still ARGV[2].
-	// KEYS: entries, all index, provider index. ARGV: id, old JSON.
+	// casDelScript deletes field ARGV[1] of the hash KEYS[1] if it is
+	// still ARGV[2], and the member ARGV[1] of each sorted set KEYS[2..];
+	// given a trail (ARGV[3], kept ARGV[4] ms), it writes it to the last
+	// key, which is then the trail's, not a sorted set. Returns 1 if it
+	// deleted. It deletes an entry (KEYS: entries, all index, provider
+	// index[, trail]) and ends a claim (KEYS: claims, claimed_at, trail).
 	casDelScript = redis.NewScript(`
 if redis.call("HGET", KEYS[1], ARGV[1]) ~= ARGV[2] then
 	return 0
 end
 redis.call("HDEL", KEYS[1], ARGV[1])
-redis.call("ZREM", KEYS[2], ARGV[1])
-redis.call("ZREM", KEYS[3], ARGV[1])
+local sets = #KEYS
+if ARGV[3] then
+	sets = sets - 1
+	redis.call("SET", KEYS[#KEYS], ARGV[3], "PX", ARGV[4])
+end
+for i = 2, sets do
+	redis.call("ZREM", KEYS[i], ARGV[1])
+end
 return 1`)
 )
 
@@ -527,7 +537,7 @@ func (s *Store) Purge(ctx context.Context, by string, ids ...string) (int, error
 				return deleted, fmt.Errorf("dlq purge: %w", err)
 			}
 			keys := []string{s.entriesKey(), s.indexKey(""), s.indexKey(e.Provider), s.trailKey(pending[i])}
-			dels = append(dels, del{id: pending[i], cmd: casDelTrailScript.Eval(ctx, pipe, keys, pending[i], raw, tr, trailTTL(e).Milliseconds())})
+			dels = append(dels, del{id: pending[i], cmd: casDelScript.Eval(ctx, pipe, keys, pending[i], raw, tr, trailTTL(e).Milliseconds())})
 		}
 		if len(dels) == 0 {
 			break

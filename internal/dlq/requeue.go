@@ -253,16 +253,14 @@ func Replace(ctx context.Context, s *Store, enq *tasks.Enqueuer, t *asynq.Task, 
 			return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
 		}
 	}
-	_, raw, err := s.get(ctx, e.ID)
+	cur, raw, err := s.get(ctx, e.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
 	}
 	claimed := false
-	if raw != "" {
-		if e.Seq == decode(e.ID, raw).Seq {
-			if claimed, err = s.claim(ctx, e, raw); err != nil {
-				return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
-			}
+	if raw != "" && cur.Seq == e.Seq {
+		if claimed, err = s.claim(ctx, e, raw); err != nil {
+			return tasks.Result{}, fmt.Errorf("%w; entry kept", err)
 		}
 	}
 	if !claimed {

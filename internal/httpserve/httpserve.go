@@ -234,3 +234,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// StatusWriter passes a response through and remembers its status: 200
+// unless the handler writes another before its body.
+type StatusWriter struct {
+	http.ResponseWriter
+	Status int
+	wrote  bool
+}
+
+// NewStatusWriter wraps w.
+func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
+	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+}
+
+func (s *StatusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.Status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *StatusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -189,32 +189,15 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 // ServeHTTP serves r and logs one line for it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := httpserve.NewStatusWriter(w)
 	h.root.ServeHTTP(sw, r)
 	h.log.Info("request",
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),
-		zap.Int("status", sw.status),
+		zap.Int("status", sw.Status),
 		zap.Int64("latency_ms", time.Since(start).Milliseconds()),
 	)
 }
-
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.wroteHeader {
-		s.status, s.wroteHeader = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // authenticated wraps next with the bearer-token check, when a token is
 // set. The token is compared in constant time, its length included.

@@ -671,16 +671,11 @@ func (s *Store) MarkUnknown(ctx context.Context, tasks []Running) error {
 }
 
 // asynq's keys for its servers (v0.26 internal/base): a sorted set of
-// server keys scored by when their record expires, each server's record
-// (a string, with a TTL of twice its 5s heartbeat) and the hash of the
-// tasks it was processing at its last heartbeat (same TTL).
+// server keys scored by when their record, which each heartbeat writes
+// with a TTL of twice its 5s interval, expires.
 const (
-	allServers       = "asynq:servers"
-	serverKeyPrefix  = "asynq:servers:"
-	workersKeyPrefix = "asynq:workers:"
-	// heartbeatTTL is the TTL asynq gives a server's record and workers
-	// hash at each heartbeat.
-	heartbeatTTL = 10 * time.Second
+	allServers      = "asynq:servers"
+	serverKeyPrefix = "asynq:servers:"
 	// LeaseDuration is how long asynq's lease on an active task runs past
 	// its dequeue or its last extension (every 5s heartbeat).
 	LeaseDuration = 30 * time.Second
@@ -694,33 +689,19 @@ type Server struct {
 	Host string
 	PID  int
 	ID   string
-	// Alive reports that its record has not expired: it beat within the
-	// last 10s.
-	Alive bool
-	// LastBeat is when it last wrote its record, when Alive.
-	LastBeat time.Time
 	// Expires is when its last record expires (or expired): its last
 	// heartbeat plus 10s, in whole seconds.
 	Expires time.Time
-	// Tasks holds the IDs of the tasks it was processing at its last
-	// heartbeat, when Alive.
-	Tasks map[string]bool
 }
 
 // Servers returns the asynq servers whose record expired at or after
-// since, or has not yet, as of now.
-func (s *Store) Servers(ctx context.Context, since, now time.Time) ([]Server, error) {
+// since, or has not yet.
+func (s *Store) Servers(ctx context.Context, since time.Time) ([]Server, error) {
 	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, allServers, &redis.ZRangeBy{Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("asynq servers: %w", err)
 	}
 	out := make([]Server, 0, len(zs))
-	pipe := s.rdb.Pipeline()
-	type reads struct {
-		ttl   *redis.DurationCmd
-		tasks *redis.StringSliceCmd
-	}
-	var rs []reads
 	for _, z := range zs {
 		key, _ := z.Member.(string)
 		inner, ok := strings.CutPrefix(key, serverKeyPrefix+"{")
@@ -739,26 +720,6 @@ func (s *Store) Servers(ctx context.Context, since, now time.Time) ([]Server, er
 			continue
 		}
 		out = append(out, Server{Host: inner[:j], PID: pid, ID: inner[i+1:], Expires: time.Unix(int64(z.Score), 0)})
-		wkey := workersKeyPrefix + "{" + inner + "}"
-		rs = append(rs, reads{ttl: pipe.PTTL(ctx, key), tasks: pipe.HKeys(ctx, wkey)})
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("asynq servers: %w", err)
-	}
-	for i := range out {
-		ttl := rs[i].ttl.Val()
-		if ttl <= 0 {
-			continue
-		}
-		out[i].Alive = true
-		out[i].LastBeat = now.Add(ttl - heartbeatTTL)
-		out[i].Tasks = map[string]bool{}
-		for _, id := range rs[i].tasks.Val() {
-			out[i].Tasks[id] = true
-		}
 	}
 	return out, nil
 }

@@ -138,10 +138,9 @@ func thisProc() procRecord {
 // expiry (Unix s): a lease set anew is another lease.
 type disclaim struct {
 	// Servers are the IDs of the asynq servers it runs, once it has
-	// found them all; Dequeuers how many it runs.
-	Servers   []string         `json:"servers"`
-	Dequeuers int              `json:"dequeuers"`
-	Leases    map[string]int64 `json:"leases"`
+	// found them all.
+	Servers []string         `json:"servers"`
+	Leases  map[string]int64 `json:"leases"`
 }
 
 // recoverer puts back the tasks of worker processes that died.
@@ -243,7 +242,7 @@ func (r *recoverer) pass(ctx context.Context) error {
 		r.learnServers()
 	}
 	var settled []candidate
-	mine := disclaim{Servers: r.fullServers(), Dequeuers: r.dequeuers, Leases: map[string]int64{}}
+	mine := disclaim{Servers: r.fullServers(), Leases: map[string]int64{}}
 	for _, q := range r.queues {
 		leases, err := r.store.Leases(ctx, q)
 		if err != nil {
@@ -373,7 +372,7 @@ func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
 		}
 		w.procs = append(w.procs, p)
 	}
-	if w.servers, err = r.store.Servers(ctx, now.Add(-serversLookback), now); err != nil {
+	if w.servers, err = r.store.Servers(ctx, now.Add(-serversLookback)); err != nil {
 		return w, err
 	}
 	return w, nil
