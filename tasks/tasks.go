@@ -147,7 +147,12 @@ func checkText(p *problems, field, v string, required bool, limit int) {
 	case v == "" && required:
 		p.add(field, "is required")
 	case !utf8.ValidString(v):
-		p.add(field, "must be valid UTF-8")
+		i := firstInvalid(v)
+		p.add(field, "must be valid UTF-8: byte 0x%02X at offset %d is not", v[i], i)
+	case strings.ContainsRune(v, utf8.RuneError):
+		// Valid, but what a decoder writes for bytes it could not read (or a
+		// JSON lone surrogate): the order named is not the one meant.
+		p.add(field, "must not contain U+FFFD, the replacement character: the text was damaged (invalid UTF-8 or a lone surrogate) before it got here")
 	case len(v) > limit:
 		p.add(field, "must be at most %d bytes, got %d", limit, len(v))
 	case strings.TrimSpace(v) != v:
@@ -161,6 +166,19 @@ func checkText(p *problems, field, v string, required bool, limit int) {
 			p.add(field, "must not contain bidirectional or line-separator characters, got %U", r)
 		}
 	}
+}
+
+// firstInvalid returns the offset of the first byte of v that does not
+// start a valid UTF-8 sequence, or len(v).
+func firstInvalid(v string) int {
+	for i := 0; i < len(v); {
+		r, n := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(v)
 }
 
 // MeariCancel asks to cancel a Meari SDKV4 order.

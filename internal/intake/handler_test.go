@@ -311,6 +311,18 @@ func TestPostInvalid(t *testing.T) {
 				"4 : must be a JSON object, got a number",
 			},
 		},
+		{
+			name: "text that is not text, beside a valid item",
+			body: "[{\"provider\":\"pandapon\",\"orderId\":1}," +
+				"{\"provider\":\"meari\",\"sourceApp\":72,\"userAccount\":\"a@b.c\",\"orderType\":1,\"orderNum\":\"N\xc3\x281\"}," +
+				`{"provider":"meari","sourceApp":72,"userAccount":"\udfff@b.c","orderType":1,"orderNum":"N1"},` +
+				`{"provider":"pandapon","orderId":2,"remark":"\u0000"}]`,
+			want: []string{
+				"1 orderNum: must be valid UTF-8: byte 0xC3 at offset 1 of the string is not",
+				`2 userAccount: must not contain a lone UTF-16 surrogate (\udfff): JSON text must be Unicode characters`,
+				"3 remark: must not contain control characters, got U+0000",
+			},
+		},
 		{name: "one item", body: `{"provider":"pandapon"}`, want: []string{"0 orderId: is required: the 1688 order ID, a JSON integer or a string of decimal digits"}},
 		{name: "unknown field", body: `{"provider":"pandapon","orderId":1,"orderID":2}`, want: []string{"0 orderID: unknown field: " + knownFields}},
 		{name: "not JSON", body: `{"provider":`, want: []string{"0 : is not valid JSON: unexpected end of input"}},

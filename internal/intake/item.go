@@ -22,6 +22,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cancelworker/cancelworker/internal/text"
 
@@ -394,7 +395,56 @@ func decodeString(errs *fieldErrors, field string, raw json.RawMessage) (string,
 		errs.add(field, "must be a string, got %s", kindOf(raw))
 		return "", false
 	}
+	// encoding/json turns both into U+FFFD without a word: the provider
+	// would be asked about an order that does not exist.
+	if problem := textProblem(raw); problem != "" {
+		errs.add(field, "%s", problem)
+		return "", false
+	}
 	return s, true
+}
+
+// textProblem reports what a JSON string, raw with its quotes, holds that
+// is not text: bytes that are not UTF-8, or an escaped UTF-16 surrogate
+// without its pair ("\ud800"). It returns "" for a sound string.
+func textProblem(raw []byte) string {
+	if !utf8.Valid(raw) {
+		for i := 0; i < len(raw); {
+			r, n := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && n == 1 {
+				return fmt.Sprintf("must be valid UTF-8: byte 0x%02X at offset %d of the string is not", raw[i], i-1)
+			}
+			i += n
+		}
+	}
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if raw[i] != 'u' {
+			continue
+		}
+		hi, ok := hex4(raw[i+1:])
+		if !ok || hi < 0xD800 || hi > 0xDFFF {
+			continue
+		}
+		if lo, ok := hex4(raw[min(i+7, len(raw)):]); hi <= 0xDBFF && ok && i+6 < len(raw) && raw[i+5] == '\\' && raw[i+6] == 'u' && lo >= 0xDC00 && lo <= 0xDFFF {
+			i += 10 // a pair: one character
+			continue
+		}
+		return fmt.Sprintf("must not contain a lone UTF-16 surrogate (\\u%04x): JSON text must be Unicode characters", hi)
+	}
+	return ""
+}
+
+// hex4 parses the four hex digits that b starts with.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return rune(n), err == nil
 }
 
 // decodeInt decodes a JSON integer. Anything else, fractions and

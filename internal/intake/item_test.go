@@ -54,6 +54,12 @@ func TestDecodeValid(t *testing.T) {
 			provider: tasks.ProviderPandaPon, order: "9223372036854775807", taskID: "pandapon:9223372036854775807", taskType: tasks.TypePandaPonCancel,
 			payload: []string{`"order_id":9223372036854775807`},
 		},
+		{
+			name:     "pandapon, a surrogate pair, escaped backslashes and text in UTF-8",
+			item:     `{"provider":"pandapon","orderId":7,"remark":"\ud83d\ude00 \\ud800 ß","cancelReason":"Stornierung für Kunde"}`,
+			provider: tasks.ProviderPandaPon, order: "7", taskID: "pandapon:7", taskType: tasks.TypePandaPonCancel,
+			payload: []string{`"remark":"😀 \\ud800 ß"`, `"cancel_reason":"Stornierung für Kunde"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +110,20 @@ func TestDecodeInvalid(t *testing.T) {
 			want: []string{"userAccount: must not contain bidirectional or line-separator characters, got U+202E"}},
 		{name: "pandapon, control character in remark", item: `{"provider":"pandapon","orderId":1,"remark":"a\u0007b"}`,
 			want: []string{"remark: must not contain control characters, got U+0007"}},
+		{name: "meari, bytes that are not UTF-8 in orderNum", item: "{\"provider\":\"meari\",\"sourceApp\":72,\"userAccount\":\"a@b.c\",\"orderType\":1,\"orderNum\":\"N\xff1\"}",
+			want: []string{"orderNum: must be valid UTF-8: byte 0xFF at offset 1 of the string is not"}},
+		{name: "meari, lone high surrogate in userAccount", item: `{"provider":"meari","sourceApp":72,"userAccount":"a\ud800@b.c","orderType":1,"orderNum":"N1"}`,
+			want: []string{`userAccount: must not contain a lone UTF-16 surrogate (\ud800): JSON text must be Unicode characters`}},
+		{name: "meari, high surrogate then a letter", item: `{"provider":"meari","sourceApp":72,"userAccount":"a@b.c","orderType":1,"orderNum":"\uD83Dx"}`,
+			want: []string{`orderNum: must not contain a lone UTF-16 surrogate (\ud83d): JSON text must be Unicode characters`}},
+		{name: "pandapon, lone low surrogate in remark", item: `{"provider":"pandapon","orderId":1,"remark":"ok \\ \udc00"}`,
+			want: []string{`remark: must not contain a lone UTF-16 surrogate (\udc00): JSON text must be Unicode characters`}},
+		{name: "pandapon, two high surrogates", item: `{"provider":"pandapon","orderId":1,"cancelReason":"\ud83d\ud83d"}`,
+			want: []string{`cancelReason: must not contain a lone UTF-16 surrogate (\ud83d): JSON text must be Unicode characters`}},
+		{name: "meari, replacement character sent as it is", item: `{"provider":"meari","sourceApp":72,"userAccount":"a@b.c","orderType":1,"orderNum":"N\ufffd1"}`,
+			want: []string{"orderNum: must not contain U+FFFD, the replacement character: the text was damaged (invalid UTF-8 or a lone surrogate) before it got here"}},
+		{name: "pandapon, NUL in cancelReason", item: `{"provider":"pandapon","orderId":1,"cancelReason":"a\u0000"}`,
+			want: []string{"cancelReason: must not contain control characters, got U+0000"}},
 		{name: "key given twice", item: `{"provider":"pandapon","orderId":1,"orderId":2}`, want: []string{"orderId: is given more than once"}},
 		{name: "meari, every field invalid at once", item: `{"provider":"meari","sourceApp":-3,"userAccount":" u","orderType":7,"orderNum":"A:1","orderId":5,"foo":1}`,
 			want: []string{
