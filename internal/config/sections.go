@@ -427,8 +427,8 @@ func urlPassword(raw string) string {
 
 // IntakeSection is the HTTP intake's listener, token and defaults.
 type IntakeSection struct {
-	Addr, Token, TokenFile, AllowedHosts, SourceApp, Timeout *Setting
-	Queues                                                   *QueuesSection
+	Addr, Token, TokenFile, AllowedHosts, SourceApp, Timeout, MaxInFlight *Setting
+	Queues                                                                *QueuesSection
 }
 
 // Intake defaults and bounds.
@@ -437,6 +437,9 @@ const (
 	IntakeTimeoutDefault = 30 * time.Second
 	// IntakeTokenMinLen is the shortest bearer token accepted.
 	IntakeTokenMinLen = 16
+	// IntakeMaxInFlightDefault is how many /v1 requests the intake serves
+	// at once (intake.MaxInFlightDefault says why).
+	IntakeMaxInFlightDefault = 32
 )
 
 // AddIntake declares the intake's settings on l.
@@ -449,7 +452,9 @@ func AddIntake(l *Loader) *IntakeSection {
 			Help: "without a token, the Host names accepted besides the loopback names and --addr's host, comma-separated"}),
 		SourceApp: l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "source-app", Kind: "int", Help: "the Meari customer number for items without sourceApp"}),
 		Timeout:   l.Add(Setting{Env: "INTAKE_TIMEOUT", Flag: "timeout", Default: IntakeTimeoutDefault.String(), Kind: "duration", Help: "bound on each request: its body and its Redis work"}),
-		Queues:    AddQueues(l),
+		MaxInFlight: l.Add(Setting{Env: "INTAKE_MAX_INFLIGHT", Flag: "max-inflight", Default: strconv.Itoa(IntakeMaxInFlightDefault), Kind: "int",
+			Help: "most /v1 requests served at once, each holding up to 1 MiB of body; more are answered 503 with Retry-After"}),
+		Queues: AddQueues(l),
 	}
 }
 
@@ -465,6 +470,8 @@ type Intake struct {
 	// for none.
 	SourceApp int64
 	Timeout   time.Duration
+	// MaxInFlight is how many /v1 requests are served at once.
+	MaxInFlight int
 	// Shards is the queue layout the intake enqueues to.
 	Shards tasks.Shards
 }
@@ -493,6 +500,7 @@ func (s *IntakeSection) Read(l *Loader) Intake {
 		c.SourceApp = l.Int(s.SourceApp, 1, 1<<53)
 	}
 	c.Timeout = l.Duration(s.Timeout, time.Millisecond, time.Hour)
+	c.MaxInFlight = int(l.Int(s.MaxInFlight, 1, 100_000))
 	tokenBad := l.Has(s.Token) || l.Has(s.TokenFile)
 	if c.Token == "" && !tokenBad && c.Addr != "" && !IsLoopback(c.Addr) {
 		l.Bad(s.Token, "is required (or %s) when listening on %s, which is not a loopback address", s.TokenFile.Name(), c.Addr)

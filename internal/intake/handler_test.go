@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -625,5 +626,70 @@ func TestPostTellsTheTruth(t *testing.T) {
 	}
 	if a := e.post(testToken, `{"provider":"pandapon","orderId":1,"force":"yes"}`); a.code != http.StatusBadRequest || !strings.Contains(a.body, `"field":"force","problem":"must be true or false, got \"yes\""`) {
 		t.Errorf("bad force: %d %s", a.code, a.body)
+	}
+}
+
+// TestInFlightLimit checks that past MaxInFlight requests, a request is
+// answered 503 with Retry-After at once, and served again once one ends.
+func TestInFlightLimit(t *testing.T) {
+	t.Parallel()
+	e := newIntake(t, Options{MaxInFlight: 1})
+	// The first request holds its slot while its body has not arrived:
+	// its headers and half its body, by hand.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	half := len(pandaItem) / 2
+	if _, err := fmt.Fprintf(conn, "POST /v1/cancellations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(pandaItem), pandaItem[:half]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var busy answer
+	for {
+		busy = e.post("", pandaItem)
+		if busy.code == http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // the first request has not taken its slot yet
+
+	}
+	if busy.code != http.StatusServiceUnavailable || busy.header.Get("Retry-After") != "1" ||
+		!strings.Contains(busy.body, "busy: 1 requests are being served (INTAKE_MAX_INFLIGHT)") {
+		t.Fatalf("with the one slot taken: %d %v %s; want 503, Retry-After 1 and why", busy.code, busy.header, busy.body)
+	}
+	if a := e.request(http.MethodGet, "/healthz", "", "", nil); a.code != http.StatusOK {
+		t.Errorf("/healthz while busy: %d, want 200 (not limited)", a.code)
+	}
+	if _, err := io.WriteString(conn, pandaItem[half:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("the request that held the slot: %d", resp.StatusCode)
+	}
+	if a := e.post("", `{"provider":"pandapon","orderId":2}`); a.code != http.StatusAccepted {
+		t.Errorf("after the slot is free: %d %s, want 202", a.code, a.body)
+	}
+}
+
+// TestProblemsAreCapped checks that an answer lists at most MaxProblems
+// problems and counts the rest, across items.
+func TestProblemsAreCapped(t *testing.T) {
+	t.Parallel()
+	e := newIntake(t, Options{})
+	items := make([]string, 300)
+	for i := range items {
+		items[i] = `{"provider":"pandapon","orderId":0,"x":1}` // two problems each
+	}
+	a := e.post("", "["+strings.Join(items, ",")+"]")
+	got := a.problems(t)
+	if a.code != http.StatusBadRequest || len(got) != MaxProblems+1 || got[MaxProblems] != "- : and 500 more problems: the first 100 are listed" {
+		t.Fatalf("%d, %d problems, the last %q; want 400, %d problems and a count", a.code, len(got), got[len(got)-1], MaxProblems+1)
 	}
 }

@@ -128,30 +128,41 @@ type rawItem struct {
 	orderID, cancelReason, remark, force                  json.RawMessage
 }
 
-// field returns where the value of key goes, or nil for an unknown key.
-// Keys match exactly, case included.
-func (r *rawItem) field(key string) *json.RawMessage {
-	switch key {
-	case FieldProvider:
+// field returns where the value of key, a JSON string with its quotes,
+// goes, or nil for an unknown key. Keys match exactly, case included.
+func (r *rawItem) field(key []byte) *json.RawMessage {
+	name := key[1 : len(key)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		name = []byte(keyString(key))
+	}
+	// A map index with a converted slice does not allocate.
+	switch fieldSlots[string(name)] {
+	case 1:
 		return &r.provider
-	case FieldSourceApp:
+	case 2:
 		return &r.sourceApp
-	case FieldUserAccount:
+	case 3:
 		return &r.userAccount
-	case FieldOrderType:
+	case 4:
 		return &r.orderType
-	case FieldOrderNum:
+	case 5:
 		return &r.orderNum
-	case FieldOrderID:
+	case 6:
 		return &r.orderID
-	case FieldCancelReason:
+	case 7:
 		return &r.cancelReason
-	case FieldRemark:
+	case 8:
 		return &r.remark
-	case FieldForce:
+	case 9:
 		return &r.force
 	}
 	return nil
+}
+
+// fieldSlots numbers the item's fields for rawItem.field.
+var fieldSlots = map[string]int{
+	FieldProvider: 1, FieldSourceApp: 2, FieldUserAccount: 3, FieldOrderType: 4, FieldOrderNum: 5,
+	FieldOrderID: 6, FieldCancelReason: 7, FieldRemark: 8, FieldForce: 9,
 }
 
 // Decode decodes one item from raw, which holds exactly one JSON object,
@@ -276,45 +287,40 @@ func onlyFor(errs *fieldErrors, provider string, fields map[string]json.RawMessa
 	}
 }
 
-// scanObject reads raw's single JSON object into in. It reports every
-// unknown or repeated key, and returns false, with the one problem, for
-// a syntax error, a value that is not an object, or trailing data.
+// MaxProblems is the most problems an answer lists one by one; the rest
+// are counted in one last problem ("and N more ..."), so that a body of a
+// million unknown keys gets a short answer.
+const MaxProblems = 100
+
+// scanObject reads raw's single JSON object into in, the values being
+// slices of raw. It reports every unknown key (up to MaxProblems of them,
+// then how many more) and every repeated one, and returns false, with the
+// one problem, for a syntax error or a value that is not an object.
 func scanObject(raw []byte, in *rawItem) (fieldErrors, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return fieldErrors{notJSON(err)}, false
+	if !json.Valid(raw) {
+		return fieldErrors{syntaxProblem(raw)}, false
 	}
-	if tok != json.Delim('{') {
-		return fieldErrors{{Problem: "must be a JSON object, got " + kindOfToken(tok)}}, false
+	w := walker{b: raw}
+	if c := w.next(); c != '{' {
+		return fieldErrors{{Problem: "must be a JSON object, got " + kindOf(raw[w.i:])}}, false
 	}
 	var errs fieldErrors
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fieldErrors{notJSON(err)}, false
-		}
-		key, _ := tok.(string) // inside an object, Token gives keys as strings
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return fieldErrors{notJSON(err)}, false
-		}
-		dst := in.field(key)
+	unknown := 0
+	w.elements(func(k, v []byte) {
+		dst := in.field(k)
 		switch {
 		case dst == nil:
-			errs = append(errs, FieldError{Field: shownKey(key), Problem: "unknown field: " + knownFields})
+			if unknown++; unknown <= MaxProblems {
+				errs = append(errs, FieldError{Field: shownKey(keyString(k)), Problem: "unknown field: " + knownFields})
+			}
 		case *dst != nil:
-			errs.add(key, "is given more than once")
+			errs.add(keyString(k), "is given more than once")
 		case !bytes.Equal(v, []byte("null")):
 			*dst = v
 		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return fieldErrors{notJSON(err)}, false
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fieldErrors{{Problem: "is not valid JSON: trailing data after the object"}}, false
+	})
+	if unknown > MaxProblems {
+		errs = append(errs, FieldError{Problem: fmt.Sprintf("and %d more unknown fields", unknown-MaxProblems)})
 	}
 	return errs, true
 }

@@ -122,6 +122,7 @@ func Serve(ctx context.Context, c config.Intake, r config.RedisConn, log *zap.Lo
 		Token:        c.Token,
 		Defaults:     Defaults{SourceApp: c.SourceApp},
 		Timeout:      c.Timeout,
+		MaxInFlight:  c.MaxInFlight,
 		Logger:       log,
 		AllowedHosts: c.AllowedHosts, // used only without a token
 		Shards:       c.Shards,
