@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	w, err := worker.New(worker.Options{
 		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
 		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait, Shards: cfg.Shards,
-		Redis: rdb, Logger: log, Observer: m,
+		Redis: rdb, Logger: log, Observer: m, CompactAfter: compactAfter(cfg.Worker.CompactAfter),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
@@ -177,4 +177,13 @@ func logProviders(log *zap.Logger, cfg config.Config) {
 			log.Info("provider disabled: no settings given, its queue is not served", zap.String("provider", p.name))
 		}
 	}
+}
+
+// compactAfter is TASK_COMPACT_AFTER as worker.Options takes it: there,
+// zero means the default and a negative value at once.
+func compactAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
+	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
@@ -140,7 +141,8 @@ func New(o Options) (*Server, error) {
 	}
 	s.rdb = o.Redis.NewClient()
 	audit := auditor{log: o.Logger.Named("audit"), obs: o.Observer}
-	api := &apiGuard{next: s.mon, store: o.DLQ, insp: asynq.NewInspectorFromRedisClient(s.rdb), audit: audit}
+	mon := compactedView{next: s.mon, rdb: s.rdb, store: taskstore.New(s.rdb)}
+	api := &apiGuard{next: mon, store: o.DLQ, insp: asynq.NewInspectorFromRedisClient(s.rdb), audit: audit}
 	guard := func(h http.Handler) http.Handler { return h }
 	if o.Config.AuthRequired() {
 		guard = func(h http.Handler) http.Handler { return basicAuth(o.Config.User, o.Config.Password, h) }

@@ -33,6 +33,8 @@ const (
 	LogLevelDefault        = "info"
 	LogFormatDefault       = "json"
 	AdminAddrDefault       = "127.0.0.1:8080"
+	// CompactAfterDefault is TASK_COMPACT_AFTER's default.
+	CompactAfterDefault = 10 * time.Minute
 )
 
 // AdminOff is the ADMIN_ADDR value that turns the admin server off.
@@ -153,6 +155,9 @@ type Worker struct {
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	UpstreamTimeout time.Duration
+	// CompactAfter is how long a completed task stays whole before it is
+	// compacted; zero compacts it at the next maintenance pass.
+	CompactAfter time.Duration
 }
 
 // UsageError is a command-line error: unknown flag, bad flag syntax.
@@ -168,7 +173,7 @@ var ErrHelp = flag.ErrHelp
 // limit every provider shares.
 type WorkerSection struct {
 	Concurrency, Dequeuers, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
-	MaxAge, InitialInterval, MaxInterval                                   *Setting
+	MaxAge, InitialInterval, MaxInterval, CompactAfter                     *Setting
 }
 
 // AddWorker declares the worker's settings on l.
@@ -182,6 +187,8 @@ func AddWorker(l *Loader) *WorkerSection {
 		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: "dead-letter a cancellation still failing this long after it was requested (0: default)"}),
 		InitialInterval: l.Add(Setting{Env: "RETRY_INITIAL_INTERVAL", Flag: "retry-initial-interval", Default: retry.InitialIntervalDefault.String(), Kind: "duration", Help: "base delay before the first retry of a transient failure; it doubles with each counted failure, ±50% jitter"}),
 		MaxInterval:     l.Add(Setting{Env: "RETRY_MAX_INTERVAL", Flag: "retry-max-interval", Default: retry.MaxIntervalDefault.String(), Kind: "duration", Help: "cap on the base delay between two retries"}),
+		CompactAfter: l.Add(Setting{Env: "TASK_COMPACT_AFTER", Flag: "task-compact-after", Default: CompactAfterDefault.String(), Kind: "duration",
+			Help: "how long a completed task stays whole (listed in the monitoring UI's Completed tab, about 630 bytes of Redis) before it is compacted to about 160 bytes that still answer dedupe and status until its retention ends; 0s compacts at the next maintenance pass (every 15s)"}),
 	}
 }
 
@@ -200,6 +207,7 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	w.PollInterval = l.Duration(s.PollInterval, time.Millisecond, 10*time.Second)
 	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
 	w.UpstreamTimeout = l.Duration(s.UpstreamTimeout, 0, forever)
+	w.CompactAfter = l.Duration(s.CompactAfter, 0, tasks.RetentionDefault)
 	if w.UpstreamTimeout == 0 && !l.Has(s.UpstreamTimeout) {
 		l.Bad(s.UpstreamTimeout, "must be positive")
 	}

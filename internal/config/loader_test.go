@@ -346,3 +346,33 @@ var testCAPEM = func() string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }()
+
+// TestCompactAfter checks TASK_COMPACT_AFTER: its default, 0s allowed,
+// and bad values named.
+func TestCompactAfter(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"PANDAPON_BASE_URL": "https://p.example", "PANDAPON_ACCESS_KEY": "ak", "PANDAPON_ACCESS_SECRET": "as", "PANDAPON_USER_ID": "u1"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    time.Duration
+		wantErr []string
+	}{
+		{name: "default", want: 10 * time.Minute},
+		{name: "seconds", env: map[string]string{"TASK_COMPACT_AFTER": "5s"}, want: 5 * time.Second},
+		{name: "at once", args: []string{"--task-compact-after", "0s"}, want: 0},
+		{name: "negative", env: map[string]string{"TASK_COMPACT_AFTER": "-1s"}, wantErr: []string{"TASK_COMPACT_AFTER (--task-compact-after): must not be negative, got -1s"}},
+		{name: "past the retention", env: map[string]string{"TASK_COMPACT_AFTER": "200h"}, wantErr: []string{"TASK_COMPACT_AFTER (--task-compact-after): must be from 0s to 168h0m0s, got 200h0m0s"}},
+		{name: "not a duration", env: map[string]string{"TASK_COMPACT_AFTER": "10"}, wantErr: []string{`TASK_COMPACT_AFTER (--task-compact-after): must be a duration such as 30s or 2m, got "10"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, ok := loadWant(t, base, tt.env, tt.args, tt.wantErr)
+			if ok && c.Worker.CompactAfter != tt.want {
+				t.Errorf("CompactAfter %s, want %s", c.Worker.CompactAfter, tt.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -23,7 +24,7 @@ const (
 	MaintenanceIntervalDefault = 15 * time.Second
 	// CompactAfterDefault is how long a completed task is kept whole (and
 	// listed in the monitoring UI's Completed tab) before it is compacted.
-	CompactAfterDefault = 10 * time.Minute
+	CompactAfterDefault = config.CompactAfterDefault
 
 	compactBatch   = 500
 	reconcileBatch = 1000
