@@ -43,10 +43,30 @@ type Check struct {
 	Func func(ctx context.Context) error
 }
 
-// RedisCheck returns a Check named "redis" that PINGs rdb.
+// RedisCheck returns a Check named "redis" that PINGs rdb and writes to it.
+//
+// Answering is not enough: a Redis out of memory (maxmemory with
+// noeviction), a replica (READONLY) or one whose snapshots fail (MISCONF)
+// answers PING and refuses every enqueue and every outcome. So the check
+// also writes ReadyKey, a few bytes that expire in seconds; on Redis
+// Cluster that tests the one master holding it.
 func RedisCheck(rdb redis.UniversalClient) Check {
-	return Check{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
+	return Check{Name: "redis", Func: func(ctx context.Context) error {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		if err := rdb.Set(ctx, ReadyKey, "1", readyKeyTTL).Err(); err != nil {
+			return fmt.Errorf("answers but refuses writes: %w", err)
+		}
+		return nil
+	}}
 }
+
+// ReadyKey is the key RedisCheck writes; readyKeyTTL is how long it stays.
+const (
+	ReadyKey    = "cancelworker:readyz"
+	readyKeyTTL = 10 * time.Second
+)
 
 // Status is the body of /healthz and /readyz.
 type Status struct {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/httpserve"
+	"github.com/cancelworker/cancelworker/internal/redistest"
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"go.uber.org/zap"
 )
 
@@ -115,6 +117,53 @@ func TestBaseURL(t *testing.T) {
 	for in, want := range map[string]string{"": "", "0.0.0.0:80": "http://127.0.0.1:80", "[::]:81": "http://127.0.0.1:81", ":82": "http://127.0.0.1:82", "10.0.0.1:83": "http://10.0.0.1:83"} {
 		if got := httpserve.BaseURL(in); got != want {
 			t.Errorf("BaseURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRedisCheckRefusedWrites checks that /readyz reports 503, with the
+// reason, while Redis answers PING but refuses writes: out of memory
+// (maxmemory with noeviction) and a read-only replica.
+func TestRedisCheckRefusedWrites(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	if srv.Kind != redistest.KindRedisServer {
+		t.Skipf("changes the server's configuration: needs its own redis-server, got %s", srv.Kind)
+	}
+	rdb := srv.Client(t)
+	ctx := t.Context()
+	ready := httpserve.Ready([]httpserve.Check{httpserve.RedisCheck(rdb)}, 0, nil)
+	answer := func() (int, string) {
+		w := httptest.NewRecorder()
+		ready(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return w.Code, strings.TrimSpace(w.Body.String())
+	}
+	if code, body := answer(); code != http.StatusOK {
+		t.Fatalf("healthy Redis: %d %s", code, body)
+	}
+	steps := []struct {
+		name       string
+		set, reset []any
+		want       string
+	}{
+		{name: "out of memory", set: []any{"config", "set", "maxmemory", "1"}, reset: []any{"config", "set", "maxmemory", "0"},
+			want: `{"status":"unavailable","reason":"redis: answers but refuses writes: OOM command not allowed when used memory \u003e 'maxmemory'."}`},
+		{name: "read-only replica", set: []any{"replicaof", "127.0.0.1", strings.TrimPrefix(workertest.ClosedAddr(t), "127.0.0.1:")}, reset: []any{"replicaof", "no", "one"},
+			want: `{"status":"unavailable","reason":"redis: answers but refuses writes: READONLY You can't write against a read only replica."}`},
+	}
+	for _, st := range steps {
+		if err := rdb.Do(ctx, st.set...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		code, body := answer()
+		if err := rdb.Do(ctx, st.reset...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusServiceUnavailable || body != st.want {
+			t.Errorf("%s: %d %s, want 503 %s", st.name, code, body, st.want)
+		}
+		if code, body := answer(); code != http.StatusOK {
+			t.Errorf("after %s ended: %d %s, want 200", st.name, code, body)
 		}
 	}
 }

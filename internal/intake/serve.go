@@ -39,7 +39,7 @@ Serves the HTTP intake, described in api/openapi.yaml:
   GET  /v1/cancellations/{provider}/{order}    the status, as "enqueue status"
                                                (meari: ?orderType=&sourceApp=)
   GET  /healthz                                200 while the process runs
-  GET  /readyz                                 200 when Redis answers, else 503
+  GET  /readyz                                 200 when Redis answers and takes writes, else 503
 
 A batch is validated first: if any item is invalid, nothing is enqueued and
 the answer is 400 with every problem (index, field, problem). Enqueueing is
