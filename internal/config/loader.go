@@ -313,13 +313,13 @@ func (l *Loader) BaseURL(s *Setting) string {
 	case err != nil:
 		l.Bad(s, "must be an http(s) URL, got %q", text.Truncate(s.raw, 60))
 	case u.Scheme != "http" && u.Scheme != "https":
-		l.Bad(s, "must start with http:// or https://, got %q", u.Redacted())
+		l.Bad(s, "must start with http:// or https://, got %q", text.RedactedURL(u))
 	case u.Host == "":
-		l.Bad(s, "must name a host, got %q", u.Redacted())
+		l.Bad(s, "must name a host, got %q", text.RedactedURL(u))
 	case u.User != nil:
 		l.Bad(s, "must not hold credentials")
 	case u.RawQuery != "" || u.Fragment != "":
-		l.Bad(s, "must not have a query or fragment, got %q", u.Redacted())
+		l.Bad(s, "must not have a query or fragment, got %q", text.RedactedURL(u))
 	}
 	return strings.TrimRight(s.raw, "/")
 }

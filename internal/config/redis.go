@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,11 +47,18 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 		}
 		return nil, "", fmt.Errorf("is not a valid URL: %v", err)
 	}
-	shown := u.Redacted()
+	shown := text.RedactedURL(u)
 	_, hasPassword := u.User.Password()
+	// A user name without a password is a password as redis-cli reads
+	// redis://PASSWORD@host, unless a password is given apart.
+	userOnly := !hasPassword && text.URLSecret(u) != "" && r.Password == ""
 	switch {
-	case hasPassword && r.URLFromFlag:
-		return nil, shown, errors.New("must not hold a password on the command line, where any user of this machine can read it (ps, /proc/<pid>/cmdline): " +
+	case (hasPassword || userOnly) && r.URLFromFlag:
+		what := "a password"
+		if userOnly {
+			what = "a user name without a password (redis://PASSWORD@host is a password to redis-cli)"
+		}
+		return nil, shown, errors.New("must not hold " + what + " on the command line, where any user of this machine can read it (ps, /proc/<pid>/cmdline): " +
 			"put the password in a file named by REDIS_PASSWORD_FILE (--redis-password-file), or give the URL in REDIS_URL")
 	case hasPassword && r.Password != "":
 		return nil, shown, errors.New("holds a password and REDIS_PASSWORD or REDIS_PASSWORD_FILE is set too: give the password in one place")
@@ -58,8 +66,8 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 	opt, err := redis.ParseURL(r.URL)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "redis: ")
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		if secret := text.URLSecret(u); secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "xxxxx")
 		}
 		return nil, shown, errors.New(msg)
 	}

@@ -159,7 +159,7 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		l.Bad(r.TLS, "applies only with %s or %s: for one server, give rediss:// in %s", r.SentinelAddrs.Name(), r.Cluster.Name(), r.URL.Name())
 		return RedisConn{}
 	}
-	if pw := urlPassword(r.URL.Value()); pw != "" {
+	if pw := urlSecret(r.URL.Value()); pw != "" {
 		l.secrets = append(l.secrets, pw)
 	}
 	opt, shown, err := ParseRedis(Redis{URL: r.URL.Value(), URLFromFlag: r.URL.FromFlag(), Password: password})
@@ -414,15 +414,14 @@ func configured(l *Loader, provider string, required ...*Setting) bool {
 	return true
 }
 
-// urlPassword returns the password a Redis URL holds, "" for none or an
-// unparsable URL.
-func urlPassword(raw string) string {
+// urlSecret returns what a Redis URL holds that may be a secret (see
+// text.URLSecret), "" for none or an unparsable URL.
+func urlSecret(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return ""
 	}
-	pw, _ := u.User.Password()
-	return pw
+	return text.URLSecret(u)
 }
 
 // IntakeSection is the HTTP intake's listener, token and defaults.

@@ -4,6 +4,7 @@
 package text
 
 import (
+	"net/url"
 	"strings"
 	"unicode"
 )
@@ -58,4 +59,33 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// URLSecret returns what in u's user information may be a secret: the
+// password, or a user name given without one, which is how a password is
+// often written (redis://PASSWORD@host, as redis-cli reads it). "" for
+// none.
+func URLSecret(u *url.URL) string {
+	if u == nil || u.User == nil {
+		return ""
+	}
+	if pw, ok := u.User.Password(); ok {
+		return pw
+	}
+	return u.User.Username()
+}
+
+// RedactedURL returns u as it may be shown: a password replaced by
+// "xxxxx", as url.URL.Redacted does, and a user name given without a
+// password as well (see URLSecret).
+func RedactedURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	if _, ok := u.User.Password(); u.User != nil && !ok && u.User.Username() != "" {
+		c := *u
+		c.User = url.User("xxxxx")
+		return c.String()
+	}
+	return u.Redacted()
 }
