@@ -257,6 +257,9 @@ type notice struct {
 // parseNotice reads the notice of v, nil when v has no done parameter, with
 // an error naming the first parameter whose value is not allowed.
 func parseNotice(v url.Values) (*notice, error) {
+	if err := onlyOnce(v, "done", "why", "n", "failed", "already", "stale"); err != nil {
+		return nil, err
+	}
 	n := notice{Action: v.Get("done"), Why: v.Get("why")}
 	switch n.Action {
 	case "":

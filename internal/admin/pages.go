@@ -278,6 +278,9 @@ type dlqQuery struct {
 // parseDLQQuery reads a dlqQuery from v, with an error naming the first
 // parameter whose value is not allowed.
 func parseDLQQuery(v url.Values) (dlqQuery, error) {
+	if err := onlyOnce(v, "provider", "order", "reason", "code", "page", "size"); err != nil {
+		return dlqQuery{}, err
+	}
 	q := dlqQuery{
 		Provider: v.Get("provider"),
 		Order:    strings.TrimSpace(v.Get("order")),
@@ -304,6 +307,17 @@ func parseDLQQuery(v url.Values) (dlqQuery, error) {
 		return q, err
 	}
 	return q, nil
+}
+
+// onlyOnce reports the first of keys given more than once in v: which of
+// the values was meant cannot be known.
+func onlyOnce(v url.Values, keys ...string) error {
+	for _, k := range keys {
+		if n := len(v[k]); n > 1 {
+			return fmt.Errorf("%s: is given %d times: give it once", k, n)
+		}
+	}
+	return nil
 }
 
 // textParam checks the text query parameter name: at most limit bytes of

@@ -444,8 +444,11 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var errs fieldErrors
 	for _, k := range slices.Sorted(maps.Keys(q)) {
-		if k != FieldOrderType && k != FieldSourceApp {
+		switch {
+		case k != FieldOrderType && k != FieldSourceApp:
 			errs.add(shownKey(k), "unknown query parameter: only orderType and sourceApp (meari) are taken")
+		case len(q[k]) > 1:
+			errs.add(k, "is given %d times: give it once", len(q[k]))
 		}
 	}
 	var oq status.OrderQuery

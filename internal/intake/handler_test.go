@@ -458,6 +458,10 @@ func TestGetStatus(t *testing.T) {
 			`- orderType: must be 1 (cloud), 2 (ai) or 3 (flow4g), got "cloud"`,
 			"- order: must not contain ':'",
 		}},
+		{name: "repeated query parameters", path: "/v1/cancellations/meari/M1?orderType=1&orderType=2&sourceApp=72&sourceApp=72", want: http.StatusBadRequest, problems: []string{
+			"- orderType: is given 2 times: give it once",
+			"- sourceApp: is given 2 times: give it once",
+		}},
 		{name: "pandapon, bad order ID and meari parameters", path: "/v1/cancellations/pandapon/25e18?orderType=1", want: http.StatusBadRequest, problems: []string{
 			"- orderType: only applies to meari",
 			`- order: must be a positive integer of decimal digits, got "25e18"`,
