@@ -418,6 +418,16 @@ func (s Scalar) Code() string {
 	return strconv.FormatInt(n, 10)
 }
 
+// FieldProblem is one invalid field of a provider's Config, named as the
+// Config spells it ("PartnerKey"), so that a configuration loader can name
+// its own setting for it.
+type FieldProblem struct {
+	Field string
+	Err   error
+}
+
+func (p FieldProblem) Error() string { return p.Field + ": " + p.Err.Error() }
+
 // ParseBaseURL checks a provider's base URL, an absolute http or https URL
 // with a host and an optional path prefix, and returns it without a trailing
 // slash. It refuses credentials, a query or a fragment, and never echoes

@@ -11,13 +11,16 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/worker"
+	"go.uber.org/zap"
 )
 
 // checkTimeout bounds each network check of `worker check`.
 const checkTimeout = 5 * time.Second
 
 // check is `worker check [flags]`: it validates the configuration (the
-// same flags and environment as the worker), connects to Redis and
+// same flags and environment as the worker, and the same validation: the
+// loader runs the providers' own checks, and check builds the worker as
+// it starts, without starting it), connects to Redis and
 // describes it, and opens a TCP (and TLS, for https) connection to each
 // enabled provider's base URL without sending anything, one line per
 // check. It returns 0 when every check passed, 1 otherwise; a warning
@@ -28,10 +31,18 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "fail  configuration:\n%v\n", err)
 		return 1
 	}
-	ok := true
 	line := func(status, what, detail string) {
 		fmt.Fprintf(stdout, "%-5s %s: %s\n", status, what, detail)
 	}
+	rdb := cfg.Redis.NewClient()
+	defer rdb.Close()
+	// What the worker builds at start, without starting it: whatever it
+	// would refuse, check refuses.
+	if _, err := newWorker(cfg, rdb, zap.NewNop(), nil); err != nil {
+		line("fail", "configuration", err.Error())
+		return 1
+	}
+	ok := true
 	enabled := func(on bool) string {
 		if on {
 			return "enabled"
@@ -44,8 +55,6 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		line("warn", "configuration", w)
 	}
 
-	rdb := cfg.Redis.NewClient()
-	defer rdb.Close()
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	summary, err := worker.RedisSummary(rctx, rdb)
 	if err == nil {

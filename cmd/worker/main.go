@@ -99,11 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
 	}
-	w, err := worker.New(worker.Options{
-		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
-		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait, Shards: cfg.Shards,
-		Redis: rdb, Logger: log, Observer: m, CompactAfter: compactAfter(cfg.Worker.CompactAfter),
-	})
+	w, err := newWorker(cfg, rdb, log, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 1
@@ -177,6 +173,17 @@ func logProviders(log *zap.Logger, cfg config.Config) {
 			log.Info("provider disabled: no settings given, its queue is not served", zap.String("provider", p.name))
 		}
 	}
+}
+
+// newWorker builds the worker of cfg: the worker and `worker check` both
+// call it, so that check refuses whatever the worker would at start.
+// obs may be nil.
+func newWorker(cfg config.Config, rdb redis.UniversalClient, log *zap.Logger, obs worker.Observer) (*worker.Worker, error) {
+	return worker.New(worker.Options{
+		Meari: cfg.Meari, PandaPon: cfg.PandaPon, Retry: cfg.Retry, Run: cfg.Worker, LogLevel: cfg.Log.Level,
+		Limits: cfg.Limits, Breaker: cfg.Breaker, RateMaxWait: cfg.RateMaxWait, Shards: cfg.Shards,
+		Redis: rdb, Logger: log, Observer: obs, CompactAfter: compactAfter(cfg.Worker.CompactAfter),
+	})
 }
 
 // compactAfter is TASK_COMPACT_AFTER as worker.Options takes it: there,

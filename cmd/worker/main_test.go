@@ -459,6 +459,13 @@ func TestCheck(t *testing.T) {
 			wantCode: 1, want: []string{"ok    meari ", "fail  pandapon http://", "refused"}},
 		{name: "invalid configuration", env: with(map[string]string{"WORKER_DEQUEUERS": "0"}), wantCode: 1,
 			want: []string{"fail  configuration:", "WORKER_DEQUEUERS (--dequeuers): must be at least 1, got 0"}},
+		// What only the providers' own validation refused, at the
+		// worker's start, once check had passed it.
+		{name: "key with white space", env: with(map[string]string{"MEARI_PARTNER_KEY": "k "}), wantCode: 1,
+			want: []string{"fail  configuration:", "MEARI_PARTNER_KEY (--meari-partner-key): must not start or end with white space"}},
+		{name: "secret not ASCII", env: with(map[string]string{
+			"PANDAPON_BASE_URL": up.URL, "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s3cr3t-value-é", "PANDAPON_USER_ID": "u"}), wantCode: 1,
+			want: []string{"fail  configuration:", "PANDAPON_ACCESS_SECRET: must be printable ASCII"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,6 +480,14 @@ func TestCheck(t *testing.T) {
 			}
 			if strings.Contains(stdout.String()+stderr.String(), "s3cr3t-value") {
 				t.Error("the output shows the secret")
+			}
+			if tt.wantCode == 0 || !strings.Contains(stdout.String(), "fail  configuration:") {
+				return
+			}
+			// The worker refuses it at start the same way: one validation.
+			stderr.Reset()
+			if code := run(t.Context(), nil, envFunc(tt.env), io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want[1]) {
+				t.Errorf("the worker itself: exit %d, %s; want 2 and %q", code, stderr.String(), tt.want[1])
 			}
 		})
 	}

@@ -187,7 +187,7 @@ func TestRedis(t *testing.T) {
 		{name: "password in the user field of the URL flag", args: []string{"--redis-url", "redis://pw-8@redis:6379/0"},
 			wantErr: "--redis-url: must not hold a user name without a password (redis://PASSWORD@host is a password to redis-cli) on the command line"},
 		{name: "user name in the URL flag, password from a file", args: []string{"--redis-url", "redis://alice@redis:6379/0", "--redis-password-file", "/pw"}, files: map[string]string{"/pw": "pw-9"},
-			wantAddr: "redis:6379", wantPassword: "pw-9", wantShown: "redis://xxxxx@redis:6379/0"},
+			wantAddr: "redis:6379", wantPassword: "pw-9", wantShown: "redis://alice@redis:6379/0"},
 		{name: "password in the user field, bad database", env: map[string]string{"REDIS_URL": "redis://pw-10@redis:6379/x"}, wantErr: `invalid database number: "x"`},
 		{name: "password in the user field of a base URL", env: map[string]string{"MEARI_BASE_URL": "ftp://pw-11@meari.example"}, wantErr: `must start with http:// or https://, got "ftp://xxxxx@meari.example"`},
 		{name: "empty password file", env: map[string]string{"REDIS_PASSWORD_FILE": "/pw"}, files: map[string]string{"/pw": "\n"}, wantErr: "REDIS_PASSWORD_FILE (--redis-password-file): the file is empty"},

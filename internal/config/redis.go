@@ -47,11 +47,14 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 		}
 		return nil, "", fmt.Errorf("is not a valid URL: %v", err)
 	}
-	shown := text.RedactedURL(u)
 	_, hasPassword := u.User.Password()
 	// A user name without a password is a password as redis-cli reads
 	// redis://PASSWORD@host, unless a password is given apart.
 	userOnly := !hasPassword && text.URLSecret(u) != "" && r.Password == ""
+	shown := u.Redacted()
+	if userOnly {
+		shown = text.RedactedURL(u)
+	}
 	switch {
 	case (hasPassword || userOnly) && r.URLFromFlag:
 		what := "a password"
@@ -66,7 +69,7 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 	opt, err := redis.ParseURL(r.URL)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "redis: ")
-		if secret := text.URLSecret(u); secret != "" {
+		if secret := text.URLSecret(u); secret != "" && (hasPassword || userOnly) {
 			msg = strings.ReplaceAll(msg, secret, "xxxxx")
 		}
 		return nil, shown, errors.New(msg)

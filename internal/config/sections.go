@@ -13,6 +13,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
 	"github.com/cancelworker/cancelworker/internal/text"
+	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
@@ -159,7 +160,7 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		l.Bad(r.TLS, "applies only with %s or %s: for one server, give rediss:// in %s", r.SentinelAddrs.Name(), r.Cluster.Name(), r.URL.Name())
 		return RedisConn{}
 	}
-	if pw := urlSecret(r.URL.Value()); pw != "" {
+	if pw := urlSecret(r.URL.Value(), password != ""); pw != "" {
 		l.secrets = append(l.secrets, pw)
 	}
 	opt, shown, err := ParseRedis(Redis{URL: r.URL.Value(), URLFromFlag: r.URL.FromFlag(), Password: password})
@@ -310,9 +311,16 @@ func (s *MeariSection) Read(l *Loader) (*meari.Config, Provider) {
 	if s.PartnerSecretFile.Given() && !s.PartnerSecret.Given() {
 		secret = s.PartnerSecretFile
 	}
-	if !s.Always && !configured(l, "Meari", s.BaseURL, s.PartnerKey, secret, s.SourceApp) {
+	if s.Always {
+		return &c, p
+	}
+	if !configured(l, "Meari", s.BaseURL, s.PartnerKey, secret, s.SourceApp) {
 		return nil, p
 	}
+	l.providerProblems(c.Problems(), map[string]*Setting{
+		"BaseURL": s.BaseURL, "PartnerKey": s.PartnerKey, "PartnerSecret": secret, "SourceApp": s.SourceApp,
+		"SignMode": s.SignMode, "TimestampFormat": s.TimestampFormat,
+	})
 	return &c, p
 }
 
@@ -353,9 +361,15 @@ func (s *PandaPonSection) Read(l *Loader) (*pandapon.Config, Provider) {
 	if s.AccessSecretFile.Given() && !s.AccessSecret.Given() {
 		secret = s.AccessSecretFile
 	}
-	if !s.Always && !configured(l, "PandaPon", s.BaseURL, s.AccessKey, secret, s.UserID) {
+	if s.Always {
+		return &c, p
+	}
+	if !configured(l, "PandaPon", s.BaseURL, s.AccessKey, secret, s.UserID) {
 		return nil, p
 	}
+	l.providerProblems(c.Problems(), map[string]*Setting{
+		"BaseURL": s.BaseURL, "AccessKey": s.AccessKey, "AccessSecret": secret, "UserID": s.UserID,
+	})
 	return &c, p
 }
 
@@ -414,11 +428,32 @@ func configured(l *Loader, provider string, required ...*Setting) bool {
 	return true
 }
 
+// providerProblems reports each problem a provider's own validation finds
+// (its Config.Problems, the checks its New makes) under the setting of the
+// field, unless that setting has a problem already: the worker refuses
+// nothing at start that the loader, and so `worker check`, let through.
+func (l *Loader) providerProblems(ps []providers.FieldProblem, settings map[string]*Setting) {
+	for _, p := range ps {
+		s, ok := settings[p.Field]
+		if !ok {
+			l.problems = append(l.problems, Problem{Name: p.Field, Problem: p.Err.Error()})
+			continue
+		}
+		if !l.Has(s) {
+			l.Bad(s, "%v", p.Err)
+		}
+	}
+}
+
 // urlSecret returns what a Redis URL holds that may be a secret (see
-// text.URLSecret), "" for none or an unparsable URL.
-func urlSecret(raw string) string {
+// text.URLSecret; a user name is one only without a password given
+// apart), "" for none or an unparsable URL.
+func urlSecret(raw string, passwordApart bool) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User == nil {
+		return ""
+	}
+	if _, ok := u.User.Password(); !ok && passwordApart {
 		return ""
 	}
 	return text.URLSecret(u)

@@ -3,6 +3,7 @@
 package meari
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,30 +103,40 @@ type Client struct {
 	nonce     func() string
 }
 
+// Problems returns every invalid field of cfg, its Transport aside: the
+// checks New makes, for a loader to run on its settings before any client
+// is built. A key or secret is never echoed.
+func (cfg Config) Problems() []providers.FieldProblem {
+	var ps []providers.FieldProblem
+	add := func(field string, err error) {
+		if err != nil {
+			ps = append(ps, providers.FieldProblem{Field: field, Err: err})
+		}
+	}
+	_, err := providers.ParseBaseURL(cfg.BaseURL)
+	add("BaseURL", err)
+	add("PartnerKey", checkCredential(cfg.PartnerKey))
+	add("PartnerSecret", checkCredential(cfg.PartnerSecret))
+	if cfg.SourceApp <= 0 {
+		add("SourceApp", fmt.Errorf("must be a positive integer, got %d", cfg.SourceApp))
+	}
+	if cfg.SignMode != "" {
+		_, err := ParseSignMode(string(cfg.SignMode))
+		add("SignMode", err)
+	}
+	if cfg.TimestampFormat != "" {
+		_, err := ParseTimestampFormat(string(cfg.TimestampFormat))
+		add("TimestampFormat", err)
+	}
+	return ps
+}
+
 // New validates cfg, reporting every invalid field at once, and returns a
 // Client.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := providers.ParseBaseURL(cfg.BaseURL)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("BaseURL: %w", err))
-	}
-	errs = appendCredential(errs, "PartnerKey", cfg.PartnerKey)
-	errs = appendCredential(errs, "PartnerSecret", cfg.PartnerSecret)
-	if cfg.SourceApp <= 0 {
-		errs = append(errs, fmt.Errorf("SourceApp: must be a positive integer, got %d", cfg.SourceApp))
-	}
-	mode := cfg.SignMode
-	if mode == "" {
-		mode = SignModeDefault
-	} else if _, err := ParseSignMode(string(mode)); err != nil {
-		errs = append(errs, fmt.Errorf("SignMode: %w", err))
-	}
-	tsFormat := cfg.TimestampFormat
-	if tsFormat == "" {
-		tsFormat = TimestampFormatDefault
-	} else if _, err := ParseTimestampFormat(string(tsFormat)); err != nil {
-		errs = append(errs, fmt.Errorf("TimestampFormat: %w", err))
+	for _, p := range cfg.Problems() {
+		errs = append(errs, p)
 	}
 	if err := cfg.Transport.Validate(); err != nil {
 		errs = append(errs, err)
@@ -133,6 +144,9 @@ func New(cfg Config) (*Client, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("meari config: %w", err)
 	}
+	base, _ := providers.ParseBaseURL(cfg.BaseURL) // checked
+	mode := cmp.Or(cfg.SignMode, SignModeDefault)
+	tsFormat := cmp.Or(cfg.TimestampFormat, TimestampFormatDefault)
 	c := &Client{
 		url:       base + CancelPath,
 		key:       cfg.PartnerKey,
@@ -147,17 +161,17 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// appendCredential checks a key or secret without ever echoing its value.
-func appendCredential(errs []error, field, v string) []error {
+// checkCredential checks a key or secret without ever echoing its value.
+func checkCredential(v string) error {
 	switch {
 	case v == "":
-		return append(errs, fmt.Errorf("%s: is required", field))
+		return errors.New("is required")
 	case strings.TrimSpace(v) != v:
-		return append(errs, fmt.Errorf("%s: must not start or end with white space", field))
+		return errors.New("must not start or end with white space")
 	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return append(errs, fmt.Errorf("%s: must not contain control characters", field))
+		return errors.New("must not contain control characters")
 	}
-	return errs
+	return nil
 }
 
 // Order is the order to cancel.

@@ -69,23 +69,38 @@ type Client struct {
 	nonce  func() string
 }
 
+// Problems returns every invalid field of cfg, its Transport aside: the
+// checks New makes, for a loader to run on its settings before any client
+// is built. A key, secret or user ID is never echoed.
+func (cfg Config) Problems() []providers.FieldProblem {
+	var ps []providers.FieldProblem
+	add := func(field string, err error) {
+		if err != nil {
+			ps = append(ps, providers.FieldProblem{Field: field, Err: err})
+		}
+	}
+	_, err := providers.ParseBaseURL(cfg.BaseURL)
+	add("BaseURL", err)
+	add("AccessKey", checkHeaderValue(cfg.AccessKey))
+	add("AccessSecret", checkHeaderValue(cfg.AccessSecret))
+	add("UserID", checkHeaderValue(cfg.UserID))
+	return ps
+}
+
 // New validates cfg, reporting every invalid field at once, and returns a
 // Client.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := providers.ParseBaseURL(cfg.BaseURL)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("BaseURL: %w", err))
+	for _, p := range cfg.Problems() {
+		errs = append(errs, p)
 	}
-	errs = appendHeaderValue(errs, "AccessKey", cfg.AccessKey)
-	errs = appendHeaderValue(errs, "AccessSecret", cfg.AccessSecret)
-	errs = appendHeaderValue(errs, "UserID", cfg.UserID)
 	if err := cfg.Transport.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pandapon config: %w", err)
 	}
+	base, _ := providers.ParseBaseURL(cfg.BaseURL) // checked
 	c := &Client{
 		url:    base + CancelPath,
 		key:    cfg.AccessKey,
@@ -98,18 +113,18 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// appendHeaderValue checks a value that travels in (or signs) a header,
+// checkHeaderValue checks a value that travels in (or signs) a header,
 // without ever echoing it.
-func appendHeaderValue(errs []error, field, v string) []error {
+func checkHeaderValue(v string) error {
 	switch {
 	case v == "":
-		return append(errs, fmt.Errorf("%s: is required", field))
+		return errors.New("is required")
 	case strings.TrimSpace(v) != v:
-		return append(errs, fmt.Errorf("%s: must not start or end with white space", field))
+		return errors.New("must not start or end with white space")
 	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r >= 0x7f }):
-		return append(errs, fmt.Errorf("%s: must be printable ASCII", field))
+		return errors.New("must be printable ASCII")
 	}
-	return errs
+	return nil
 }
 
 // Order is the order to cancel.
