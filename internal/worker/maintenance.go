@@ -32,6 +32,13 @@ const (
 	// clocks that disagree between workers (asynq stamps archive times
 	// with the archiving worker's clock).
 	reconcileOverlap = time.Minute
+	// reconcileWholeEvery is how many passes go by between two that read
+	// every archive whole, from its oldest task: a task archived by a
+	// process whose clock is behind by more than reconcileOverlap lands
+	// before the cursor, and only a whole read finds it (2 minutes at the
+	// default interval; an archive holds at most 10,000 tasks, asynq's
+	// cap, read in batches of reconcileBatch).
+	reconcileWholeEvery = 8
 )
 
 // maintainer compacts completed tasks and files a dead-letter entry for
@@ -94,6 +101,9 @@ func (m *maintainer) pass(ctx context.Context) {
 	} else if moved+dropped > 0 {
 		m.log.Info("moved dead-letter entries from the old key layout", zap.String("from", dlq.PrefixLegacy+"*"), zap.String("to", dlq.PrefixDefault+"*"),
 			zap.Int("moved", moved), zap.Int("superseded", dropped))
+	}
+	if m.passes.Load()%reconcileWholeEvery == 0 {
+		clear(m.cursors) // the first pass too: from each archive's oldest
 	}
 	for _, q := range m.queues {
 		if n, err := m.compact(ctx, q); err != nil && ctx.Err() == nil {

@@ -659,3 +659,63 @@ func TestMaintenanceSweepsCancelled(t *testing.T) {
 		t.Errorf("an entry written after the completion: %+v, %v; want kept", got, err)
 	}
 }
+
+// TestReconcilerClockSkew archives a task as a process whose clock is 10
+// minutes behind would (asynq scores the archive with the archiving
+// process's clock), after the reconciler's cursor has moved past that
+// time: a periodic read of the whole archive still files its entry, with
+// the time the task last failed, not the time it was filed.
+func TestReconcilerClockSkew(t *testing.T) {
+	t.Parallel()
+	r := workertest.Start(t, workertest.WithMaintenance(20*time.Millisecond, 0))
+	ctx := t.Context()
+	if err := r.Inspector.PauseQueue(tasks.QueuePandaPon); err != nil {
+		t.Fatal(err)
+	}
+	// A first archived task moves the cursor to about now.
+	first := r.EnqueuePandaPon(t, "2542285634920882001")
+	if err := r.Inspector.ArchiveTask(first.Queue, first.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	workertest.Wait(t, "the first entry filed", func() (bool, string) {
+		_, err := r.DLQ.Get(ctx, first.TaskID)
+		return err == nil, fmt.Sprint(err)
+	})
+	waitPasses(t, r.Worker, 1)
+
+	// The second failed 3 minutes ago, and a process 10 minutes behind
+	// archived it, as asynq's archive does (out of pending, into the
+	// archive scored with that process's clock, state archived), at once.
+	skewed := r.EnqueuePandaPon(t, "2542285634920882002")
+	failedAt := time.Now().Add(-3 * time.Minute).Truncate(time.Second)
+	key := taskstore.TaskKey(skewed.Queue, skewed.TaskID)
+	raw, err := r.RDB.HGet(ctx, key, "msg").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := taskstore.DecodeMessage(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Retried, m.ErrorMsg, m.LastFailedAt = 2, "pandapon: transient: HTTP 503", failedAt.Unix()
+	prefix := "asynq:{" + skewed.Queue + "}:"
+	pipe := r.RDB.TxPipeline()
+	removed := pipe.LRem(ctx, prefix+"pending", 1, skewed.TaskID)
+	pipe.ZAdd(ctx, prefix+"archived", redis.Z{Score: float64(time.Now().Add(-10 * time.Minute).Unix()), Member: skewed.TaskID})
+	pipe.HSet(ctx, key, "msg", m.Encode(), "state", "archived")
+	if _, err := pipe.Exec(ctx); err != nil || removed.Val() != 1 {
+		t.Fatalf("archive as a skewed process: %v, %d removed from pending", err, removed.Val())
+	}
+	info, err := r.Inspector.GetTaskInfo(skewed.Queue, skewed.TaskID)
+	if err != nil || info.State != asynq.TaskStateArchived || !info.LastFailedAt.Equal(failedAt) {
+		t.Fatalf("the skewed archive as asynq reads it: %+v, %v", info, err)
+	}
+	var e dlq.Entry
+	workertest.WaitUpTo(t, 30*time.Second, "the skewed archive's entry filed", func() (bool, string) {
+		e, err = r.DLQ.Get(ctx, skewed.TaskID)
+		return err == nil, fmt.Sprint(err)
+	})
+	if !e.LastFailedAt.Equal(failedAt) || e.Attempts != 3 || !strings.Contains(e.Message, "HTTP 503") {
+		t.Errorf("entry: last failed %s, %d attempts, %q; want %s (when the task failed), 3 attempts and its error", e.LastFailedAt, e.Attempts, e.Message, failedAt)
+	}
+}
