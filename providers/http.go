@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cancelworker/cancelworker/internal/text"
 )
 
 const (
@@ -442,13 +444,13 @@ func ParseBaseURL(s string) (string, error) {
 	}
 	switch {
 	case u.User != nil:
-		return "", fmt.Errorf("must not hold credentials, got %q", u.Redacted())
+		return "", fmt.Errorf("must not hold credentials, got %q", text.RedactedURL(u))
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("must be an absolute http or https URL, got %q", u.Redacted())
+		return "", fmt.Errorf("must be an absolute http or https URL, got %q", text.RedactedURL(u))
 	case u.Host == "":
-		return "", fmt.Errorf("must name a host, got %q", u.Redacted())
+		return "", fmt.Errorf("must name a host, got %q", text.RedactedURL(u))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", fmt.Errorf("must not have a query or fragment, got %q", u.Redacted())
+		return "", fmt.Errorf("must not have a query or fragment, got %q", text.RedactedURL(u))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

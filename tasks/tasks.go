@@ -129,17 +129,22 @@ func (e *ValidationError) Error() string {
 // Is reports whether target is ErrInvalid.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
-type problems []*FieldError
+type problems struct {
+	list []*FieldError
+	// damagedOK lets free text hold U+FFFD: a task enqueued before the
+	// constructors refused it is still run (see ParsePandaPonCancel).
+	damagedOK bool
+}
 
 func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	p.list = append(p.list, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
 func (p problems) err() error {
-	if len(p) == 0 {
+	if len(p.list) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: p}
+	return &ValidationError{Fields: p.list}
 }
 
 func checkText(p *problems, field, v string, required bool, limit int) {
@@ -149,7 +154,7 @@ func checkText(p *problems, field, v string, required bool, limit int) {
 	case !utf8.ValidString(v):
 		i := firstInvalid(v)
 		p.add(field, "must be valid UTF-8: byte 0x%02X at offset %d is not", v[i], i)
-	case strings.ContainsRune(v, utf8.RuneError):
+	case strings.ContainsRune(v, utf8.RuneError) && !p.damagedOK:
 		// Valid, but what a decoder writes for bytes it could not read (or a
 		// JSON lone surrogate): the order named is not the one meant.
 		p.add(field, "must not contain U+FFFD, the replacement character: the text was damaged (invalid UTF-8 or a lone surrogate) before it got here")
@@ -303,8 +308,13 @@ type PandaPonCancel struct {
 }
 
 // Validate reports every invalid field at once.
-func (p PandaPonCancel) Validate() error {
-	var ps problems
+func (p PandaPonCancel) Validate() error { return p.validate(false) }
+
+// validate is Validate; damagedOK accepts U+FFFD in the free text
+// (cancel_reason, remark), for the tasks enqueued before the constructors
+// refused it: a damaged remark does not name another order.
+func (p PandaPonCancel) validate(damagedOK bool) error {
+	ps := problems{damagedOK: damagedOK}
 	if p.OrderID <= 0 {
 		ps.add("order_id", "must be a positive 64-bit integer, got %d", int64(p.OrderID))
 	}
@@ -543,7 +553,7 @@ func OrderOf(typ string, payload []byte) (provider, order string) {
 // ErrPayload is matched (errors.Is) by every payload decoding error.
 var ErrPayload = errors.New("undecodable payload")
 
-func decode(b []byte, v interface{ Validate() error }) error {
+func decode(b []byte, v any, validate func() error) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -552,7 +562,7 @@ func decode(b []byte, v interface{ Validate() error }) error {
 	if dec.More() {
 		return fmt.Errorf("%w: trailing data after the JSON object", ErrPayload)
 	}
-	if err := v.Validate(); err != nil {
+	if err := validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrPayload, err)
 	}
 	return nil
@@ -567,13 +577,15 @@ func ParseMeariCancel(b []byte) (MeariCancel, error) {
 		return m, nil
 	}
 	var m MeariCancel
-	err := decode(b, &m)
+	err := decode(b, &m, func() error { return m.Validate() })
 	return m, err
 }
 
-// ParsePandaPonCancel decodes and validates a PandaPon task payload.
+// ParsePandaPonCancel decodes and validates a PandaPon task payload. It
+// accepts U+FFFD in cancel_reason and remark, which the constructors
+// refuse: a task enqueued before they did still runs.
 func ParsePandaPonCancel(b []byte) (PandaPonCancel, error) {
 	var p PandaPonCancel
-	err := decode(b, &p)
+	err := decode(b, &p, func() error { return p.validate(true) })
 	return p, err
 }

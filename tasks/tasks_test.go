@@ -288,3 +288,20 @@ func TestParseTaskID(t *testing.T) {
 		}
 	}
 }
+
+// TestParseKeepsOldDamagedText checks that a PandaPon task enqueued before
+// the constructors refused U+FFFD still parses when only its free text
+// holds one, while the constructor refuses it.
+func TestParseKeepsOldDamagedText(t *testing.T) {
+	t.Parallel()
+	p, err := ParsePandaPonCancel([]byte(`{"order_id":7,"cancel_reason":"caf\ufffd","remark":"x\ufffd"}`))
+	if err != nil || p.OrderID != 7 || p.CancelReason != "caf\uFFFD" {
+		t.Fatalf("ParsePandaPonCancel = %+v, %v; want it parsed", p, err)
+	}
+	if _, err := NewPandaPonCancelTask(p); err == nil || !strings.Contains(err.Error(), "cancel_reason: must not contain U+FFFD") {
+		t.Errorf("NewPandaPonCancelTask = %v; want U+FFFD refused", err)
+	}
+	if _, err := ParseMeariCancel([]byte(`{"source_app":72,"user_account":"a@b.c","order_type":1,"order_num":"N\ufffd1"}`)); !errors.Is(err, ErrPayload) {
+		t.Errorf("a Meari order number with U+FFFD names no order: %v, want refused", err)
+	}
+}

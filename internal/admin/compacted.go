@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,12 +56,18 @@ func taskPageOf(r *http.Request) (queue, id string, ok bool) {
 	if r.Method != http.MethodGet {
 		return "", "", false
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, taskPagePrefix)
+	// The escaped path: an order number may hold a '/', sent as %2F.
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), taskPagePrefix)
 	if !ok {
 		return "", "", false
 	}
-	queue, id, ok = strings.Cut(rest, "/tasks/")
-	if !ok || queue == "" || id == "" || strings.Contains(queue, "/") || strings.Contains(id, "/") {
+	q, i, ok := strings.Cut(rest, "/tasks/")
+	if !ok || strings.Contains(q, "/") || strings.Contains(i, "/") {
+		return "", "", false
+	}
+	queue, err1 := url.PathUnescape(q)
+	id, err2 := url.PathUnescape(i)
+	if err1 != nil || err2 != nil || queue == "" || id == "" {
 		return "", "", false
 	}
 	return queue, id, true

@@ -47,6 +47,16 @@ func TestCompactedTaskPage(t *testing.T) {
 		!strings.Contains(task.Result, "compacted") || !strings.Contains(task.Result, "`enqueue status pandapon 2542285634920880794`") {
 		t.Errorf("compacted task: %+v", task)
 	}
+	// An order number with a '/', sent escaped.
+	slash := r.EnqueueMeari(t, "A/B-1", sandbox.OK())
+	r.WaitState(t, slash, asynq.TaskStateCompleted)
+	if n, err := taskstore.New(r.RDB).Compact(t.Context(), slash.Queue, 0, 10); err != nil || n != 1 {
+		t.Fatalf("Compact: %d, %v", n, err)
+	}
+	if code, body := get(t, r.base, "/monitoring/api/queues/"+url.PathEscape(slash.Queue)+"/tasks/"+url.PathEscape(slash.TaskID), "", ""); code != http.StatusOK ||
+		!strings.Contains(body, "enqueue status meari A/B-1 --order-type 1") {
+		t.Errorf("compacted task with a '/' in its order number: %d %s", code, body)
+	}
 	// A task that is not compacted is asynqmon's own answer.
 	if code, body := get(t, r.base, "/monitoring/api/queues/"+url.PathEscape(done.Queue)+"/tasks/pandapon:1", "", ""); code != http.StatusNotFound {
 		t.Errorf("GET of a task that does not exist: %d %s, want asynqmon's 404", code, body)

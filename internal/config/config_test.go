@@ -189,6 +189,8 @@ func TestRedis(t *testing.T) {
 		{name: "user name in the URL flag, password from a file", args: []string{"--redis-url", "redis://alice@redis:6379/0", "--redis-password-file", "/pw"}, files: map[string]string{"/pw": "pw-9"},
 			wantAddr: "redis:6379", wantPassword: "pw-9", wantShown: "redis://alice@redis:6379/0"},
 		{name: "password in the user field, bad database", env: map[string]string{"REDIS_URL": "redis://pw-10@redis:6379/x"}, wantErr: `invalid database number: "x"`},
+		{name: "a one-letter user name, redacted only as a URL's", env: map[string]string{"REDIS_URL": "redis://a@redis:6379/x"}, wantErr: `invalid database number: "x"`},
+		{name: "a base URL that does not parse, with a password in it", env: map[string]string{"MEARI_BASE_URL": "https://pw-12@meari example.com"}, wantErr: "must be an http(s) URL without credentials (it holds an '@', not shown)"},
 		{name: "password in the user field of a base URL", env: map[string]string{"MEARI_BASE_URL": "ftp://pw-11@meari.example"}, wantErr: `must start with http:// or https://, got "ftp://xxxxx@meari.example"`},
 		{name: "empty password file", env: map[string]string{"REDIS_PASSWORD_FILE": "/pw"}, files: map[string]string{"/pw": "\n"}, wantErr: "REDIS_PASSWORD_FILE (--redis-password-file): the file is empty"},
 	}

@@ -123,6 +123,10 @@ type Loader struct {
 	settings []*Setting
 	problems []Problem
 	secrets  []string
+	// urlUsers are user names given without a password in a URL, which
+	// may be one (redis://PASSWORD@host): redacted where a URL shows
+	// them, not as words anywhere.
+	urlUsers []string
 }
 
 // NewLoader returns a Loader reading the environment through getenv and
@@ -208,6 +212,9 @@ func (l *Loader) Redact(s string) string {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, "xxxxx")
 		}
+	}
+	for _, user := range l.urlUsers {
+		s = strings.ReplaceAll(s, "//"+user+"@", "//xxxxx@")
 	}
 	return s
 }
@@ -310,6 +317,8 @@ func (l *Loader) BaseURL(s *Setting) string {
 	}
 	u, err := url.Parse(s.raw)
 	switch {
+	case err != nil && strings.Contains(s.raw, "@"):
+		l.Bad(s, "must be an http(s) URL without credentials (it holds an '@', not shown)")
 	case err != nil:
 		l.Bad(s, "must be an http(s) URL, got %q", text.Truncate(s.raw, 60))
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -69,8 +69,11 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 	opt, err := redis.ParseURL(r.URL)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "redis: ")
-		if secret := text.URLSecret(u); secret != "" && (hasPassword || userOnly) {
+		switch secret := text.URLSecret(u); {
+		case secret != "" && hasPassword:
 			msg = strings.ReplaceAll(msg, secret, "xxxxx")
+		case userOnly:
+			msg = strings.ReplaceAll(msg, "//"+secret+"@", "//xxxxx@")
 		}
 		return nil, shown, errors.New(msg)
 	}

@@ -160,8 +160,14 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		l.Bad(r.TLS, "applies only with %s or %s: for one server, give rediss:// in %s", r.SentinelAddrs.Name(), r.Cluster.Name(), r.URL.Name())
 		return RedisConn{}
 	}
-	if pw := urlSecret(r.URL.Value(), password != ""); pw != "" {
-		l.secrets = append(l.secrets, pw)
+	if u, err := url.Parse(r.URL.Value()); err == nil && u.User != nil {
+		pw, ok := u.User.Password()
+		switch {
+		case ok && pw != "":
+			l.secrets = append(l.secrets, pw)
+		case !ok && password == "" && u.User.Username() != "":
+			l.urlUsers = append(l.urlUsers, u.User.Username())
+		}
 	}
 	opt, shown, err := ParseRedis(Redis{URL: r.URL.Value(), URLFromFlag: r.URL.FromFlag(), Password: password})
 	if err != nil {
@@ -443,20 +449,6 @@ func (l *Loader) providerProblems(ps []providers.FieldProblem, settings map[stri
 			l.Bad(s, "%v", p.Err)
 		}
 	}
-}
-
-// urlSecret returns what a Redis URL holds that may be a secret (see
-// text.URLSecret; a user name is one only without a password given
-// apart), "" for none or an unparsable URL.
-func urlSecret(raw string, passwordApart bool) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
-	}
-	if _, ok := u.User.Password(); !ok && passwordApart {
-		return ""
-	}
-	return text.URLSecret(u)
 }
 
 // IntakeSection is the HTTP intake's listener, token and defaults.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -338,16 +337,19 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 	for i, raw := range raws {
 		c, fes := Decode(raw, h.opts.Defaults)
 		for _, fe := range fes {
-			if len(bad) == MaxProblems {
+			switch {
+			case fe.omitted > 0:
+				more += fe.omitted // the item's own count of what it left out
+			case len(bad) == MaxProblems:
 				more++
-				continue
+			default:
+				bad = append(bad, ErrorItem{Index: &i, Field: fe.Field, Problem: fe.Problem})
 			}
-			bad = append(bad, ErrorItem{Index: &i, Field: fe.Field, Problem: fe.Problem})
 		}
 		cs[i] = c
 	}
 	if more > 0 {
-		bad = append(bad, ErrorItem{Problem: fmt.Sprintf("and %d more problems: the first %d are listed", more, MaxProblems)})
+		bad = append(bad, ErrorItem{Problem: fmt.Sprintf("and %d more %s: the first %d are listed", more, plural(more, "problem"), MaxProblems)})
 	}
 	if len(bad) > 0 {
 		httpserve.WriteJSON(w, http.StatusBadRequest, ErrorBody{Errors: bad})
@@ -413,30 +415,14 @@ func splitBody(body []byte, maxItems int) (items [][]byte, n int, fe *FieldError
 }
 
 // arraySyntaxProblem describes what makes body, an array json.Valid
-// refused, not JSON.
+// refused, not JSON, reading it whole once.
 func arraySyntaxProblem(body []byte) *FieldError {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	fail := func(err error) *FieldError {
-		e := notJSON(err)
-		e.Problem = "the body " + e.Problem
-		return &e
-	}
-	if _, err := dec.Token(); err != nil {
-		return fail(err)
-	}
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fail(err)
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return fail(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	fe, bad := wholeValue(json.NewDecoder(bytes.NewReader(body)))
+	if !bad {
 		return &FieldError{Problem: "the body is not valid JSON: trailing data after the array"}
 	}
-	return fail(io.ErrUnexpectedEOF)
+	fe.Problem = "the body " + fe.Problem
+	return &fe
 }
 
 func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
@@ -532,6 +518,14 @@ func (h *Handler) meariQuery(errs *fieldErrors, order string, q url.Values) stat
 		}
 	}
 	return oq
+}
+
+// plural returns noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 // writeError writes an ErrorBody with one problem.

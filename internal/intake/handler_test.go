@@ -319,7 +319,7 @@ func TestPostInvalid(t *testing.T) {
 				`{"provider":"meari","sourceApp":72,"userAccount":"\udfff@b.c","orderType":1,"orderNum":"N1"},` +
 				`{"provider":"pandapon","orderId":2,"remark":"\u0000"}]`,
 			want: []string{
-				"1 orderNum: must be valid UTF-8: byte 0xC3 at offset 1 of the string is not",
+				"1 orderNum: must be valid UTF-8: byte 0xC3 at offset 1 of the string as sent is not",
 				`2 userAccount: must not contain a lone UTF-16 surrogate (\udfff): JSON text must be Unicode characters`,
 				"3 remark: must not contain control characters, got U+0000",
 			},
@@ -695,5 +695,17 @@ func TestProblemsAreCapped(t *testing.T) {
 	got := a.problems(t)
 	if a.code != http.StatusBadRequest || len(got) != MaxProblems+1 || got[MaxProblems] != "- : and 500 more problems: the first 100 are listed" {
 		t.Fatalf("%d, %d problems, the last %q; want 400, %d problems and a count", a.code, len(got), got[len(got)-1], MaxProblems+1)
+	}
+	// One item of 121 unknown keys: the item's own count of those it left
+	// out is added to the answer's.
+	var b strings.Builder
+	b.WriteString(`{"provider":"pandapon","orderId":1`)
+	for i := range 121 {
+		fmt.Fprintf(&b, `,"k%d":1`, i)
+	}
+	a = e.post("", b.String()+"}")
+	got = a.problems(t)
+	if a.code != http.StatusBadRequest || len(got) != MaxProblems+1 || got[MaxProblems] != "- : and 21 more problems: the first 100 are listed" {
+		t.Fatalf("%d, %d problems, the last %q; want 400, %d problems and the count of 21 more", a.code, len(got), got[len(got)-1], MaxProblems+1)
 	}
 }

@@ -70,6 +70,9 @@ type FieldError struct {
 	// object).
 	Field   string `json:"field"`
 	Problem string `json:"problem"`
+	// omitted is, for the problem that ends a long list ("and N more
+	// ..."), how many problems it stands for.
+	omitted int
 }
 
 // Error returns "field: problem", or the problem alone for the whole item.
@@ -129,35 +132,43 @@ type rawItem struct {
 }
 
 // field returns where the value of key, a JSON string with its quotes,
-// goes, or nil for an unknown key. Keys match exactly, case included.
-func (r *rawItem) field(key []byte) *json.RawMessage {
+// goes, and the field's name, or nil for an unknown key. Keys match
+// exactly, case included.
+func (r *rawItem) field(key []byte) (*json.RawMessage, string) {
 	name := key[1 : len(key)-1]
 	if bytes.IndexByte(key, '\\') >= 0 {
+		if len(key) > maxEscapedKey {
+			return nil, "" // too long to be a field's name, however escaped
+		}
 		name = []byte(keyString(key))
 	}
 	// A map index with a converted slice does not allocate.
 	switch fieldSlots[string(name)] {
 	case 1:
-		return &r.provider
+		return &r.provider, FieldProvider
 	case 2:
-		return &r.sourceApp
+		return &r.sourceApp, FieldSourceApp
 	case 3:
-		return &r.userAccount
+		return &r.userAccount, FieldUserAccount
 	case 4:
-		return &r.orderType
+		return &r.orderType, FieldOrderType
 	case 5:
-		return &r.orderNum
+		return &r.orderNum, FieldOrderNum
 	case 6:
-		return &r.orderID
+		return &r.orderID, FieldOrderID
 	case 7:
-		return &r.cancelReason
+		return &r.cancelReason, FieldCancelReason
 	case 8:
-		return &r.remark
+		return &r.remark, FieldRemark
 	case 9:
-		return &r.force
+		return &r.force, FieldForce
 	}
-	return nil
+	return nil, ""
 }
+
+// maxEscapedKey is the longest key, quotes included, that may still be a
+// field's name written with escapes: "cancelReason" as 12 \uXXXX.
+const maxEscapedKey = 2 + 12*6
 
 // fieldSlots numbers the item's fields for rawItem.field.
 var fieldSlots = map[string]int{
@@ -307,20 +318,20 @@ func scanObject(raw []byte, in *rawItem) (fieldErrors, bool) {
 	var errs fieldErrors
 	unknown := 0
 	w.elements(func(k, v []byte) {
-		dst := in.field(k)
+		dst, name := in.field(k)
 		switch {
 		case dst == nil:
 			if unknown++; unknown <= MaxProblems {
 				errs = append(errs, FieldError{Field: shownKey(keyString(k)), Problem: "unknown field: " + knownFields})
 			}
 		case *dst != nil:
-			errs.add(keyString(k), "is given more than once")
+			errs.add(name, "is given more than once")
 		case !bytes.Equal(v, []byte("null")):
 			*dst = v
 		}
 	})
-	if unknown > MaxProblems {
-		errs = append(errs, FieldError{Problem: fmt.Sprintf("and %d more unknown fields", unknown-MaxProblems)})
+	if n := unknown - MaxProblems; n > 0 {
+		errs = append(errs, FieldError{Problem: fmt.Sprintf("and %d more unknown %s", n, plural(n, "field")), omitted: n})
 	}
 	return errs, true
 }
@@ -418,7 +429,7 @@ func textProblem(raw []byte) string {
 		for i := 0; i < len(raw); {
 			r, n := utf8.DecodeRune(raw[i:])
 			if r == utf8.RuneError && n == 1 {
-				return fmt.Sprintf("must be valid UTF-8: byte 0x%02X at offset %d of the string is not", raw[i], i-1)
+				return fmt.Sprintf("must be valid UTF-8: byte 0x%02X at offset %d of the string as sent is not", raw[i], i-1)
 			}
 			i += n
 		}

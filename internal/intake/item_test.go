@@ -111,7 +111,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "pandapon, control character in remark", item: `{"provider":"pandapon","orderId":1,"remark":"a\u0007b"}`,
 			want: []string{"remark: must not contain control characters, got U+0007"}},
 		{name: "meari, bytes that are not UTF-8 in orderNum", item: "{\"provider\":\"meari\",\"sourceApp\":72,\"userAccount\":\"a@b.c\",\"orderType\":1,\"orderNum\":\"N\xff1\"}",
-			want: []string{"orderNum: must be valid UTF-8: byte 0xFF at offset 1 of the string is not"}},
+			want: []string{"orderNum: must be valid UTF-8: byte 0xFF at offset 1 of the string as sent is not"}},
 		{name: "meari, lone high surrogate in userAccount", item: `{"provider":"meari","sourceApp":72,"userAccount":"a\ud800@b.c","orderType":1,"orderNum":"N1"}`,
 			want: []string{`userAccount: must not contain a lone UTF-16 surrogate (\ud800): JSON text must be Unicode characters`}},
 		{name: "meari, high surrogate then a letter", item: `{"provider":"meari","sourceApp":72,"userAccount":"a@b.c","orderType":1,"orderNum":"\uD83Dx"}`,

@@ -127,30 +127,33 @@ func keyString(key []byte) string {
 }
 
 // syntaxProblem describes what makes raw, which json.Valid refused, not
-// one JSON object: the same words encoding/json's decoder would give.
+// one JSON object: the same words encoding/json's decoder gives. It reads
+// the value whole (one copy of it, not one per key or item).
 func syntaxProblem(raw []byte) FieldError {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return notJSON(err)
-	}
-	if tok != json.Delim('{') {
+	w := walker{b: raw}
+	if w.space(); w.i < len(raw) && raw[w.i] != '{' {
+		tok, err := dec.Token()
+		if err != nil {
+			return notJSON(err)
+		}
 		return FieldError{Problem: "must be a JSON object, got " + kindOfToken(tok)}
 	}
-	for dec.More() {
-		if _, err := dec.Token(); err != nil {
-			return notJSON(err)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return notJSON(err)
-		}
+	if fe, bad := wholeValue(dec); bad {
+		return fe
 	}
-	if _, err := dec.Token(); err != nil {
-		return notJSON(err)
+	return FieldError{Problem: "is not valid JSON: trailing data after the object"}
+}
+
+// wholeValue reads dec's next value whole and reports its syntax error, if
+// it has one; false means the value was sound (what follows it is not).
+func wholeValue(dec *json.Decoder) (FieldError, bool) {
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return notJSON(err), true
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return FieldError{Problem: "is not valid JSON: trailing data after the object"}
+	if _, err := dec.Token(); errors.Is(err, io.EOF) {
+		return notJSON(io.ErrUnexpectedEOF), true // json.Valid refused it: cannot happen
 	}
-	return notJSON(io.ErrUnexpectedEOF)
+	return FieldError{}, false
 }

@@ -81,4 +81,24 @@ func TestDecodeHostileItemIsBounded(t *testing.T) {
 	if a, b := allocs(small), allocs(big); b > a+10 {
 		t.Errorf("allocations grow with the keys: %.0f for 1,000 unknown keys, %.0f for 60,000", a, b)
 	}
+	// Other shapes: long escaped keys, a known key repeated, and a body
+	// whose syntax error comes at its very end.
+	shape := func(keys int, key string, tail string) []byte {
+		var b bytes.Buffer
+		b.WriteString(`{"provider":"pandapon","orderId":1`)
+		for range keys {
+			b.WriteString("," + key + ":1")
+		}
+		b.WriteString(tail)
+		return b.Bytes()
+	}
+	for _, tt := range []struct{ name, key, tail string }{
+		{"escaped keys", `"aaaaaaaaaaaaaa"`, "}"},
+		{"a known key repeated", `"remark"`, "}"},
+		{"a syntax error at the end", `"k"`, "} x"},
+	} {
+		if a, b := allocs(shape(1_000, tt.key, tt.tail)), allocs(shape(20_000, tt.key, tt.tail)); b > a+10 {
+			t.Errorf("%s: allocations grow with the keys: %.0f for 1,000, %.0f for 20,000", tt.name, a, b)
+		}
+	}
 }
