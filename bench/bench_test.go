@@ -41,7 +41,8 @@ func TestQuick(t *testing.T) {
 	for _, want := range []string{
 		"| 20ms | 200 | (c) cancelworker worker |",
 		"| 0s | 50 | (a) asynq, handler that only waits the delay |",
-		"## Idle pickup", "| `enqueue file` |", "## Targets",
+		"## Idle pickup", "| `enqueue file` |", "| plain asynq.Client, 256 goroutines |", "## Targets",
+		"TCP connections to the stub",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)

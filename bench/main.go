@@ -10,8 +10,9 @@
 //     the worker, broken down per task;
 //   - idle pickup: single enqueues 100 ms apart to an idle worker, and the
 //     time from each enqueue to its upstream call;
-//   - the enqueue side: "enqueue file" against a plain asynq.Client from 16
-//     goroutines, each a whole process from start to exit.
+//   - the enqueue side: "enqueue file" against a plain asynq.Client from 16,
+//     64 and 256 goroutines (the fastest is the baseline), each a whole
+//     process from start to exit.
 //
 // It starts its own redis-server (no persistence) on a free loopback port
 // and a stub upstream on one P, builds the worker and enqueue binaries,
@@ -69,7 +70,10 @@ func child(name string, args []string) (code int, ok bool) {
 	case "handwritten":
 		err = runHandwritten(args[0], conc(), args[2], os.Getenv(envKey), os.Getenv(envSecret))
 	case "client":
-		err = runClient(args[0], args[1])
+		var g int
+		if g, err = strconv.Atoi(args[2]); err == nil {
+			err = runClient(args[0], args[1], g)
+		}
 	default:
 		return 0, false
 	}

@@ -27,7 +27,7 @@ type report struct {
 	machine    []string
 	runs       map[cell][]runResult
 	pickups    map[contender]pickupResult
-	enqueue    map[bool][]enqueueResult // key: "enqueue file" (true) or the plain client
+	enqueue    map[producer][]enqueueResult
 	violations []string
 	// The CPU profile of one extra worker run, per task.
 	profile                         []profileGroup
@@ -39,7 +39,7 @@ type report struct {
 // measure runs every measurement, contenders interleaved within each
 // repetition so that drift on the machine touches them alike.
 func (b *bench) measure(ctx context.Context) (*report, error) {
-	r := &report{s: b.s, started: time.Now().UTC(), runs: map[cell][]runResult{}, pickups: map[contender]pickupResult{}, enqueue: map[bool][]enqueueResult{}}
+	r := &report{s: b.s, started: time.Now().UTC(), runs: map[cell][]runResult{}, pickups: map[contender]pickupResult{}, enqueue: map[producer][]enqueueResult{}}
 	r.machine = b.machine()
 	note := func(what string, bad []string) {
 		for _, v := range bad {
@@ -67,7 +67,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 					}
 					note(what, bad)
 					r.runs[cell{k, d, c}] = append(r.runs[cell{k, d, c}], res)
-					fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s  %4.0f µs CPU/task (Redis %3.0f, stub %3.0f)  %3.0f MB\n", what, res.rate, micros(res.cpu), micros(res.redisCPU), micros(res.stubCPU), mb(res.rss))
+					fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s  %4.0f µs CPU/task (Redis %3.0f, stub %3.0f)  %3.0f MB  %d conns\n", what, res.rate, micros(res.cpu), micros(res.redisCPU), micros(res.stubCPU), mb(res.rss), res.conns)
 				}
 			}
 		}
@@ -110,15 +110,15 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		if !b.s.parts["enqueue"] {
 			break
 		}
-		for _, fileCmd := range []bool{true, false} {
-			res, bad, err := b.enqueueRun(ctx, fileCmd, path, b.s.enqueueN)
-			what := fmt.Sprintf("enqueue, %s, repetition %d", producerName(fileCmd), rep+1)
+		for _, pr := range producers {
+			res, bad, err := b.enqueueRun(ctx, pr, path, b.s.enqueueN)
+			what := fmt.Sprintf("enqueue, %s, repetition %d", pr.name(), rep+1)
 			if err != nil {
 				b.keep = true
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 			note(what, bad)
-			r.enqueue[fileCmd] = append(r.enqueue[fileCmd], res)
+			r.enqueue[pr] = append(r.enqueue[pr], res)
 			fmt.Fprintf(os.Stderr, "bench: %-60s %7.0f tasks/s\n", what, res.rate)
 		}
 	}
@@ -126,11 +126,19 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	return r, nil
 }
 
-func producerName(fileCmd bool) string {
-	if fileCmd {
+// producer is one enqueuing process: `enqueue file` (goroutines 0) or a
+// plain asynq.Client from that many goroutines.
+type producer struct{ goroutines int }
+
+// producers are the enqueue side's contenders: the plain client at several
+// goroutine counts, the fastest of which is the baseline.
+var producers = []producer{{0}, {16}, {64}, {256}}
+
+func (p producer) name() string {
+	if p.goroutines == 0 {
 		return "`enqueue file`"
 	}
-	return "plain asynq.Client, 16 goroutines"
+	return fmt.Sprintf("plain asynq.Client, %d goroutines", p.goroutines)
 }
 
 // machine describes where the run happened.
@@ -244,8 +252,8 @@ func (r *report) markdown() string {
 
 	w("## Throughput\n\n")
 	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task, and beside it Redis's and the stub's over the same window; RSS is the contender's peak (VmHWM). The ratios are medians of the ratios within each repetition, whose contenders run one after the other.\n\n")
-	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | Redis, stub µs/task | peak RSS MB |\n")
-	w("|---|---|---|---|---|---|---|---|---|\n")
+	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | Redis, stub µs/task | peak RSS MB | TCP connections to the stub |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range r.s.delays {
 		for _, c := range r.s.concurrency {
 			for _, k := range r.s.contenders {
@@ -256,11 +264,12 @@ func (r *report) markdown() string {
 					ratioB = fmt.Sprintf("%.2f×", r.ratio(k, handwrittenC, d, c))
 					ratioA = fmt.Sprintf("%.2f×", r.ratio(k, noopC, d, c))
 				}
-				w("| %s | %d | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
+				w("| %s | %d | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f | %s |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
 					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })),
 					median(pick(rs, func(x runResult) float64 { return micros(x.redisCPU) })),
 					median(pick(rs, func(x runResult) float64 { return micros(x.stubCPU) })),
-					median(pick(rs, func(x runResult) float64 { return mb(x.rss) })))
+					median(pick(rs, func(x runResult) float64 { return mb(x.rss) })),
+					spread(pick(rs, func(x runResult) float64 { return float64(x.conns) }), "%.0f"))
 			}
 		}
 	}
@@ -302,13 +311,22 @@ func (r *report) markdown() string {
 	w("\n## Enqueue\n\n")
 	w("The same %d-line JSON Lines file into an empty Redis, each producer a whole process from start to exit.\n\n", r.s.enqueueN)
 	w("| producer | tasks/s | CPU µs/task |\n|---|---|---|\n")
-	for _, fileCmd := range []bool{true, false} {
-		rs := r.enqueue[fileCmd]
-		w("| %s | %s | %.0f |\n", producerName(fileCmd), spread(pick(rs, func(x enqueueResult) float64 { return x.rate }), "%.0f"),
+	fileRate, clientRate, best := 0.0, 0.0, producer{}
+	for _, pr := range producers {
+		rs := r.enqueue[pr]
+		rate := median(pick(rs, func(x enqueueResult) float64 { return x.rate }))
+		w("| %s | %s | %.0f |\n", pr.name(), spread(pick(rs, func(x enqueueResult) float64 { return x.rate }), "%.0f"),
 			median(pick(rs, func(x enqueueResult) float64 { return micros(x.cpu) })))
+		switch {
+		case pr.goroutines == 0:
+			fileRate = rate
+		case rate > clientRate:
+			clientRate, best = rate, pr
+		}
 	}
-	fileRate := median(pick(r.enqueue[true], func(x enqueueResult) float64 { return x.rate }))
-	clientRate := median(pick(r.enqueue[false], func(x enqueueResult) float64 { return x.rate }))
+	if clientRate > 0 {
+		w("\nThe strongest plain producer here: %s.\n", best.name())
+	}
 
 	w("\n## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	target := func(name, measured string, ok bool) {
@@ -335,18 +353,18 @@ func (r *report) markdown() string {
 	for _, c := range r.s.concurrency {
 		if has(0, c) {
 			x := median(pick(r.runs[cell{workerBin, 0, c}], func(x runResult) float64 { return micros(x.cpu) }))
-			target(fmt.Sprintf("worker CPU ≤ 130 µs/task, 0s / C=%d", c), fmt.Sprintf("%.0f µs", x), x <= 130)
+			target(fmt.Sprintf("worker CPU ≤ 150 µs/task, 0s / C=%d", c), fmt.Sprintf("%.0f µs", x), x <= 150)
 		}
 	}
 	for _, d := range r.s.delays {
 		if has(d, 200) {
 			x := median(pick(r.runs[cell{workerBin, d, 200}], func(x runResult) float64 { return mb(x.rss) }))
-			target(fmt.Sprintf("worker peak RSS ≤ 40 MB, %s / C=200", d), fmt.Sprintf("%.1f MB", x), x <= 40)
+			target(fmt.Sprintf("worker peak RSS ≤ 32 MB, %s / C=200", d), fmt.Sprintf("%.1f MB", x), x <= 32)
 		}
 	}
 	p := r.pickups[workerBin]
 	target("idle pickup p50 ≤ 50 ms, p99 ≤ 200 ms", fmt.Sprintf("p50 %s, p99 %s", ms(p.p50), ms(p.p99)), p.p50 <= 50*time.Millisecond && p.p99 <= 200*time.Millisecond)
-	target("`enqueue file` ≥ 1.0× plain client", fmt.Sprintf("%.2f×", fileRate/clientRate), fileRate >= clientRate)
+	target("`enqueue file` ≥ 1.5× the strongest plain asynq.Client", fmt.Sprintf("%.2f×", fileRate/clientRate), fileRate >= 1.5*clientRate)
 	r.outOfReach(w)
 	if len(r.violations) > 0 {
 		w("\n## Exactly-once violations\n\n")
@@ -365,11 +383,15 @@ func (r *report) outOfReach(w func(string, ...any)) {
 	}
 	var lines []string
 	for _, c := range r.s.concurrency {
-		if len(r.runs[cell{noopC, 0, c}]) == 0 || cpu(workerBin, 0, c) <= 130 {
+		if len(r.runs[cell{noopC, 0, c}]) == 0 || cpu(workerBin, 0, c) <= 150 {
 			continue
 		}
+		verdict := "asynq alone is above the 150 µs target"
+		if cpu(noopC, 0, c) <= 150 {
+			verdict = fmt.Sprintf("the worker adds %.0f µs to what asynq costs", cpu(workerBin, 0, c)-cpu(noopC, 0, c))
+		}
 		lines = append(lines, fmt.Sprintf("- **CPU per task, C=%d.** asynq with a handler that does nothing used %.0f µs per task in this run, "+
-			"the worker %.0f µs: asynq alone is above the 130 µs target.", c, cpu(noopC, 0, c), cpu(workerBin, 0, c)))
+			"the worker %.0f µs: %s.", c, cpu(noopC, 0, c), cpu(workerBin, 0, c), verdict))
 	}
 	if len(lines) > 0 && len(r.profile) > 0 {
 		// profileGroups' order: fetch, complete, call, connection
@@ -378,7 +400,7 @@ func (r *report) outOfReach(w func(string, ...any)) {
 		httpRT := r.profile[2].micro + r.profile[3].micro
 		lines = append(lines, fmt.Sprintf("  The profile above puts %.0f µs of the worker's %.0f µs in asynq's two script round trips per task (fetch, complete) "+
 			"and %.0f µs in the net/http round trip (the calling goroutine and the connection's two); the worker's own work, decoding, logging and metrics, is %.0f µs. "+
-			"What would reach 130 µs: fetching and completing tasks many per script call, which asynq's processor does not do (one Dequeue and one "+
+			"What would reach 150 µs: fetching and completing tasks many per script call, which asynq's processor does not do (one Dequeue and one "+
 			"MarkAsComplete per task, each a Lua script round trip), and an HTTP client without per-connection goroutines.",
 			asynqRT, r.profileTotal, httpRT, r.profile[4].micro+r.profile[5].micro+r.profile[6].micro))
 	}

@@ -294,6 +294,10 @@ type runResult struct {
 	// The CPU per task of Redis and of the stub over the same window: the
 	// three share the machine's cores.
 	redisCPU, stubCPU time.Duration
+	// conns is how many TCP connections the stub accepted during the run
+	// (the bench's own /stats request included): about the concurrency
+	// when the contender reuses them, about the calls when it does not.
+	conns int64
 }
 
 // throughput runs contender k once over n pre-enqueued tasks and checks
@@ -396,6 +400,7 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	if err != nil {
 		return res, nil, err
 	}
+	res.conns = st.Conns
 	wantCalls := n
 	if k == noopC {
 		wantCalls = 0
@@ -544,7 +549,7 @@ type enqueueResult struct {
 
 // enqueueRun runs one producer over the file of n lines into an empty
 // Redis, timing the whole process, and checks that n tasks are pending.
-func (b *bench) enqueueRun(ctx context.Context, fileCmd bool, path string, n int) (enqueueResult, []string, error) {
+func (b *bench) enqueueRun(ctx context.Context, pr producer, path string, n int) (enqueueResult, []string, error) {
 	var res enqueueResult
 	if err := b.reset(ctx, 0); err != nil {
 		return res, nil, err
@@ -556,10 +561,10 @@ func (b *bench) enqueueRun(ctx context.Context, fileCmd bool, path string, n int
 	defer logf.Close()
 	start := time.Now()
 	var p *proc
-	if fileCmd {
+	if pr.goroutines == 0 {
 		p, err = startProc("enqueue file", []string{"REDIS_URL=redis://" + b.redisAddr}, logf, b.enqueue, "file", path)
 	} else {
-		p, err = startProc("asynq client", nil, logf, b.self, "client", b.redisAddr, path)
+		p, err = startProc("asynq client", nil, logf, b.self, "client", b.redisAddr, path, strconv.Itoa(pr.goroutines))
 	}
 	if err != nil {
 		return res, nil, err

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cancelworker/cancelworker/providers/meari"
@@ -19,6 +21,8 @@ import (
 type stub struct {
 	secret string
 
+	conns atomic.Int64 // TCP connections accepted since the last reset
+
 	mu      sync.Mutex
 	delay   time.Duration
 	calls   int
@@ -30,6 +34,7 @@ type stub struct {
 // stubStats is what GET /stats answers.
 type stubStats struct {
 	Calls   int              `json:"calls"`
+	Conns   int64            `json:"conns"` // TCP connections accepted
 	Bad     int              `json:"bad"`
 	Orders  int              `json:"orders"`
 	Repeats map[string]int   `json:"repeats"`
@@ -42,7 +47,15 @@ func runStub(addr string) error {
 	mux.HandleFunc("POST "+meari.CancelPath, s.cancel)
 	mux.HandleFunc("POST /reset", s.reset)
 	mux.HandleFunc("GET /stats", s.stats)
-	return (&http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		// Counted per contender, to show that each reuses its
+		// connections (about its concurrency), not one per call.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		}}
+	return srv.ListenAndServe()
 }
 
 func (s *stub) cancel(w http.ResponseWriter, r *http.Request) {
@@ -85,13 +98,14 @@ func (s *stub) reset(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.delay, s.calls, s.bad = d, 0, 0
 	s.first, s.repeats = map[string]int64{}, map[string]int{}
+	s.conns.Store(0)
 	s.mu.Unlock()
 }
 
 func (s *stub) stats(w http.ResponseWriter, r *http.Request) {
 	arrivals, _ := strconv.ParseBool(r.URL.Query().Get("arrivals"))
 	s.mu.Lock()
-	st := stubStats{Calls: s.calls, Bad: s.bad, Orders: len(s.first), Repeats: s.repeats}
+	st := stubStats{Calls: s.calls, Conns: s.conns.Load(), Bad: s.bad, Orders: len(s.first), Repeats: s.repeats}
 	if arrivals {
 		st.Arrived = s.first
 	}
