@@ -42,6 +42,11 @@ const Other = "other"
 // The upstream timeout defaults to 10s.
 var LatencyBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
+// StageBuckets are the bounds of cancelworker_task_stage_seconds, in
+// seconds: from 50µs up by half each time to about 10s, fine enough for a
+// stage of a few hundred microseconds and for a slow call.
+var StageBuckets = prometheus.ExponentialBucketsRange(50e-6, 10, 31)
+
 // Options configures Metrics.
 type Options struct {
 	// Redis is read at scrape time for the dead-letter queue's size and the
@@ -76,12 +81,14 @@ type Metrics struct {
 	breakerOpened  *prometheus.CounterVec
 	resolved       *prometheus.CounterVec
 	operator       *prometheus.CounterVec
+	stages         *prometheus.HistogramVec
 	handler        http.Handler
 }
 
 var (
-	_ worker.Observer = (*Metrics)(nil)
-	_ guard.Observer  = (*Metrics)(nil)
+	_ worker.Observer      = (*Metrics)(nil)
+	_ guard.Observer       = (*Metrics)(nil)
+	_ worker.StageObserver = (*Metrics)(nil)
 )
 
 // RateWaitBuckets are the buckets of the rate limit wait, in seconds: up
@@ -165,6 +172,12 @@ func New(o Options) (*Metrics, error) {
 			Name:      "operator_actions_total",
 			Help:      "Operator actions on tasks through this worker's admin server (the monitoring UI and its API, the dead-letter page), by action and result (done, refused, failed).",
 		}, []string{"action", "result"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "task_stage_seconds",
+			Help:      "Where the time of each task this worker completed went, by stage: fetch (asynq's dequeue round trip), dispatch (to the handler's start), prepare (decode, rate limit, breaker), upstream (the call), finish (to the handler's return), complete (asynq's completion round trip).",
+			Buckets:   StageBuckets,
+		}, []string{"stage"}),
 	}
 	// Known series start at zero, so that rate() and alerts see them before
 	// the first event.
@@ -185,8 +198,11 @@ func New(o Options) (*Metrics, error) {
 			m.deadLettered.WithLabelValues(p, r)
 		}
 	}
+	for _, st := range worker.Stages() {
+		m.stages.WithLabelValues(st)
+	}
 	cs := []prometheus.Collector{
-		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened, m.resolved, m.operator,
+		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened, m.resolved, m.operator, m.stages,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -224,6 +240,11 @@ func (m *Metrics) Attempt(provider, class, code string, latency time.Duration) {
 	p := providerLabel(provider)
 	m.attempts.WithLabelValues(p, classLabel(class), codeLabel(p, code)).Inc()
 	m.latency.WithLabelValues(p).Observe(latency.Seconds())
+}
+
+// Stage observes the duration of one stage of one completed task.
+func (m *Metrics) Stage(stage string, d time.Duration) {
+	m.stages.WithLabelValues(stage).Observe(d.Seconds())
 }
 
 // DeadLettered counts one dead-letter entry written.

@@ -212,3 +212,28 @@ func seconds(s int64) time.Duration {
 	}
 	return time.Duration(s) * time.Second
 }
+
+// MessageID returns the task ID of an encoded message without decoding
+// the rest (its payload and headers): "" when b is not a message or has
+// no ID. DecodeMessage(b).ID, for less.
+func MessageID(b []byte) string {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return ""
+		}
+		b = b[l:]
+		if n == fieldID && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return ""
+			}
+			return string(v)
+		}
+		if l = protowire.ConsumeFieldValue(n, typ, b); l < 0 {
+			return ""
+		}
+		b = b[l:]
+	}
+	return ""
+}

@@ -102,6 +102,26 @@ func TestMessageRoundTrip(t *testing.T) {
 	if _, err := taskstore.DecodeMessage([]byte{0x0a, 0x05, 'a'}); err == nil {
 		t.Error("a truncated message decodes")
 	}
+	if id := taskstore.MessageID(m.Encode()); id != m.ID {
+		t.Errorf("MessageID = %q, want %q", id, m.ID)
+	}
+	if id := taskstore.MessageID([]byte{0x0a, 0x05, 'a'}); id != "" {
+		t.Errorf("MessageID of a truncated message = %q, want none", id)
+	}
+}
+
+// FuzzMessageID holds MessageID to DecodeMessage.
+func FuzzMessageID(f *testing.F) {
+	m := message("meari:72:1:N1")
+	m.ErrorMsg = "boom"
+	f.Add(m.Encode())
+	f.Add([]byte{0x1a, 0x01, 'x', 0x0a})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := taskstore.MessageID(b)
+		if m, err := taskstore.DecodeMessage(b); err == nil && got != m.ID {
+			t.Fatalf("MessageID = %q, DecodeMessage's ID %q", got, m.ID)
+		}
+	})
 }
 
 // server runs an asynq server on queue with h, stopped at cleanup.

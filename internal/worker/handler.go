@@ -104,6 +104,7 @@ type Handler struct {
 	done     func(dlq.Done)
 	inflight sync.WaitGroup // ProcessTask calls running
 	seen     *seenRing      // the tasks started or finished lately
+	stages   *stageClock    // nil: the stages are not timed
 
 	mu      sync.Mutex
 	running map[string]taskstore.Running // task ID → the call in progress
@@ -230,9 +231,18 @@ type job struct {
 // acknowledgement, a lost lease, a shutdown cut-off) is found from asynq's
 // retry count (taskstore.RecordFailure).
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	taskID, _ := asynq.GetTaskID(ctx)
+	marks := h.stages.started(taskID)
+	err := h.process(ctx, t, taskID, marks)
+	h.stages.returned(taskID, marks, err == nil)
+	return err
+}
+
+// process is ProcessTask; marks, if not nil, get the upstream call's
+// start and end.
+func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, marks *stageMarks) error {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	taskID, _ := asynq.GetTaskID(ctx)
 	// Noted as it starts and as it ends: until its lease runs out, asynq
 	// may still write its outcome (taskState).
 	h.seen.start(taskID)
@@ -284,6 +294,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	start := h.nowFunc()
 	callErr := j.call(ctx)
 	latency := h.nowFunc().Sub(start)
+	if marks != nil {
+		marks.called, marks.answered = start, start.Add(latency)
+	}
 	var probeFailed *retry.Deferred
 	if reported != nil {
 		probeFailed = reported(callErr)

@@ -18,9 +18,13 @@ import (
 // asynq v0.26 dequeues with one script (internal/rdb's dequeueCmd) whose
 // keys are the queue's pending, paused, active and lease keys; the reply
 // is the task's message.
+//
+// It also times each task's stages (stages, when not nil): the dequeue's
+// round trip, and the reply of asynq's completion script.
 type dequeueHook struct {
-	seen *seenRing
-	now  func() time.Time
+	seen   *seenRing // nil: the early recovery is off
+	stages *stageClock
+	now    func() time.Time
 }
 
 var _ redis.Hook = dequeueHook{}
@@ -33,22 +37,65 @@ func (dequeueHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 
 func (h dequeueHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.stages != nil {
+			if id, ok := completedID(cmd); ok {
+				err := next(ctx, cmd)
+				if err == nil {
+					h.stages.completed(id, h.now())
+				}
+				return err
+			}
+		}
 		if !isDequeue(cmd) {
 			return next(ctx, cmd)
 		}
-		token := h.seen.dequeueStart(h.now())
+		sent := h.now()
+		var token uint64
+		if h.seen != nil {
+			token = h.seen.dequeueStart(sent)
+		}
 		err := next(ctx, cmd)
 		id := ""
 		if c, ok := cmd.(*redis.Cmd); ok && err == nil {
 			if s, ok := c.Val().(string); ok {
-				if m, derr := taskstore.DecodeMessage([]byte(s)); derr == nil {
-					id = m.ID
-				}
+				id = taskstore.MessageID([]byte(s))
 			}
 		}
-		h.seen.dequeueEnd(token, id)
+		if h.seen != nil {
+			h.seen.dequeueEnd(token, id)
+		}
+		if h.stages != nil && id != "" {
+			h.stages.fetched(id, sent, h.now())
+		}
 		return err
 	}
+}
+
+// completedID returns the task ID of asynq's completion script
+// (internal/rdb's markAsCompleteCmd and markAsCompleteUniqueCmd: keys
+// active, lease, completed, the task, two counters and maybe a unique
+// key; the first argument the task ID).
+func completedID(cmd redis.Cmder) (string, bool) {
+	name := cmd.Name()
+	if name != "evalsha" && name != "eval" {
+		return "", false
+	}
+	args := cmd.Args()
+	if len(args) < 10 {
+		return "", false
+	}
+	n, ok := args[2].(int)
+	if !ok || (n != 6 && n != 7) || len(args) < 4+n {
+		return "", false
+	}
+	for i, suffix := range []string{"}:active", "}:lease", "}:completed"} {
+		k, ok := args[3+i].(string)
+		if !ok || !strings.HasPrefix(k, "asynq:{") || !strings.HasSuffix(k, suffix) {
+			return "", false
+		}
+	}
+	id, ok := args[3+n].(string)
+	return id, ok
 }
 
 // isDequeue reports whether cmd is asynq's dequeue script.

@@ -257,8 +257,21 @@ func New(o Options) (*Worker, error) {
 		if w.recov.nowFunc == nil {
 			w.recov.nowFunc = time.Now
 		}
+	}
+	hook := dequeueHook{now: time.Now}
+	if o.NowFunc != nil {
+		hook.now = o.NowFunc
+	}
+	if w.recov != nil {
 		// What this process has dequeued, from the moment it has.
-		o.Redis.AddHook(dequeueHook{seen: h.seen, now: w.recov.nowFunc})
+		hook.seen = h.seen
+	}
+	if so, ok := o.Observer.(StageObserver); ok {
+		h.stages = newStageClock(so, hook.now)
+		hook.stages = h.stages
+	}
+	if hook.seen != nil || hook.stages != nil {
+		o.Redis.AddHook(hook)
 	}
 	return w, nil
 }
