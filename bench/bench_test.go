@@ -42,7 +42,7 @@ func TestQuick(t *testing.T) {
 		"| 20ms | 200 | (c) cancelworker worker |",
 		"| 0s | 50 | (a) asynq, handler that only waits the delay |",
 		"## Idle pickup", "| `enqueue file` |", "| plain asynq.Client, 256 goroutines |", "## Targets",
-		"TCP connections to the stub",
+		"TCP connections to the stub", "### Where a task's time goes in the worker", "| 20ms | 50 |",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)

@@ -283,6 +283,8 @@ func (r *report) markdown() string {
 		}
 	}
 
+	r.stageTable(w)
+
 	if r.profileErr != "" {
 		w("\nThe worker's CPU profile failed: %s\n", r.profileErr)
 	}
@@ -434,4 +436,59 @@ func spread(xs []float64, format string) string {
 		return m
 	}
 	return fmt.Sprintf("%s ("+format+"–"+format+")", m, slices.Min(xs), slices.Max(xs))
+}
+
+// stageOrder is the worker's stages in order (worker.Stages; the bench
+// reads them from /metrics and does not import the worker).
+var stageOrder = []string{"fetch", "dispatch", "prepare", "upstream", "finish", "complete"}
+
+// stageTable writes where a task's time went in the worker, per stage,
+// from its cancelworker_task_stage_seconds histogram in each run.
+func (r *report) stageTable(w func(string, ...any)) {
+	var cells []cell
+	for _, d := range r.s.delays {
+		for _, c := range r.s.concurrency {
+			if rs := r.runs[cell{workerBin, d, c}]; len(rs) > 0 && len(rs[0].stages) > 0 {
+				cells = append(cells, cell{workerBin, d, c})
+			}
+		}
+	}
+	if len(cells) == 0 {
+		return
+	}
+	w("\n### Where a task's time goes in the worker\n\n")
+	w("p50 / p99 of each stage of each task, in ms, from the worker's own `cancelworker_task_stage_seconds` histogram (medians over the repetitions; estimated within its buckets, which grow by 1.5×): " +
+		"fetch is asynq's dequeue script round trip, dispatch the wait from its reply to the handler's start, prepare the decoding, rate limit and breaker, upstream the call, " +
+		"finish the log line and metrics after it, complete asynq's completion script round trip. Beyond the upstream is the sum of the other p50s.\n\n")
+	w("| upstream delay | concurrency |")
+	for _, st := range stageOrder {
+		w(" %s |", st)
+	}
+	w(" beyond the upstream, p50 |\n|---|---|")
+	for range stageOrder {
+		w("---|")
+	}
+	w("---|\n")
+	for _, k := range cells {
+		rs := r.runs[k]
+		w("| %s | %d |", k.delay, k.conc)
+		beyond := 0.0
+		for _, st := range stageOrder {
+			p50 := median(pick(rs, func(x runResult) float64 { return 1000 * x.stages[st].p50 }))
+			p99 := median(pick(rs, func(x runResult) float64 { return 1000 * x.stages[st].p99 }))
+			w(" %s / %s |", msFigure(p50), msFigure(p99))
+			if st != "upstream" {
+				beyond += p50
+			}
+		}
+		w(" %s |\n", msFigure(beyond))
+	}
+}
+
+// msFigure writes milliseconds with two significant decimals below 1.
+func msFigure(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
 }

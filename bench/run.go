@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -298,6 +299,8 @@ type runResult struct {
 	// (the bench's own /stats request included): about the concurrency
 	// when the contender reuses them, about the calls when it does not.
 	conns int64
+	// stages is the worker's time per stage (its /metrics), by stage.
+	stages map[string]stageQuantiles
 }
 
 // throughput runs contender k once over n pre-enqueued tasks and checks
@@ -385,10 +388,11 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 		}
 	}
 	if k.isWorker() {
-		ok, err := b.workerSuccesses(ctx, admin)
+		ok, stages, err := b.workerMetrics(ctx, admin)
 		if err != nil {
 			return res, nil, err
 		}
+		res.stages = stages
 		if ok != n {
 			bad = append(bad, fmt.Sprintf("/metrics counts %d successful attempts, want %d", ok, n))
 		}
@@ -412,34 +416,100 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	return res, bad, nil
 }
 
-// workerSuccesses sums cancelworker_attempts_total{class="success"} from
-// the worker's /metrics.
-func (b *bench) workerSuccesses(ctx context.Context, admin string) (int, error) {
+// workerMetrics reads the worker's /metrics: the successful attempts
+// (cancelworker_attempts_total{class="success"}) and each stage's p50 and
+// p99 (cancelworker_task_stage_seconds).
+func (b *bench) workerMetrics(ctx context.Context, admin string) (int, map[string]stageQuantiles, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("worker /metrics: %w", err)
+		return 0, nil, fmt.Errorf("worker /metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	total := 0
+	buckets := map[string][]bucket{} // stage → cumulative buckets, in order
 	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, "cancelworker_attempts_total{") && strings.Contains(l, `class="success"`) {
+		switch {
+		case strings.HasPrefix(l, "cancelworker_attempts_total{") && strings.Contains(l, `class="success"`):
 			f := strings.Fields(l)
 			v, err := strconv.ParseFloat(f[len(f)-1], 64)
 			if err != nil {
-				return 0, fmt.Errorf("worker /metrics: %q: %w", l, err)
+				return 0, nil, fmt.Errorf("worker /metrics: %q: %w", l, err)
 			}
 			total += int(v)
+		case strings.HasPrefix(l, "cancelworker_task_stage_seconds_bucket{"):
+			stage, le, count, err := parseBucket(l)
+			if err != nil {
+				return 0, nil, fmt.Errorf("worker /metrics: %q: %w", l, err)
+			}
+			buckets[stage] = append(buckets[stage], bucket{le: le, count: count})
 		}
 	}
-	return total, nil
+	stages := map[string]stageQuantiles{}
+	for stage, bs := range buckets {
+		stages[stage] = stageQuantiles{p50: quantile(bs, 0.5), p99: quantile(bs, 0.99)}
+	}
+	return total, stages, nil
+}
+
+// bucket is one cumulative histogram bucket: count observations ≤ le.
+type bucket struct{ le, count float64 }
+
+// stageQuantiles are a stage's median and 99th percentile, in seconds.
+type stageQuantiles struct{ p50, p99 float64 }
+
+// parseBucket reads `..._bucket{le="0.001",stage="fetch"} 42`.
+func parseBucket(l string) (stage string, le, count float64, err error) {
+	labels, value, ok := strings.Cut(strings.TrimPrefix(l, "cancelworker_task_stage_seconds_bucket{"), "} ")
+	if !ok {
+		return "", 0, 0, errors.New("not a bucket line")
+	}
+	for _, kv := range strings.Split(labels, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		v = strings.Trim(v, `"`)
+		switch k {
+		case "stage":
+			stage = v
+		case "le":
+			if le, err = strconv.ParseFloat(v, 64); err != nil {
+				return "", 0, 0, err
+			}
+		}
+	}
+	count, err = strconv.ParseFloat(strings.TrimSpace(value), 64)
+	return stage, le, count, err
+}
+
+// quantile estimates the q-quantile of cumulative buckets in order, as
+// Prometheus's histogram_quantile does: linearly within the bucket that
+// holds it (the last finite bound, for the +Inf bucket). NaN without
+// observations.
+func quantile(bs []bucket, q float64) float64 {
+	if len(bs) == 0 || bs[len(bs)-1].count == 0 {
+		return math.NaN()
+	}
+	rank := q * bs[len(bs)-1].count
+	lower, below := 0.0, 0.0
+	for _, b := range bs {
+		if b.count >= rank {
+			if math.IsInf(b.le, 1) {
+				return lower
+			}
+			if b.count == below {
+				return b.le
+			}
+			return lower + (b.le-lower)*(rank-below)/(b.count-below)
+		}
+		lower, below = b.le, b.count
+	}
+	return lower
 }
 
 // pickupResult is the idle pickup run of one contender.
