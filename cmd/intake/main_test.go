@@ -24,29 +24,7 @@ import (
 // SIGTERM.
 func TestBinary(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "intake")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	srv := redistest.New(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
-	cmd.Env = []string{"REDIS_URL=" + srv.URL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	addr, drained := workertest.LogAddr(stderr, "listening")
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("the intake did not listen within 20s")
-	}
+	cmd, base, drained := startIntake(t)
 	for path, want := range map[string]string{"/healthz": `{"status":"ok"}`, "/readyz": `{"status":"ready"}`} {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -88,29 +66,7 @@ func TestHostileBodies(t *testing.T) {
 		t.Skip("needs /proc to read the peak resident memory")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "intake")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	srv := redistest.New(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
-	cmd.Env = []string{"REDIS_URL=" + srv.URL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr, _ := workertest.LogAddr(stderr, "listening")
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("the intake did not listen within 20s")
-	}
+	cmd, base, _ := startIntake(t)
 
 	const size = 900 << 10
 	shapes := map[string][]byte{}
@@ -172,4 +128,34 @@ func TestHostileBodies(t *testing.T) {
 	if hwm == 0 || hwm > 150_000 {
 		t.Errorf("peak resident memory %d kB, want at most 150 MB", hwm)
 	}
+}
+
+// startIntake builds the intake, starts it on a free port with its own
+// Redis, and returns the process, its base URL and a channel closed once
+// its stderr is read to the end. It is killed at cleanup.
+func startIntake(t *testing.T) (*exec.Cmd, string, <-chan struct{}) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "intake")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	srv := redistest.New(t)
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
+	cmd.Env = []string{"REDIS_URL=" + srv.URL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addr, drained := workertest.LogAddr(stderr, "listening")
+	select {
+	case a := <-addr:
+		return cmd, "http://" + a, drained
+	case <-time.After(20 * time.Second):
+		t.Fatal("the intake did not listen within 20s")
+	}
+	return nil, "", nil
 }

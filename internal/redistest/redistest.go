@@ -16,12 +16,14 @@
 package redistest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -137,4 +139,22 @@ func (s *Server) ConnOpt() asynq.RedisClientOpt {
 		DB:        s.opt.DB,
 		TLSConfig: s.opt.TLSConfig,
 	}
+}
+
+// UsedMemory returns the used_memory of rdb's server (INFO memory), in
+// bytes: what a test of Redis's memory per task reads before and after.
+func UsedMemory(t testing.TB, rdb redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("INFO memory has no used_memory")
+	return 0
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -405,20 +404,7 @@ func TestCompactMemory(t *testing.T) {
 	s, rdb, insp := newStore(t)
 	ctx := t.Context()
 	const n = 20_000
-	used := func() int64 {
-		info, err := rdb.Info(ctx, "memory").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range strings.Lines(info) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				return n
-			}
-		}
-		t.Fatal("INFO memory has no used_memory")
-		return 0
-	}
+	used := func() int64 { return redistest.UsedMemory(t, rdb) }
 	// Publish the queue and warm the server up before the baseline.
 	if _, _, err := s.Enqueue(ctx, message("warm-up")); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package worker_test
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,20 +28,7 @@ func TestRetentionTwentyThousand(t *testing.T) {
 		t.Skip("miniredis reports no memory")
 	}
 	ctx := t.Context()
-	used := func() int64 {
-		info, err := r.RDB.Info(ctx, "memory").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range strings.Lines(info) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				return n
-			}
-		}
-		t.Fatal("INFO memory has no used_memory")
-		return 0
-	}
+	used := func() int64 { return redistest.UsedMemory(t, r.RDB) }
 	completed := func() int64 {
 		c, err := r.RDB.ZCard(ctx, "asynq:{"+tasks.QueueMeari+"}:completed").Result()
 		if err != nil {
