@@ -10,6 +10,9 @@
 //     the worker, broken down per task;
 //   - idle pickup: single enqueues 100 ms apart to an idle worker, and the
 //     time from each enqueue to its upstream call;
+//   - the batch bound: asynq's dequeue and completion scripts one round
+//     trip per task, as its processor runs them, against the same scripts
+//     pipelined 50 per round trip (batch.go);
 //   - the enqueue side: "enqueue file" against a plain asynq.Client from 16,
 //     64 and 256 goroutines (the fastest is the baseline), each a whole
 //     process from start to exit.
@@ -123,7 +126,7 @@ func run(args []string) int {
 		variants = append(variants, variant(strings.Join(env, " ")))
 		return nil
 	})
-	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, enqueue (default all)")
+	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, batch, enqueue (default all)")
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, binaries) and say where")
@@ -138,7 +141,7 @@ func run(args []string) int {
 	s.n, s.reps = cmp.Or(*n, s.n), cmp.Or(*reps, s.reps)
 	s.enqueueN = s.n
 	s.workerEnv = workerEnv
-	s.parts = map[string]bool{"throughput": true, "pickup": true, "enqueue": true}
+	s.parts = map[string]bool{"throughput": true, "pickup": true, "batch": true, "enqueue": true}
 	if *only != "" {
 		s.parts = map[string]bool{}
 		for _, p := range strings.Split(*only, ",") {
