@@ -2,12 +2,12 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test test-short demo lint fmt bench bench-quick bench-go compose-check chaos clean
+.PHONY: all build test test-short demo lint fmt bench bench-quick bench-go compose-check chaos clean docs
 
 all: lint test build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/worker ./cmd/enqueue ./cmd/intake ./cmd/sandbox
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/worker ./cmd/enqueue ./cmd/intake ./cmd/sandbox
 
 # The whole suite against a real Redis (redis-server from PATH, or REDIS_URL).
 test:
@@ -55,3 +55,7 @@ clean:
 # restarted, the sandbox; exact counts, bounded in tasks and time.
 chaos:
 	CHAOS=1 $(GO) test -count=1 -timeout 9m -v ./chaos/
+
+# Generated reference material (a test fails when it is stale).
+docs:
+	$(GO) run ./cmd/worker config --markdown > docs/configuration.md

@@ -277,8 +277,10 @@ func (r *report) markdown() string {
 				rs := r.runs[cell{k, d, c}]
 				rates := pick(rs, func(x runResult) float64 { return x.rate })
 				ratioB, ratioA := "", ""
-				if k.isWorker() {
+				if k.isWorker() && len(r.runs[cell{handwrittenC, d, c}]) > 0 {
 					ratioB = fmt.Sprintf("%.2f×", r.ratio(k, handwrittenC, d, c))
+				}
+				if k.isWorker() && len(r.runs[cell{noopC, d, c}]) > 0 {
 					ratioA = fmt.Sprintf("%.2f×", r.ratio(k, noopC, d, c))
 				}
 				w("| %s | %d | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f | %s |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,

@@ -15,6 +15,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/cancelworker/cancelworker/tasks"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -95,17 +96,19 @@ Exit codes:
   enqueue file cancellations.jsonl
   enqueue dlq list --provider meari
   REDIS_PASSWORD_FILE=/run/secrets/redis enqueue --redis-url redis://redis.internal:6379/0 --json dlq list`,
+		Version:           buildinfo.Read().String("enqueue"),
 		Args:              cobra.NoArgs,
 		RunE:              a.missingCommand,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 
 	a.loader = config.NewLoader(a.getenv, nil)
-	a.redis = config.AddRedis(a.loader)
-	a.queues = config.AddQueues(a.loader)
+	sec := config.AddEnqueueBinary(a.loader)
+	a.redis, a.queues = sec.Redis, sec.Queues
 	a.timeout = &textFlag{typ: "duration", value: timeoutDefault.String()}
 	pf := root.PersistentFlags()
 	pf.Var(a.redis.URL, a.redis.URL.Flag, "Redis to use, e.g. redis://host:6379/0, without a password (env REDIS_URL, which may hold one; default "+config.RedisURLDefault+")")

@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/sandbox"
@@ -58,20 +59,24 @@ func main() {
 // the address cannot be opened, 2 on a configuration error.
 func run(ctx context.Context, args []string, getenv func(string) string, readFile func(string) ([]byte, error), stdout, stderr io.Writer) int {
 	l := config.NewLoader(getenv, readFile)
-	addrS := l.Add(config.Setting{Env: "SANDBOX_ADDR", Flag: "addr", Default: AddrDefault, Kind: "host:port", Help: "listen address"})
-	scriptS := l.Add(config.Setting{Env: "SANDBOX_SCRIPT", Flag: "script", Kind: "path", Help: "file of scripted answers, one order per line"})
-	ms, ps := config.AddMeari(l), config.AddPandaPon(l)
+	sec := config.AddSandboxBinary(l)
+	addrS, scriptS, ms, ps := sec.Addr, sec.Script, sec.Meari, sec.PandaPon
 	demoAccounts(ms, ps)
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, s := range l.Settings() {
 		fs.Var(s, s.Flag, s.Usage())
 	}
+	version := fs.Bool("version", false, "print the version and the VCS revision this binary was built from, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Read().String("sandbox"))
+		return 0
 	}
 	l.Resolve()
 	addr := l.ListenAddr(addrS, AddrDefault)
@@ -124,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, readFil
 }
 
 // AddrDefault is where the sandbox listens without --addr or SANDBOX_ADDR.
-const AddrDefault = "127.0.0.1:8090"
+const AddrDefault = config.SandboxAddrDefault
 
 // demoAccounts gives each account setting the demo value as its default:
 // the sandbox reads the worker's own settings, so one environment

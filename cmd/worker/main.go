@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/admin"
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/demo"
 	"github.com/cancelworker/cancelworker/internal/dlq"
@@ -45,9 +47,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "check" {
 		return check(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "config" {
+		return configReference(args[1:], stdout, stderr)
+	}
 	cfg, err := config.Load(args, getenv, nil, stderr)
 	switch {
 	case errors.Is(err, config.ErrHelp):
+		return 0
+	case errors.Is(err, config.ErrVersion):
+		fmt.Fprintln(stdout, buildinfo.Read().String("worker"))
 		return 0
 	case err != nil:
 		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
@@ -109,7 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	log.Info("worker started", zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency),
+	bi := buildinfo.Read()
+	log.Info("worker started", zap.String("version", bi.Version), zap.String("revision", bi.Short()), zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency),
 		zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
 	adm, err := startAdmin(cfg, conn, rdb, m, w, log)
 	if err != nil {
@@ -173,6 +182,31 @@ func logProviders(log *zap.Logger, cfg config.Config) {
 			log.Info("provider disabled: no settings given, its queue is not served", zap.String("provider", p.name))
 		}
 	}
+}
+
+// configReference is `worker config --markdown`: the configuration
+// reference of every binary, docs/configuration.md.
+func configReference(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("worker config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	markdown := fs.Bool("markdown", false, "print the reference as Markdown (docs/configuration.md)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if !*markdown || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: worker config --markdown")
+		return 2
+	}
+	text, err := config.Reference()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker config: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, text)
+	return 0
 }
 
 // newWorker builds the worker of cfg: the worker and `worker check` both

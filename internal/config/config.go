@@ -169,6 +169,10 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // ErrHelp is returned by Load for -h or --help, after the usage is written.
 var ErrHelp = flag.ErrHelp
 
+// ErrVersion is returned by Load for --version, before any setting is
+// read: the caller prints the build (buildinfo).
+var ErrVersion = errors.New("version requested")
+
 // WorkerSection is how the worker runs its tasks, and the retry age
 // limit every provider shares.
 type WorkerSection struct {
@@ -178,6 +182,7 @@ type WorkerSection struct {
 
 // AddWorker declares the worker's settings on l.
 func AddWorker(l *Loader) *WorkerSection {
+	l.Section("Worker")
 	return &WorkerSection{
 		Concurrency:     l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
 		Dequeuers:       l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
@@ -231,16 +236,17 @@ const (
 // out on --help. Every invalid value is reported, each on its own line.
 func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), out io.Writer) (Config, error) {
 	l := NewLoader(getenv, readFile)
-	rs, ms, ps, ws, ls, as := AddRedis(l), AddMeari(l), AddPandaPon(l), AddWorker(l), AddLog(l), AddAdmin(l)
-	bs, qs := AddGuard(l), AddQueues(l)
+	sec := AddWorkerBinary(l)
+	rs, ms, ps, ws, ls, as, bs, qs := sec.Redis, sec.Meari, sec.PandaPon, sec.Worker, sec.Log, sec.Admin, sec.Guard, sec.Queues
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(out)
 	for _, s := range l.Settings() {
 		fs.Var(s, s.Flag, s.Usage())
 	}
 	demo := fs.Bool("demo", false, "run the zero-dependency demo: in-process Redis and a sandbox upstream (not durable)")
+	version := fs.Bool("version", false, "print the version and the VCS revision this binary was built from, and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker check [flags]   validate the configuration, reach Redis and each provider (no request sent), and exit 0 or 1\n\nEach flag can also be set by the environment variable named in its help; the flag wins.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker check [flags]   validate the configuration, reach Redis and each provider (no request sent), and exit 0 or 1\n       worker config --markdown   print the configuration reference of every binary (docs/configuration.md)\n\nEach flag can also be set by the environment variable named in its help; the flag wins.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -248,6 +254,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 			return Config{}, ErrHelp
 		}
 		return Config{}, &UsageError{Err: err}
+	}
+	if *version {
+		return Config{}, ErrVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, &UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -309,10 +318,11 @@ type AdminSection struct {
 
 // AddAdmin declares the admin server's settings on l.
 func AddAdmin(l *Loader) *AdminSection {
+	l.Section("Admin server")
 	return &AdminSection{
 		Addr:         l.Add(Setting{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: AdminAddrDefault, Kind: "host:port", Help: "admin HTTP server address (monitoring UI, metrics, health), host:port, or off"}),
 		User:         l.Add(Setting{Env: "ADMIN_USER", Flag: "admin-user", Help: "admin basic auth user; required when ADMIN_ADDR is not loopback"}),
-		Password:     l.Add(Setting{Env: "ADMIN_PASSWORD", Flag: "admin-password", Secret: true}),
+		Password:     l.Add(Setting{Env: "ADMIN_PASSWORD", Flag: "admin-password", Secret: true, Help: "the admin basic auth password"}),
 		PasswordFile: l.Add(Setting{Env: "ADMIN_PASSWORD_FILE", Flag: "admin-password-file", Kind: "path", Help: "file holding the admin basic auth password"}),
 		ReadOnly:     l.Add(Setting{Env: "ADMIN_READONLY", Flag: "admin-readonly", Default: "false", Kind: "bool", Help: "make the monitoring UI and the dead-letter page read-only: true or false"}),
 		Profiling:    l.Add(Setting{Env: "ADMIN_PPROF", Flag: "admin-pprof", Default: "false", Kind: "bool", Help: "serve Go's profiles (net/http/pprof) at /debug/pprof/, behind the admin auth: true or false"}),

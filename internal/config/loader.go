@@ -39,6 +39,7 @@ type Setting struct {
 	raw      string
 	set      bool // given by flag or environment, not defaulted
 	fromFlag bool
+	section  string // the section that declared it (Loader.Section)
 }
 
 // String returns the raw value, "" for a secret (flag.Value).
@@ -127,6 +128,8 @@ type Loader struct {
 	// may be one (redis://PASSWORD@host): redacted where a URL shows
 	// them, not as words anywhere.
 	urlUsers []string
+	// section names the settings Add declares next (Section).
+	section string
 }
 
 // NewLoader returns a Loader reading the environment through getenv and
@@ -138,9 +141,14 @@ func NewLoader(getenv func(string) string, readFile func(string) ([]byte, error)
 	return &Loader{getenv: getenv, readFile: readFile}
 }
 
+// Section names the group of the settings Add declares next, for the
+// configuration reference (Reference).
+func (l *Loader) Section(name string) { l.section = name }
+
 // Add declares s and returns it, for binding and reading.
 func (l *Loader) Add(s Setting) *Setting {
 	p := &s
+	p.section = l.section
 	l.settings = append(l.settings, p)
 	return p
 }

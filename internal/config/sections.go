@@ -41,15 +41,16 @@ type RedisSection struct {
 
 // AddRedis declares the Redis settings on l.
 func AddRedis(l *Loader) *RedisSection {
+	l.Section("Redis")
 	return &RedisSection{
 		URL: l.Add(Setting{Env: "REDIS_URL", Flag: "redis-url", Default: RedisURLDefault, Kind: "url",
 			Help: "one Redis server (redis://host:port/db or rediss://); a password only through the environment"}),
-		Password:     l.Add(Setting{Env: "REDIS_PASSWORD", Flag: "redis-password", Secret: true}),
+		Password:     l.Add(Setting{Env: "REDIS_PASSWORD", Flag: "redis-password", Secret: true, Help: "the Redis password (of the server, the master or the Cluster's nodes)"}),
 		PasswordFile: l.Add(Setting{Env: "REDIS_PASSWORD_FILE", Flag: "redis-password-file", Kind: "path", Help: "file holding the Redis password (of the server, the master or the Cluster's nodes)"}),
 		SentinelAddrs: l.Add(Setting{Env: "REDIS_SENTINEL_ADDRS", Flag: "redis-sentinel-addrs", Kind: "host:port,...",
 			Help: "the Sentinels watching the Redis master, comma-separated; with REDIS_MASTER_NAME, instead of REDIS_URL"}),
 		MasterName:           l.Add(Setting{Env: "REDIS_MASTER_NAME", Flag: "redis-master-name", Help: "the master's name in the Sentinels' configuration"}),
-		SentinelPassword:     l.Add(Setting{Env: "REDIS_SENTINEL_PASSWORD", Flag: "redis-sentinel-password", Secret: true}),
+		SentinelPassword:     l.Add(Setting{Env: "REDIS_SENTINEL_PASSWORD", Flag: "redis-sentinel-password", Secret: true, Help: "the Sentinels' own password, if they have one"}),
 		SentinelPasswordFile: l.Add(Setting{Env: "REDIS_SENTINEL_PASSWORD_FILE", Flag: "redis-sentinel-password-file", Kind: "path", Help: "file holding the Sentinels' own password, if they have one"}),
 		Cluster: l.Add(Setting{Env: "REDIS_CLUSTER_ADDRS", Flag: "redis-cluster-addrs", Kind: "host:port,...",
 			Help: "seed nodes of a Redis Cluster, comma-separated, instead of REDIS_URL"}),
@@ -193,6 +194,7 @@ type QueuesSection struct {
 
 // AddQueues declares the queue settings on l.
 func AddQueues(l *Loader) *QueuesSection {
+	l.Section("Queues")
 	help := func(p string) string {
 		return fmt.Sprintf("spread %s's tasks over this many queues (%s:0 …), chosen per order; 1 keeps the one queue %s. Give every worker and enqueuer the same value",
 			p, tasks.QueueFor(strings.ToLower(p)), tasks.QueueFor(strings.ToLower(p)))
@@ -226,6 +228,7 @@ type LogSection struct {
 
 // AddLog declares the log settings on l.
 func AddLog(l *Loader) *LogSection {
+	l.Section("Log")
 	return &LogSection{
 		Level:  l.Add(Setting{Env: "LOG_LEVEL", Flag: "log-level", Default: LogLevelDefault, Help: "debug, info, warn or error"}),
 		Format: l.Add(Setting{Env: "LOG_FORMAT", Flag: "log-format", Default: LogFormatDefault, Help: "json or console"}),
@@ -268,10 +271,11 @@ type MeariSection struct {
 
 // AddMeari declares the Meari settings on l.
 func AddMeari(l *Loader) *MeariSection {
+	l.Section("Meari")
 	return &MeariSection{
 		BaseURL:           l.Add(Setting{Env: "MEARI_BASE_URL", Flag: "meari-base-url", Kind: "url", Help: "Meari API base URL, e.g. https://api.example.com"}),
 		PartnerKey:        l.Add(Setting{Env: "MEARI_PARTNER_KEY", Flag: "meari-partner-key", Help: "Meari partner key"}),
-		PartnerSecret:     l.Add(Setting{Env: "MEARI_PARTNER_SECRET", Flag: "meari-partner-secret", Secret: true}),
+		PartnerSecret:     l.Add(Setting{Env: "MEARI_PARTNER_SECRET", Flag: "meari-partner-secret", Secret: true, Help: "the Meari partner secret, which signs each request"}),
 		PartnerSecretFile: l.Add(Setting{Env: "MEARI_PARTNER_SECRET_FILE", Flag: "meari-partner-secret-file", Kind: "path", Help: "file holding the Meari partner secret"}),
 		SourceApp:         l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "meari-source-app", Kind: "int", Help: "Meari customer number (sourceApp)"}),
 		SignMode:          l.Add(Setting{Env: "MEARI_SIGN_MODE", Flag: "meari-sign-mode", Default: string(meari.SignModeDefault), Help: "Meari stringToSign mode: sorted or documented"}),
@@ -341,10 +345,11 @@ type PandaPonSection struct {
 
 // AddPandaPon declares the PandaPon settings on l.
 func AddPandaPon(l *Loader) *PandaPonSection {
+	l.Section("PandaPon")
 	return &PandaPonSection{
 		BaseURL:          l.Add(Setting{Env: "PANDAPON_BASE_URL", Flag: "pandapon-base-url", Kind: "url", Help: "PandaPon API base URL"}),
 		AccessKey:        l.Add(Setting{Env: "PANDAPON_ACCESS_KEY", Flag: "pandapon-access-key", Help: "PandaPon access key"}),
-		AccessSecret:     l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET", Flag: "pandapon-access-secret", Secret: true}),
+		AccessSecret:     l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET", Flag: "pandapon-access-secret", Secret: true, Help: "the PandaPon access secret, which signs each request"}),
 		AccessSecretFile: l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET_FILE", Flag: "pandapon-access-secret-file", Kind: "path", Help: "file holding the PandaPon access secret"}),
 		UserID:           l.Add(Setting{Env: "PANDAPON_USER_ID", Flag: "pandapon-user-id", Help: "PandaPon user id"}),
 		MaxAttempts:      l.Add(Setting{Env: "PANDAPON_MAX_ATTEMPTS", Flag: "pandapon-max-attempts", Default: "0", Kind: "int", Help: "PandaPon attempts before dead-lettering (0: default)"}),
@@ -470,9 +475,10 @@ const (
 
 // AddIntake declares the intake's settings on l.
 func AddIntake(l *Loader) *IntakeSection {
+	l.Section("Intake")
 	return &IntakeSection{
 		Addr:      l.Add(Setting{Env: "INTAKE_ADDR", Flag: "addr", Default: IntakeAddrDefault, Kind: "host:port", Help: "the address to listen on"}),
-		Token:     l.Add(Setting{Env: "INTAKE_TOKEN", Flag: "token", Secret: true}),
+		Token:     l.Add(Setting{Env: "INTAKE_TOKEN", Flag: "token", Secret: true, Help: "the bearer token clients send, at least 16 characters"}),
 		TokenFile: l.Add(Setting{Env: "INTAKE_TOKEN_FILE", Flag: "token-file", Kind: "path", Help: "a file holding the bearer token, at least 16 characters"}),
 		AllowedHosts: l.Add(Setting{Env: "INTAKE_ALLOWED_HOSTS", Flag: "allowed-hosts", Kind: "hosts",
 			Help: "without a token, the Host names accepted besides the loopback names and --addr's host, comma-separated"}),
@@ -542,6 +548,7 @@ type GuardSection struct {
 
 // AddGuard declares the breaker's and the limiter's settings on l.
 func AddGuard(l *Loader) *GuardSection {
+	l.Section("Breaker and rate limits")
 	return &GuardSection{
 		Failures:     l.Add(Setting{Env: "BREAKER_FAILURES", Flag: "breaker-failures", Default: strconv.Itoa(guard.BreakerFailuresDefault), Kind: "int", Help: "failures in a row (timeouts, resets, 5xx, 1005) that open a provider's circuit breaker, whatever the ratio; one auth failure opens it at once"}),
 		MinCalls:     l.Add(Setting{Env: "BREAKER_MIN_CALLS", Flag: "breaker-min-calls", Default: strconv.Itoa(guard.BreakerMinCallsDefault), Kind: "int", Help: "fewest calls in BREAKER_WINDOW for BREAKER_FAILURE_RATIO to open the breaker"}),

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"go.uber.org/zap"
@@ -64,12 +66,14 @@ flag wins.
 // done, and returns the exit code: cmd/intake's main, and "enqueue serve".
 func Main(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	l := config.NewLoader(getenv, nil)
-	rs, ls, is := config.AddRedis(l), config.AddLog(l), config.AddIntake(l)
+	sec := config.AddIntakeBinary(l)
+	rs, ls, is := sec.Redis, sec.Log, sec.Intake
 	fs := flag.NewFlagSet("intake", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, s := range l.Settings() {
 		fs.Var(s, s.Flag, s.Usage())
 	}
+	version := fs.Bool("version", false, "print the version and the VCS revision this binary was built from, and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), Usage)
 		fs.PrintDefaults()
@@ -79,6 +83,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 			return ExitOK
 		}
 		return ExitUsage // the flag package has said why
+	}
+	if *version {
+		fmt.Fprintln(os.Stdout, buildinfo.Read().String("intake"))
+		return ExitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "intake: unexpected argument %q\n", fs.Arg(0))

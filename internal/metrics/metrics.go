@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/worker"
@@ -201,7 +202,16 @@ func New(o Options) (*Metrics, error) {
 	for _, st := range worker.Stages() {
 		m.stages.WithLabelValues(st)
 	}
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace:   Namespace,
+		Name:        "build_info",
+		Help:        "Always 1; its labels say which build this worker is: module version, VCS revision (12 characters, +dirty for a modified tree) and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Short(), "goversion": bi.GoVersion},
+	})
+	build.Set(1)
 	cs := []prometheus.Collector{
+		build,
 		m.attempts, m.latency, m.deadLettered, m.outcomeUnknown, m.reconciled, m.rateLimited, m.deferred, m.rateWait, m.breaker, m.breakerOpened, m.resolved, m.operator, m.stages,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -1,14 +1,17 @@
 package metrics_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/metrics"
 	"github.com/cancelworker/cancelworker/internal/redistest"
@@ -262,5 +265,23 @@ func TestScrapeWithRedisDown(t *testing.T) {
 				t.Error("the failed collection was not logged")
 			}
 		})
+	}
+}
+
+// TestBuildInfo: cancelworker_build_info is 1, labelled with this build's
+// version, revision and Go version, as --version prints them.
+func TestBuildInfo(t *testing.T) {
+	m, err := metrics.New(metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi := buildinfo.Read()
+	want := fmt.Sprintf(`
+# HELP cancelworker_build_info Always 1; its labels say which build this worker is: module version, VCS revision (12 characters, +dirty for a modified tree) and Go version.
+# TYPE cancelworker_build_info gauge
+cancelworker_build_info{goversion=%q,revision=%q,version=%q} 1
+`, runtime.Version(), bi.Short(), bi.Version)
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "cancelworker_build_info"); err != nil {
+		t.Error(err)
 	}
 }
