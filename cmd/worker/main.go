@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -35,9 +34,6 @@ func main() {
 	stop()
 	os.Exit(code)
 }
-
-// gcPercent is the worker's GOGC unless the environment sets one.
-const gcPercent = 50
 
 // run starts the worker and blocks until ctx is done (SIGINT or SIGTERM),
 // then shuts down gracefully. It returns the process exit code: 0 after a
@@ -75,14 +71,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 
-	if getenv("GOGC") == "" {
-		// The worker's live heap is small (about 10 MB at concurrency
-		// 200) and its garbage comes in a steady stream: collecting at
-		// half the live heap instead of Go's default of all of it keeps
-		// the peak RSS at concurrency 200 under 40 MB for a few µs of CPU
-		// per task (BENCHMARKS.md). GOGC in the environment wins.
-		debug.SetGCPercent(gcPercent)
-	}
 	conn := worker.SizeRedis(cfg.Redis, cfg.Worker)
 	rdb := conn.NewClient()
 	defer rdb.Close()
