@@ -1,6 +1,10 @@
 package worker
 
-import "context"
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // MaintenancePasses returns how many passes w's maintainer has completed,
 // for the external tests.
@@ -13,3 +17,6 @@ const ReconcileBatch = reconcileBatch
 func MarkRunningUnknown(ctx context.Context, w *Worker) error {
 	return w.handler.MarkRunningUnknown(ctx)
 }
+
+// IsDequeue reports whether cmd is asynq's dequeue script.
+func IsDequeue(cmd redis.Cmder) bool { return isDequeue(cmd) }

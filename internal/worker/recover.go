@@ -42,28 +42,31 @@ import (
 // So every worker process registers itself (procsKey: host, PID, kernel
 // boot and PID namespace, start time; refreshed every pass) and publishes,
 // every pass, its asynq servers' IDs and which of the queues' settled
-// leases (by task and lease) it does not hold (disclaimKey). It knows what
-// it holds from the moment a dequeue's reply arrives (dequeueHook), and
-// disclaims nothing a dequeue still in flight may be taking. A task is put
-// back before asynq would only when every process that could hold it is
-// accounted for:
+// leases (by task and lease) it will write nothing under (disclaimKey):
+// it does not hold the task, did not run it lately or its lease expired 5s
+// ago, and no dequeue of its still in flight may be taking it. It knows
+// what it holds from the moment a dequeue's reply arrives (dequeueHook). A
+// task is put back before asynq would only when every process that could
+// hold it is accounted for:
 //
 //   - a registered process of this machine (same host, boot and PID
 //     namespace) that no longer exists: kill(pid, 0) answers ESRCH, and a
 //     dead process writes nothing;
 //   - a live registered process that disclaimed this very lease;
-//   - this process, which does not hold it: at once if it has not run it
-//     lately, else once the lease has expired by 5s on its own clock (its
-//     syncer gives up at the deadline; the slack is for a write still on
-//     its way, and a clock step);
+//   - this process, which does not hold it: at once if it disclaims it,
+//     and if it ran it lately once the lease has expired by 5s on its own
+//     clock (its syncer gives up at the deadline; the slack is for a write
+//     still on its way, and a clock step);
 //
-// and at least one of them is the dead holder or this process; and every
-// asynq server alive when the lease was set is one of a registered
-// process's (it lists it, or, before it has found its servers, has its host
-// and PID alone). Anything else (a process registered in the last hour that is
-// none of these, an asynq server no registered process owns) leaves the
-// task to asynq's rule, the lease expired 30s ago, which this recoverer
-// checks every 2s rather than every minute.
+// and every asynq server alive when the lease was set is one of a
+// registered process's (it lists it, or, before it has found its servers,
+// has its host and PID alone). When none of them is dead and this process
+// did not run it, no process holds the task: the dequeue that set the
+// lease lost its reply (a Sentinel failover, a connection cut), and asynq
+// never started it. Anything else (a process registered in the last hour
+// that is none of these, an asynq server no registered process owns)
+// leaves the task to asynq's rule, the lease expired 30s ago, which this
+// recoverer checks every 2s rather than every minute.
 const (
 	// RecoverIntervalDefault is how often the worker looks for tasks
 	// whose holder died.
@@ -265,7 +268,7 @@ func (r *recoverer) pass(ctx context.Context) error {
 		since, inflight = r.oldestDequeue()
 	}
 	for _, c := range settled {
-		if held, _ := r.state(c.lease.ID); !held && (!inflight || c.set.Before(since.Add(-time.Second))) {
+		if r.disclaims(c, now, since, inflight) {
 			mine.Leases[c.lease.ID] = c.lease.Expires.Unix()
 		}
 	}
@@ -285,7 +288,7 @@ func (r *recoverer) pass(ctx context.Context) error {
 		return err
 	}
 	for _, c := range settled {
-		at, why, held := r.verdict(w, c)
+		at, why, held := r.verdict(w, c, mine)
 		if held || now.Before(at) {
 			continue
 		}
@@ -299,6 +302,23 @@ func (r *recoverer) pass(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// disclaims reports whether this process can say it will write nothing
+// under the lease of c, as of now: it does not hold the task; it did not
+// run it lately, or its lease expired selfMargin ago (asynq here may write
+// its outcome until the lease's deadline); and no dequeue of its in flight
+// since (a dequeue in flight since before the lease was set, by a second
+// of clock slack, may be the one taking it, its reply not yet seen).
+func (r *recoverer) disclaims(c candidate, now, since time.Time, inflight bool) bool {
+	held, lately := r.state(c.lease.ID)
+	switch {
+	case held:
+		return false
+	case lately && now.Before(c.lease.Expires.Add(selfMargin)):
+		return false
+	}
+	return !inflight || c.set.Before(since.Add(-time.Second))
 }
 
 // world is what a pass knows of the processes and asynq's servers.
@@ -379,8 +399,8 @@ func (r *recoverer) world(ctx context.Context, now time.Time) (world, error) {
 }
 
 // verdict returns when the task of c may be put back, and why; held when
-// this process is running it.
-func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, held bool) {
+// this process is running it. mine is this pass's disclaim.
+func (r *recoverer) verdict(w world, c candidate, mine disclaim) (at time.Time, why string, held bool) {
 	l, set := c.lease, c.set
 	generic := l.Expires.Add(leaseSkew)
 	holds, self := r.state(l.ID)
@@ -413,12 +433,17 @@ func (r *recoverer) verdict(w world, c candidate) (at time.Time, why string, hel
 		}
 	}
 	switch {
-	case len(dead) > 0 && why == "":
-		why = recoverPrefix + " cut short: the worker process holding it is dead (" + strings.Join(dead, ", ") + ")"
-	case len(dead) == 0 && !self:
-		// Nobody accounted for is its holder: whoever set the lease left
-		// no registration to judge by.
+	case self:
+	case mine.Leases[l.ID] != l.Expires.Unix():
+		// A dequeue of this process in flight may be taking it.
 		return generic, genericWhy(l), false
+	case len(dead) > 0:
+		why = recoverPrefix + " cut short: the worker process holding it is dead (" + strings.Join(dead, ", ") + ")"
+	default:
+		// No process that could hold it does: the dequeue that set the
+		// lease never delivered the task (its reply was lost: a failover,
+		// a connection cut as it came back).
+		why = recoverPrefix + " cut short: no worker process holds it (the dequeue that set its lease never delivered it)"
 	}
 	return at, why, false
 }

@@ -262,7 +262,34 @@ func TestRecoverDeadProcess(t *testing.T) {
 		w.want("run here, lease not yet lapsed", done, asynq.TaskStateActive)
 		w.want("run here, lease lapsed 2s ago", doneLapsed, asynq.TaskStateActive)
 		w.want("run here, lease lapsed 6s ago", doneLapsed2, asynq.TaskStatePending)
-		w.want("never run here, no dead holder", notOurs, asynq.TaskStateActive)
+		if info := w.want("never run here, no other process", notOurs, asynq.TaskStatePending); info != nil && !strings.Contains(info.LastErr, "never delivered") {
+			t.Errorf("last error %q; want it to say no process holds it", info.LastErr)
+		}
+	})
+
+	t.Run("a disclaim leaves out what the process ran lately until 5s past the lease", func(t *testing.T) {
+		t.Parallel()
+		w := newRecoverWorld(t)
+		// Another live process holds a task: nothing is put back meanwhile.
+		live := w.other(alivePID)
+		w.register(live, time.Now())
+		ranFresh := w.hold(time.Now().Add(-20 * time.Second))
+		ranLapsed := w.hold(time.Now().Add(-36 * time.Second))
+		never := w.hold(time.Now().Add(-20 * time.Second))
+		w.r.taskState = func(id string) (bool, bool) { return false, id == ranFresh || id == ranLapsed }
+		w.pass()
+		var d disclaim
+		if err := json.Unmarshal([]byte(w.rdb.Get(t.Context(), disclaimKey(w.r.self.member())).Val()), &d); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]bool{ranFresh: false, ranLapsed: true, never: true} {
+			if _, got := d.Leases[id]; got != want {
+				t.Errorf("disclaimed %s: %v, want %v (leases %v)", id, got, want, d.Leases)
+			}
+		}
+		for _, id := range []string{ranFresh, ranLapsed, never} {
+			w.want("with a live process that disclaims nothing", id, asynq.TaskStateActive)
+		}
 	})
 
 	t.Run("put back a second time: after the backoff", func(t *testing.T) {
