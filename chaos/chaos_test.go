@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,7 +108,12 @@ func TestKillWorker(t *testing.T) {
 // TestKillRedis is scenario 2: redis-server (AOF, appendfsync everysec) is
 // killed with SIGKILL while cancellations are being enqueued and worked,
 // and started again on the same files. Every enqueue acknowledged before
-// the kill (and after the restart) is cancelled: nothing is lost.
+// the kill (and after the restart) is cancelled: nothing is lost, but
+// what Redis itself lost: with everysec, while a background fsync is
+// slow Redis postpones writing its AOF buffer for up to 2 s and still
+// answers, and SIGKILL loses that buffer. An order Redis no longer has
+// after the restart, acknowledged in the 2 s before the kill, is reported
+// as lost by Redis; any other order not cancelled fails the test.
 func TestKillRedis(t *testing.T) {
 	const before, after = 800, 400
 	r := startRedis(t, true)
@@ -116,6 +122,7 @@ func TestKillRedis(t *testing.T) {
 	startWorker(t, workerEnv(r, u))
 	enq := tasks.NewEnqueuer(rdb, tasks.Shards{})
 	var acked []string
+	ackedAt := map[string]time.Time{}
 	next := 4_000_000
 	enqueue := func(k int) (failed int) {
 		for range k {
@@ -129,6 +136,7 @@ func TestKillRedis(t *testing.T) {
 				continue
 			}
 			acked = append(acked, id)
+			ackedAt[id] = time.Now()
 		}
 		return failed
 	}
@@ -136,6 +144,12 @@ func TestKillRedis(t *testing.T) {
 		t.Fatalf("%d enqueues failed with Redis up", f)
 	}
 	ackedBefore := len(acked)
+	pers, err := rdb.Info(t.Context(), "persistence").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delayedFsync := infoValue(pers, "aof_delayed_fsync")
+	killedAt := time.Now()
 	r.kill()
 	const tried = 5
 	down := enqueue(tried) // refused: nothing acknowledged, nothing claimed
@@ -143,10 +157,29 @@ func TestKillRedis(t *testing.T) {
 	if f := enqueue(after); f != 0 {
 		t.Fatalf("%d enqueues failed after the restart", f)
 	}
-	took := waitCancelled(t, u, acked, 3*time.Minute)
+	took, missing := cancelledWithin(u, tasks.ProviderPandaPon, acked, 3*time.Minute)
+	lostByRedis := 0
+	for _, id := range missing {
+		key := "asynq:{" + tasks.QueuePandaPon + "}:t:" + tasks.ProviderPandaPon + ":" + id
+		n, err := rdb.Exists(t.Context(), key).Result()
+		switch {
+		case err != nil:
+			t.Errorf("order %s not cancelled; EXISTS %s: %v", id, key, err)
+		case n == 1:
+			state, _ := rdb.HGet(t.Context(), key, "state").Result()
+			t.Errorf("order %s not cancelled 3 minutes on, though Redis has its task (state %q): lost by the worker", id, state)
+		case ackedAt[id].After(killedAt.Add(-2*time.Second)) && ackedAt[id].Before(killedAt):
+			lostByRedis++
+		default:
+			t.Errorf("order %s, acknowledged %s before the kill, not cancelled and gone from Redis (aof_delayed_fsync %s before the kill)", id, killedAt.Sub(ackedAt[id]).Round(time.Millisecond), delayedFsync)
+		}
+	}
+	if lostByRedis > 0 {
+		t.Logf("scenario 2: Redis lost %d enqueues it had acknowledged in the 2 s before its SIGKILL (AOF writes postponed behind a slow fsync; aof_delayed_fsync %s before the kill, which counts only postponements past 2 s): appendfsync everysec's window; appendfsync always closes it", lostByRedis, delayedFsync)
+	}
 	size, archived := deadLettered(t, rdb)
-	t.Logf("scenario 2: %d enqueues acknowledged before the SIGKILL of Redis and %d after its restart: all cancelled (%s after the restart); %d of %d enqueues tried while it was down failed; DLQ %d, archived %d",
-		ackedBefore, len(acked)-ackedBefore, took.Round(time.Second), down, tried, size, archived)
+	t.Logf("scenario 2: %d enqueues acknowledged before the SIGKILL of Redis and %d after its restart: %d cancelled (%s after the restart), %d lost by Redis; %d of %d enqueues tried while it was down failed; DLQ %d, archived %d",
+		ackedBefore, len(acked)-ackedBefore, len(acked)-len(missing), took.Round(time.Second), lostByRedis, down, tried, size, archived)
 	if size != 0 || archived != 0 {
 		t.Errorf("DLQ %d entries, %d archived; want none", size, archived)
 	}
@@ -678,16 +711,119 @@ func TestSentinelFailoverFlaky(t *testing.T) {
 		return c >= n/3, fmt.Sprintf("%d cancelled", c)
 	})
 	atKill := cancelled()
+	killed := time.Now()
+	promoted := watchPromotion(t, s)
 	s.KillMaster()
 	took := waitCancelledOf(t, u, tasks.ProviderMeari, nums, 90*time.Second)
+	elected, ok := promoted()
+	if !ok {
+		t.Fatal("all orders cancelled, yet no Sentinel named a new master")
+	}
+	t.Logf("scenario 8: the Sentinels named the new master %s after the kill", elected.Round(10*time.Millisecond))
+	for _, line := range lastCancelled(u, nums, killed, 3) {
+		t.Log(line)
+	}
+	// The tasks the worker put back, by why: run here (their outcome
+	// lost), never delivered (a dequeue's reply lost), asynq's rule.
+	var ran, undelivered, generic int
+	for l := range strings.Lines(w.logs.String()) {
+		switch {
+		case !strings.Contains(l, "put back a task"):
+		case strings.Contains(l, "which ran it"):
+			ran++
+		case strings.Contains(l, "never delivered"):
+			undelivered++
+		default:
+			generic++
+		}
+	}
+	t.Logf("scenario 8: tasks put back: %d run here with their outcome lost, %d whose dequeue reply was lost, %d by asynq's lease rule", ran, undelivered, generic)
 	scrape := metrics(t, w)
 	opened, _ := metricValue(scrape, "cancelworker_breaker_opened_total", `provider="meari"`)
 	t.Logf("scenario 8: Sentinel failover with 30%% of calls failing: %d of %d cancelled at the SIGKILL of the master; all %d cancelled %s after it; breaker opened %v times",
 		atKill, n, n, took.Round(100*time.Millisecond), opened)
-	if took > 45*time.Second {
-		t.Errorf("all orders cancelled %s after the failover, want well within a minute (45s)", took)
+	// The slowest orders are those whose outcome the old master took and
+	// lost: the worker ran them, so it waits out their lease (30s from
+	// its last renewal, at most the kill) by 5s before running them
+	// again; a dequeue whose reply was lost is put back at once. Then a
+	// few of the order's scripted failures, at 1-4s each.
+	if bound := elected + 30*time.Second + 5*time.Second + 2*time.Second + 10*time.Second; took > bound {
+		t.Errorf("all orders cancelled %s after the kill, want within %s: the new master's election, the lease 30s + 5s, the 2s pass, 10s of retries",
+			took.Round(100*time.Millisecond), bound.Round(100*time.Millisecond))
 	}
 	if opened != 0 {
 		t.Errorf("the breaker opened %v times on a 30%% flaky provider, want never", opened)
 	}
+}
+
+// watchPromotion asks the Sentinels of s, every 50ms from now on, which
+// master they name, and returns a func that reports how long after its
+// call the first of them named another than s.Master, and false while
+// none has.
+func watchPromotion(t *testing.T, s *redistest.Sentinel) func() (time.Duration, bool) {
+	start := time.Now()
+	var mu sync.Mutex
+	after := time.Duration(-1)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		clients := make([]*redis.SentinelClient, len(s.Addrs))
+		for i, a := range s.Addrs {
+			clients[i] = redis.NewSentinelClient(&redis.Options{Addr: a, MaxRetries: -1})
+			defer clients[i].Close()
+		}
+		for ctx.Err() == nil {
+			for _, c := range clients {
+				addr, err := c.GetMasterAddrByName(ctx, redistest.MasterName).Result()
+				if err == nil && len(addr) == 2 && addr[0]+":"+addr[1] != s.Master {
+					mu.Lock()
+					after = time.Since(start)
+					mu.Unlock()
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond): // Sentinels signal by pub/sub only
+			}
+		}
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	return func() (time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return after, after >= 0
+	}
+}
+
+// lastCancelled describes the k orders of ids whose cancelling call came
+// last: each call's arrival after since and its outcome.
+func lastCancelled(u *upstream, ids []string, since time.Time, k int) []string {
+	type order struct {
+		id    string
+		calls []sandbox.Call
+		ok    time.Time
+	}
+	var all []order
+	for _, id := range ids {
+		o := order{id: id, calls: u.sb.Calls(tasks.ProviderMeari, id)}
+		for _, c := range o.calls {
+			if c.Outcome == "ok" && o.ok.IsZero() {
+				o.ok = c.At
+			}
+		}
+		all = append(all, o)
+	}
+	slices.SortFunc(all, func(a, b order) int { return b.ok.Compare(a.ok) })
+	var out []string
+	for _, o := range all[:min(k, len(all))] {
+		var b strings.Builder
+		fmt.Fprintf(&b, "order %s, calls after the kill:", o.id)
+		for _, c := range o.calls {
+			fmt.Fprintf(&b, " %s %s;", c.At.Sub(since).Round(10*time.Millisecond), c.Outcome)
+		}
+		out = append(out, b.String())
+	}
+	return out
 }

@@ -393,6 +393,35 @@ func waitCancelledOf(t *testing.T, u *upstream, provider string, ids []string, t
 	return time.Since(start)
 }
 
+// cancelledWithin waits up to timeout until the sandbox has cancelled every
+// one of provider's orders ids, and returns how long it waited and the
+// orders still not cancelled then.
+func cancelledWithin(u *upstream, provider string, ids []string, timeout time.Duration) (time.Duration, []string) {
+	start := time.Now()
+	for {
+		var missing []string
+		for _, id := range ids {
+			if !u.sb.Cancelled(provider, id) {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 || time.Since(start) > timeout {
+			return time.Since(start), missing
+		}
+		time.Sleep(100 * time.Millisecond) // the sandbox does not signal
+	}
+}
+
+// infoValue returns field's value in the text of an INFO reply.
+func infoValue(info, field string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // enqueueMeari enqueues a Meari cancellation for each order number, and
 // fails t on any error.
 func enqueueMeari(t *testing.T, rdb *redis.Client, nums []string) {
