@@ -171,6 +171,9 @@ func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
 	defer func() { _ = pinger.Close() }() // nothing is left to flush
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
+	// With Sentinels, first wait until they agree on the master: just after
+	// a failover one may still name the old master (AwaitSentinels).
+	a.redisConn.AwaitSentinels(pctx)
 	if err := pinger.Ping(pctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis at %s is unreachable: %w", a.redisShown, err)
 	}

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"context"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -44,6 +47,69 @@ func (c RedisConn) NewClient() redis.UniversalClient {
 	}
 	o := *c.Single
 	return redis.NewClient(&o)
+}
+
+// AwaitSentinels waits until every Sentinel that answers names the same
+// master, or until ctx is done, and reports whether they agreed; it does
+// nothing (and reports true) outside Sentinel mode.
+//
+// go-redis asks all Sentinels at once and takes the first answer. Just
+// after a failover a Sentinel that has not yet heard of the new master
+// (Sentinels learn it from each other's hello messages, every 2 s) still
+// names the old one, so a one-shot process such as the CLI could dial a
+// dead master although the failover is complete. Waiting for agreement
+// first closes that window; a disagreement that outlasts ctx is left to
+// the caller's ping to report.
+func (c RedisConn) AwaitSentinels(ctx context.Context) bool {
+	fo := c.Failover
+	if fo == nil {
+		return true
+	}
+	const every = 100 * time.Millisecond
+	for {
+		if sentinelsAgree(ctx, fo) {
+			return true
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// sentinelsAgree asks every Sentinel in fo for the master's address, all at
+// once, and reports whether those that answered name at most one master.
+func sentinelsAgree(ctx context.Context, fo *redis.FailoverOptions) bool {
+	names := make([]string, len(fo.SentinelAddrs))
+	var wg sync.WaitGroup
+	for i, addr := range fo.SentinelAddrs {
+		wg.Go(func() {
+			sc := redis.NewSentinelClient(&redis.Options{
+				Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
+				TLSConfig: fo.TLSConfig, DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout,
+				MaxRetries: -1, DialerRetries: 1, PoolSize: 1, ContextTimeoutEnabled: true,
+			})
+			defer func() { _ = sc.Close() }() // read-only: nothing to flush
+			if a, err := sc.GetMasterAddrByName(ctx, fo.MasterName).Result(); err == nil && len(a) == 2 {
+				names[i] = net.JoinHostPort(a[0], a[1])
+			}
+		})
+	}
+	wg.Wait()
+	seen := ""
+	for _, n := range names {
+		switch {
+		case n == "":
+		case seen == "":
+			seen = n
+		case n != seen:
+			return false
+		}
+	}
+	return true
 }
 
 // Pool is c's connection pool settings: size and buffers, as SizePool
