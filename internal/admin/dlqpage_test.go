@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -478,8 +479,8 @@ func TestDLQPageLook(t *testing.T) {
 		t.Fatalf("GET page: %d", code)
 	}
 	contains(t, "page", body, `<header id="appbar">`, `<svg fill="none" viewBox="0 0 1663 397"`, "Copyright (c) 2021 Kentaro Hibino",
-		`<a href="/monitoring/">`, `<a href="/monitoring/servers">`, `<a href="/monitoring/schedulers">`, `<a href="/monitoring/redis">`,
-		`<a href="/monitoring/dlq" aria-current="page">`, ">Queues</a>", ">Servers</a>", ">Schedulers</a>", ">Redis</a>", ">Dead letters</a>")
+		`<a href="/monitoring/" title="Queues">`, `<a href="/monitoring/servers" title="Servers">`, `<a href="/monitoring/schedulers" title="Schedulers">`, `<a href="/monitoring/redis" title="Redis">`,
+		`<a href="/monitoring/dlq" aria-current="page" title="Dead letters">`, ">Queues</a>", ">Servers</a>", ">Schedulers</a>", ">Redis</a>", ">Dead letters</a>")
 	for _, ext := range []string{"https://", "http://", "<script"} {
 		if strings.Contains(strings.ReplaceAll(body, `xmlns="http://www.w3.org/2000/svg"`, ""), ext) {
 			t.Errorf("page holds %q: it must not load anything from elsewhere", ext)
@@ -565,5 +566,133 @@ func TestBrowserDLQRequeue(t *testing.T) {
 	}
 	if want := r.base + admin.DLQPath + "?done=requeued&n=1"; loc != want {
 		t.Errorf("after the requeue the browser is at %s, want %s", loc, want)
+	}
+}
+
+// pageLayout is what TestBrowserDLQPageLook measures in the page.
+type pageLayout struct {
+	AppBar         float64  `json:"appbar"`         // the app bar's height
+	NavCurrent     string   `json:"navCurrent"`     // the highlighted navigation entry
+	TableOverflow  float64  `json:"tableOverflow"`  // the table's width beyond its frame
+	PageOverflow   float64  `json:"pageOverflow"`   // the page's width beyond the window
+	Rows           int      `json:"rows"`           // entry rows shown
+	TallestRow     float64  `json:"tallestRow"`     // the tallest entry row's height
+	SmallestFont   float64  `json:"smallestFont"`   // the table's smallest text, px
+	Headers        []string `json:"headers"`        // the table's column headers
+	FilterFields   int      `json:"filterFields"`   // the filter form's fields
+	NextPage       bool     `json:"nextPage"`       // a link to the next page
+	MainLeft       float64  `json:"mainLeft"`       // where the content starts: right of the navigation
+	NavRight       float64  `json:"navRight"`       // where the navigation ends
+	ButtonsInRow   bool     `json:"buttonsInRow"`   // each row's buttons side by side
+	UnknownVisible bool     `json:"unknownVisible"` // the outcome-unknown mark is shown
+}
+
+const measureLayout = `(() => {
+  const r = e => e.getBoundingClientRect();
+  const frame = document.querySelector("table#dlq").parentElement;
+  const rows = [...document.querySelectorAll("table#dlq tbody tr")];
+  let smallest = 1e9;
+  for (const el of document.querySelectorAll("table#dlq *")) {
+    if (el.childNodes.length && [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) {
+      smallest = Math.min(smallest, parseFloat(getComputedStyle(el).fontSize));
+    }
+  }
+  const current = document.querySelector("#sidenav a[aria-current=page]");
+  const unknown = document.querySelector("table#dlq .unknown");
+  return {
+    appbar: r(document.querySelector("header#appbar")).height,
+    navCurrent: current ? current.innerText.trim() : "",
+    tableOverflow: frame.scrollWidth - frame.clientWidth,
+    pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+    rows: rows.length,
+    tallestRow: Math.max(...rows.map(tr => r(tr).height)),
+    smallestFont: smallest,
+    headers: [...document.querySelectorAll("table#dlq thead th")].map(th => th.innerText.trim()),
+    filterFields: document.querySelectorAll("form#filter select, form#filter input[type=search]").length,
+    nextPage: !!document.querySelector("nav#pages a[href*='page=2']"),
+    mainLeft: r(document.querySelector("main h1")).left,
+    navRight: r(document.querySelector("#sidenav")).right,
+    buttonsInRow: rows.every(tr => { const b = [...tr.querySelectorAll("td.actions button")]; return b.length < 2 || Math.abs(r(b[0]).top - r(b[1]).top) < 2; }),
+    unknownVisible: !!unknown && r(unknown).width > 0,
+  };
+})()`
+
+// TestBrowserDLQPageLook renders a page of dead letters in Chromium at a
+// laptop's width (1280×800) and a narrow window's (1024×768), saves each
+// as a screenshot (TEST_ARTIFACTS keeps them), and checks that it reads
+// as part of the monitoring UI: its app bar and navigation with Dead
+// letters highlighted, the content beside the navigation, the filters and
+// the pagination; a table that fits its frame with no sideways scrolling,
+// rows kept short by long messages wrapping, text no smaller than 12 px,
+// and the outcome-unknown mark shown.
+func TestBrowserDLQPageLook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	t.Parallel()
+	ctx := browser(t, 90*time.Second)
+	dir := artifactDir(t)
+	_, hs, rdb := newServer(t, admin.Options{Config: config.Admin{Addr: "127.0.0.1:0"}})
+	store := dlq.New(rdb)
+	base := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	long := "meari: transient 1005: resultCode 1005: the service is busy, try again later; " + strings.Repeat("upstream said more than fits on one line ", 4)
+	for i := range 14 {
+		provider, order, e := "meari", fmt.Sprintf("1:01582572KS02090%02d", i), dlq.Entry{Reason: dlq.ReasonRetriesExhausted, UpstreamCode: "1005", Message: long}
+		if i%3 == 1 {
+			provider, order = "pandapon", fmt.Sprintf("25422856349208807%02d", i)
+			e = dlq.Entry{Reason: dlq.ReasonPermanent, UpstreamCode: "200", Message: "pandapon: permanent 200: the order cannot be cancelled: it was paid", OutcomeUnknown: i == 4}
+		}
+		e.ID, e.Provider, e.Order = provider+":"+order, provider, order
+		e.TaskType, e.Queue, e.Payload = "order:cancel:"+provider, "cancel:"+provider, []byte(`{}`)
+		e.Attempts = 1 + i%4
+		e.FirstFailedAt, e.LastFailedAt = base.Add(time.Duration(i)*time.Minute), base.Add(time.Duration(i)*time.Minute+90*time.Second)
+		if _, err := store.Put(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, vp := range []struct{ w, h int64 }{{1280, 800}, {1024, 768}} {
+		var got pageLayout
+		err := chromedp.Do(ctx,
+			chromedp.EmulateViewport(vp.w, vp.h),
+			chromedp.Navigate(hs.URL+admin.DLQPath+"?size=10"),
+			chromedp.WaitVisible(chromedp.CSS("table#dlq")),
+			screenshot(t, dir, fmt.Sprintf("dlq-page-%dx%d.png", vp.w, vp.h)),
+			chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+				var err error
+				got, err = chromedp.Evaluate[pageLayout](measureLayout)(ctx, target)
+				return err
+			}),
+		)
+		if err != nil {
+			failWithPage(t, ctx, err)
+		}
+		t.Logf("%d×%d: %+v", vp.w, vp.h, got)
+		wantHeaders := []string{"Actions", "Order (provider, task ID)", "Reason, upstream code", "Attempts", "Last failed (first)", "Message"}
+		switch {
+		case got.AppBar < 48 || got.AppBar > 80:
+			t.Errorf("%d×%d: the app bar is %.0f px high, want the UI's 64", vp.w, vp.h, got.AppBar)
+		case got.NavCurrent != "Dead letters":
+			t.Errorf("%d×%d: the navigation highlights %q, want Dead letters", vp.w, vp.h, got.NavCurrent)
+		case got.MainLeft < got.NavRight:
+			t.Errorf("%d×%d: the content starts at %.0f px, under the navigation (to %.0f px)", vp.w, vp.h, got.MainLeft, got.NavRight)
+		}
+		if got.TableOverflow > 0 || got.PageOverflow > 0 {
+			t.Errorf("%d×%d: the table is %.0f px wider than its frame, the page %.0f px wider than the window: want no sideways scrolling", vp.w, vp.h, got.TableOverflow, got.PageOverflow)
+		}
+		if got.Rows != 10 || !got.NextPage {
+			t.Errorf("%d×%d: %d rows and next page %v, want 10 rows of 14 and a link to page 2", vp.w, vp.h, got.Rows, got.NextPage)
+		}
+		if got.TallestRow > 140 {
+			t.Errorf("%d×%d: the tallest row is %.0f px high: a long message should wrap in a wide column, not stretch the row", vp.w, vp.h, got.TallestRow)
+		}
+		if got.SmallestFont < 12 {
+			t.Errorf("%d×%d: the table has text at %.0f px, want at least 12", vp.w, vp.h, got.SmallestFont)
+		}
+		if !slices.Equal(got.Headers, wantHeaders) {
+			t.Errorf("%d×%d: headers %q, want %q", vp.w, vp.h, got.Headers, wantHeaders)
+		}
+		if got.FilterFields != 4 || !got.ButtonsInRow || !got.UnknownVisible {
+			t.Errorf("%d×%d: %d filter fields (want 4), buttons side by side %v, outcome unknown shown %v", vp.w, vp.h, got.FilterFields, got.ButtonsInRow, got.UnknownVisible)
+		}
 	}
 }
