@@ -55,6 +55,53 @@ func parseMeariCanonical(b []byte) (m MeariCancel, ok bool) {
 	return m, true
 }
 
+// appendMeariCanonical appends m as json.Marshal writes it, without the
+// reflection of encoding/json, when its strings need no escaping (no '"',
+// '\\', control characters, '<', '>', '&', U+2028 or U+2029, and valid
+// UTF-8) and its time has a year json.Marshal accepts; otherwise it
+// reports false and the caller uses json.Marshal. Every task
+// NewMeariCancelTask builds is written this way; FuzzAppendMeariCanonical
+// holds it to json.Marshal's bytes.
+func appendMeariCanonical(dst []byte, m MeariCancel) ([]byte, bool) {
+	if !plainJSONString(m.UserAccount) || !plainJSONString(m.OrderNum) {
+		return dst, false
+	}
+	dst = append(dst, `{"source_app":`...)
+	dst = strconv.AppendInt(dst, m.SourceApp, 10)
+	dst = append(dst, `,"user_account":"`...)
+	dst = append(dst, m.UserAccount...)
+	dst = append(dst, `","order_type":`...)
+	dst = strconv.AppendInt(dst, int64(m.OrderType), 10)
+	dst = append(dst, `,"order_num":"`...)
+	dst = append(dst, m.OrderNum...)
+	dst = append(dst, `","requested_at":"`...)
+	// What time.Time's MarshalJSON writes between its quotes (it fails
+	// for the same years and offsets).
+	dst, err := m.RequestedAt.AppendText(dst)
+	if err != nil {
+		return dst, false
+	}
+	return append(dst, `"}`...), true
+}
+
+// plainJSONString reports whether json.Marshal writes s as its bytes
+// between quotes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+				return false
+			}
+			i += size - 1
+		}
+	}
+	return true
+}
+
 // canonicalInt reads a non-negative JSON integer without leading zeros
 // that fits an int64.
 func canonicalInt(b []byte) (int64, []byte, bool) {

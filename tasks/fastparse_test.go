@@ -68,3 +68,55 @@ func TestParseMeariCancelTakesTheCanonicalPath(t *testing.T) {
 		t.Error("a canonical payload with an invalid field was accepted")
 	}
 }
+
+// FuzzAppendMeariCanonical holds the hand-written writer to json.Marshal:
+// when it writes a payload, the bytes are json.Marshal's.
+func FuzzAppendMeariCanonical(f *testing.F) {
+	f.Add(int64(72), "test@123.com", 1, "01582572KS0209053", int64(1796118694), int64(123456789), 0)
+	f.Add(int64(1), "ü@例え.jp", 3, "N1", int64(0), int64(0), 5*3600)
+	f.Add(int64(-9), `quote"back\slash`, 2, "x", int64(-62135596800), int64(0), -1)
+	f.Add(int64(9), "a<b>", 2, "x", int64(1796118694), int64(5), 59)
+	f.Add(int64(9), "a", 2, "x&y", int64(1796118694), int64(5), 59)
+	f.Add(int64(9), "a", 2, "x", int64(253402300800), int64(5), 59)
+	f.Add(int64(9), "a", 2, "\u2028", int64(1), int64(5), 0)
+	f.Add(int64(9), "bad\xffutf8", 2, "tab\there", int64(1), int64(1), 1)
+	f.Fuzz(func(t *testing.T, app int64, account string, typ int, num string, secs, nanos int64, offset int) {
+		m := MeariCancel{SourceApp: app, UserAccount: account, OrderType: typ, OrderNum: num,
+			RequestedAt: time.Unix(secs, nanos).In(time.FixedZone("", offset%(24*3600)))}
+		if secs == 0 && nanos == 0 {
+			m.RequestedAt = time.Time{}
+		}
+		fast, ok := appendMeariCanonical([]byte("prefix"), m)
+		want, err := json.Marshal(m)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%+v: written as %q, json.Marshal fails: %v", m, fast, err)
+		}
+		if got := string(fast); got != "prefix"+string(want) {
+			t.Fatalf("%+v:\nwritten   %s\njson.Marshal %s", m, got, want)
+		}
+	})
+}
+
+// TestAppendMeariCanonicalDeclines checks that the writer leaves to
+// json.Marshal what it must escape or cannot write.
+func TestAppendMeariCanonicalDeclines(t *testing.T) {
+	base := MeariCancel{SourceApp: 72, UserAccount: "a@b.c", OrderType: 1, OrderNum: "N1"}
+	if _, ok := appendMeariCanonical(nil, base); !ok {
+		t.Fatalf("%+v: declined, want written", base)
+	}
+	for _, s := range []string{`a"b`, `a\b`, "a\nb", "a<b", "a>b", "a&b", "a\u2028b", "a\u2029b", "a\xffb"} {
+		m := base
+		m.OrderNum = s
+		if b, ok := appendMeariCanonical(nil, m); ok {
+			t.Errorf("order_num %q: written as %s, want declined", s, b)
+		}
+	}
+	m := base
+	m.RequestedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if b, ok := appendMeariCanonical(nil, m); ok {
+		t.Errorf("year 10000: written as %s, want declined (json.Marshal fails)", b)
+	}
+}

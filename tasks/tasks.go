@@ -222,7 +222,17 @@ func (m MeariCancel) Validate() error {
 // TaskID returns the task ID derived from the order:
 // "meari:<source_app>:<order_type>:<order_num>".
 func (m MeariCancel) TaskID() string {
-	return fmt.Sprintf("%s:%d:%d:%s", ProviderMeari, m.SourceApp, m.OrderType, m.OrderNum)
+	// By hand rather than with fmt: every enqueue and every task taken
+	// builds it.
+	b := make([]byte, 0, len(ProviderMeari)+len(m.OrderNum)+24)
+	b = append(b, ProviderMeari...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, m.SourceApp, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(m.OrderType), 10)
+	b = append(b, ':')
+	b = append(b, m.OrderNum...)
+	return string(b)
 }
 
 // ParseTaskID returns the provider and the order (as OrderRef gives it) of
@@ -409,6 +419,13 @@ func OptionsFrom(h map[string]string) ([]Option, error) {
 }
 
 func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, error) {
+	var b []byte
+	if m, ok := payload.(MeariCancel); ok {
+		b, ok = appendMeariCanonical(nil, m)
+		if !ok {
+			b = nil
+		}
+	}
 	o := options{retention: RetentionDefault}
 	for _, opt := range opts {
 		opt(&o)
@@ -417,9 +434,11 @@ func build(typ, queue, id string, payload any, opts []Option) (*asynq.Task, erro
 		return nil, fmt.Errorf("retention: must not be negative, got %s", o.retention)
 	}
 	o.retention = o.retention.Truncate(time.Second) // asynq keeps whole seconds
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(payload); err != nil {
+			return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+		}
 	}
 	var headers map[string]string
 	set := func(k, v string) {

@@ -250,6 +250,7 @@ func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, 
 	go func() {
 		defer close(lines)
 		stopped = readLines(ctx, in, o.defaults, pool, lines)
+		pool.Close()
 	}()
 
 	sum := &fileSummary{Errors: []lineError{}}

@@ -359,6 +359,7 @@ func (h *Handler) postCancellations(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
 	pool := NewPool(h.sub, h.opts.Workers, false)
+	defer pool.Close()
 	tickets := make([]*Ticket, len(cs))
 	for i, c := range cs {
 		tickets[i] = pool.Submit(ctx, c)

@@ -48,13 +48,21 @@ func (t *Ticket) Wait() Outcome {
 // outcomes in order. Tasks with the same task ID are enqueued one after
 // the other, in submission order, so the first one submitted is the one
 // enqueued and the later ones are "already queued", as they would be one
-// at a time. A Pool is safe for concurrent use.
+// at a time. A Pool is safe for concurrent use. Close it once the last
+// task is submitted.
+//
+// Its workers are started as needed and live until Close, so that a task
+// runs on a goroutine whose stack has already grown to what an enqueue
+// needs, rather than growing a new one each time.
 type Pool struct {
 	enq   Target
 	force bool
 	slots chan struct{}
+	jobs  chan job       // to an idle worker
+	ended sync.WaitGroup // the workers, for the tests
 
 	mu       sync.Mutex
+	workers  int                // started
 	latest   map[string]*Ticket // task ID → the last ticket submitted for it, until it finishes
 	firstErr error
 }
@@ -66,12 +74,19 @@ func NewPool(enq Target, workers int, force bool) *Pool {
 	if workers < 1 {
 		workers = WorkersDefault
 	}
-	return &Pool{enq: enq, force: force, slots: make(chan struct{}, workers), latest: make(map[string]*Ticket)}
+	return &Pool{enq: enq, force: force, slots: make(chan struct{}, workers), jobs: make(chan job), latest: make(map[string]*Ticket)}
+}
+
+// job is one submitted task for a worker.
+type job struct {
+	ctx      context.Context
+	c        Cancellation
+	tk, prev *Ticket
 }
 
 // Submit starts enqueueing c's task and returns its Ticket. It blocks while
 // the pool is full. If ctx is done first, the ticket's outcome is ctx's
-// error and nothing is enqueued.
+// error and nothing is enqueued. It must not be called after Close.
 func (p *Pool) Submit(ctx context.Context, c Cancellation) *Ticket {
 	tk := &Ticket{done: make(chan struct{})}
 	select {
@@ -84,9 +99,39 @@ func (p *Pool) Submit(ctx context.Context, c Cancellation) *Ticket {
 	p.mu.Lock()
 	prev := p.latest[c.TaskID]
 	p.latest[c.TaskID] = tk
+	start := false
+	j := job{ctx: ctx, c: c, tk: tk, prev: prev}
+	select {
+	case p.jobs <- j: // an idle worker took it
+		p.mu.Unlock()
+		return tk
+	default:
+		if start = p.workers < cap(p.slots); start {
+			p.workers++
+		}
+	}
 	p.mu.Unlock()
-	go p.run(ctx, c, tk, prev)
+	if start {
+		p.ended.Add(1)
+		go p.work(j)
+	} else {
+		// Every worker is started and this task holds a slot, so one of
+		// them has given its slot back and is on its way to take the next.
+		p.jobs <- j
+	}
 	return tk
+}
+
+// Close lets the workers end once their tasks are done. Tickets already
+// handed out are still settled.
+func (p *Pool) Close() { close(p.jobs) }
+
+// work runs j, then whatever is handed to it, until Close.
+func (p *Pool) work(j job) {
+	defer p.ended.Done()
+	for ok := true; ok; j, ok = <-p.jobs {
+		p.run(j.ctx, j.c, j.tk, j.prev)
+	}
 }
 
 func (p *Pool) run(ctx context.Context, c Cancellation, tk, prev *Ticket) {

@@ -97,6 +97,7 @@ func TestPoolOrderAndBound(t *testing.T) {
 		f.hold[fmt.Sprint("id", i)] = gate
 	}
 	p := NewPool(f, workers, false)
+	t.Cleanup(p.Close)
 	tickets := make(chan *Ticket, n)
 	go func() {
 		defer close(tickets)
@@ -138,6 +139,7 @@ func TestPoolSameOrderInSubmissionOrder(t *testing.T) {
 	gate := make(chan struct{})
 	f.hold["dup"] = gate
 	p := NewPool(f, 8, false)
+	t.Cleanup(p.Close)
 	first := p.Submit(t.Context(), cancellation("dup"))
 	waitEntered(t, f, 1)
 	second := p.Submit(t.Context(), cancellation("dup"))
@@ -178,6 +180,7 @@ func TestPoolErr(t *testing.T) {
 			f := newFake()
 			f.fail["x"] = tt.fail
 			p := NewPool(f, 2, true)
+			t.Cleanup(p.Close)
 			if out := p.Submit(t.Context(), cancellation("x")).Wait(); !errors.Is(out.Err, tt.fail) {
 				t.Fatalf("outcome: want %v, got %+v", tt.fail, out)
 			}
@@ -197,6 +200,7 @@ func TestPoolSubmitContextDone(t *testing.T) {
 	gate := make(chan struct{})
 	f.hold["held"] = gate
 	p := NewPool(f, 1, false)
+	t.Cleanup(p.Close)
 	held := p.Submit(t.Context(), cancellation("held"))
 	waitEntered(t, f, 1)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -207,5 +211,40 @@ func TestPoolSubmitContextDone(t *testing.T) {
 	close(gate)
 	if out := held.Wait(); out.Err != nil {
 		t.Errorf("the held order: want enqueued, got %v", out.Err)
+	}
+}
+
+// TestPoolWorkersAreKept checks that the pool starts no more workers than
+// it has slots however many tasks pass through it, and that they end once
+// it is closed.
+func TestPoolWorkersAreKept(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	p := NewPool(f, 3, false)
+	var tickets []*Ticket
+	for i := range 300 {
+		tickets = append(tickets, p.Submit(t.Context(), cancellation(fmt.Sprint("id", i))))
+		if i%7 == 0 {
+			tickets[i].Wait() // sometimes idle, sometimes full
+		}
+	}
+	for i, tk := range tickets {
+		if out := tk.Wait(); out.Err != nil || out.Submission.TaskID != fmt.Sprint("id", i) {
+			t.Fatalf("ticket %d: %+v", i, out)
+		}
+	}
+	p.mu.Lock()
+	started := p.workers
+	p.mu.Unlock()
+	if started < 1 || started > 3 {
+		t.Errorf("%d workers started for 300 tasks, want 1 to 3", started)
+	}
+	p.Close()
+	ended := make(chan struct{})
+	go func() { p.ended.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the workers did not end within 5 s of Close")
 	}
 }

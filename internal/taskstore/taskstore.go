@@ -112,22 +112,37 @@ func (s *Store) publish(ctx context.Context, queue string) error {
 	return nil
 }
 
-// enqueueScript enqueues a task unless its key exists, and then returns
-// the existing task's state: {1, ""} when enqueued, {0, state} otherwise.
-// A compact completed task (a string) is "completed".
-// KEYS: task, pending. ARGV: message, ID, now (Unix ns).
+// enqueueScript enqueues tasks of one queue, in order, each unless its key
+// exists, and returns for each {1, ""} when enqueued, {0, state} otherwise
+// (a compact completed task, a string, is "completed"), flattened. One call
+// for many tasks saves Redis a script call per task. Redis checks for
+// maxmemory only before a script's first write, so a call either fails
+// before it writes anything or runs to the end.
+// KEYS: pending, then each task's key. ARGV: now (Unix ns), then each
+// task's message and ID.
 var enqueueScript = redis.NewScript(`
-local kind = redis.call("TYPE", KEYS[1]).ok
-if kind == "hash" then
-	return {0, redis.call("HGET", KEYS[1], "state") or ""}
-elseif kind == "string" then
-	return {0, "completed"}
-elseif kind ~= "none" then
-	return {0, kind}
+local now = ARGV[1]
+local out = {}
+for i = 2, #KEYS do
+	local key = KEYS[i]
+	local kind = redis.call("TYPE", key).ok
+	if kind == "none" then
+		redis.call("HSET", key, "msg", ARGV[2*i-2], "state", "pending", "pending_since", now)
+		redis.call("LPUSH", KEYS[1], ARGV[2*i-1])
+		out[#out+1] = 1
+		out[#out+1] = ""
+	elseif kind == "hash" then
+		out[#out+1] = 0
+		out[#out+1] = redis.call("HGET", key, "state") or ""
+	elseif kind == "string" then
+		out[#out+1] = 0
+		out[#out+1] = "completed"
+	else
+		out[#out+1] = 0
+		out[#out+1] = kind
+	end
 end
-redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
-redis.call("LPUSH", KEYS[2], ARGV[2])
-return {1, ""}`)
+return out`)
 
 // Enqueue adds m to its queue as asynq's client would, unless a task with
 // its ID exists: then it returns that task's state and false.
@@ -145,57 +160,93 @@ type EnqueueResult struct {
 	Err      error
 }
 
-// EnqueueMany is Enqueue for each of ms, in one pipelined round trip:
-// Redis runs them in order, so a later message with the ID of an earlier
-// one finds it there, as one Enqueue after the other would.
+// EnqueueMany is Enqueue for each of ms, in one pipelined round trip of
+// one script call per queue: Redis runs them in order, so a later message
+// with the ID of an earlier one finds it there, as one Enqueue after the
+// other would.
 func (s *Store) EnqueueMany(ctx context.Context, ms []Message) []EnqueueResult {
 	if len(ms) == 0 {
 		return nil
 	}
 	out := make([]EnqueueResult, len(ms))
-	for _, m := range ms {
-		if err := s.publish(ctx, m.Queue); err != nil {
-			for j := range out {
-				out[j].Err = fmt.Errorf("enqueue %s: %w", ms[j].ID, err)
-			}
-			return out
+	fail := func(idx []int, err error) {
+		for _, i := range idx {
+			out[i].Err = fmt.Errorf("enqueue %s: %w", ms[i].ID, err)
 		}
 	}
-	for try := 0; ; try++ {
+	// The messages of each queue, in order; the same ID is always in
+	// the same queue.
+	var queues []string
+	byQueue := map[string][]int{}
+	for i, m := range ms {
+		if _, ok := byQueue[m.Queue]; !ok {
+			if err := s.publish(ctx, m.Queue); err != nil {
+				fail(indices(len(ms)), err)
+				return out
+			}
+			queues = append(queues, m.Queue)
+		}
+		byQueue[m.Queue] = append(byQueue[m.Queue], i)
+	}
+	for try := 0; len(queues) > 0; try++ {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(ms))
+		cmds := make([]*redis.Cmd, len(queues))
 		now := s.nowFunc().UnixNano()
-		for i, m := range ms {
-			cmds[i] = enqueueScript.EvalSha(ctx, pipe, []string{TaskKey(m.Queue, m.ID), pendingKey(m.Queue)}, m.Encode(), m.ID, now)
+		for q, queue := range queues {
+			idx := byQueue[queue]
+			keys := make([]string, 0, len(idx)+1)
+			args := make([]any, 0, 2*len(idx)+1)
+			keys = append(keys, pendingKey(queue))
+			args = append(args, now)
+			for _, i := range idx {
+				keys = append(keys, TaskKey(queue, ms[i].ID))
+				args = append(args, ms[i].Encode(), ms[i].ID)
+			}
+			cmds[q] = enqueueScript.EvalSha(ctx, pipe, keys, args...)
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is read below
-		if try == 0 && cmds[0].Err() != nil && redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
-			// The script is not in Redis's cache (a restart, SCRIPT
-			// FLUSH): then no command of the pipeline ran. Load it, and
-			// send them again.
+		var again []string    // the queues whose call found no script
+		for q, c := range cmds {
+			idx := byQueue[queues[q]]
+			res, err := c.Slice()
+			switch {
+			case err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				// Not in that Redis's script cache (a restart, SCRIPT
+				// FLUSH, a Cluster node that never had it): the call
+				// did not run. Send it again once the script is loaded.
+				again = append(again, queues[q])
+			case err != nil:
+				fail(idx, err)
+			case len(res) != 2*len(idx):
+				fail(idx, fmt.Errorf("unexpected script reply of %d values for %d tasks", len(res), len(idx)))
+			default:
+				for k, i := range idx {
+					ok, _ := res[2*k].(int64)
+					out[i].Existing, _ = res[2*k+1].(string)
+					out[i].Enqueued = ok == 1
+				}
+			}
+		}
+		if len(again) > 0 {
 			if err := enqueueScript.Load(ctx, s.rdb).Err(); err != nil {
-				for i := range out {
-					out[i].Err = fmt.Errorf("enqueue %s: %w", ms[i].ID, err)
+				for _, queue := range again {
+					fail(byQueue[queue], err)
 				}
 				return out
 			}
-			continue
 		}
-		for i, c := range cmds {
-			res, err := c.Slice()
-			switch {
-			case err != nil:
-				out[i].Err = fmt.Errorf("enqueue %s: %w", ms[i].ID, err)
-			case len(res) != 2:
-				out[i].Err = fmt.Errorf("enqueue %s: unexpected script reply %v", ms[i].ID, res)
-			default:
-				ok, _ := res[0].(int64)
-				out[i].Existing, _ = res[1].(string)
-				out[i].Enqueued = ok == 1
-			}
-		}
-		return out
+		queues = again
 	}
+	return out
+}
+
+// indices returns 0, 1, ..., n-1.
+func indices(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // Task is what Peek found under a task's key.

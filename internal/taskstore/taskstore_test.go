@@ -527,9 +527,10 @@ func TestReplaceRecordTTL(t *testing.T) {
 	}
 }
 
-// TestEnqueueMany sends several enqueues in one pipeline: they run in
-// order (the second of one ID finds the first), and still do after Redis
-// has lost its script cache.
+// TestEnqueueMany sends several enqueues of two queues in one pipeline:
+// they run in order (the second of one ID finds the first), each result
+// is its own message's, the queue lists them in order, and they still do
+// after Redis has lost its script cache.
 func TestEnqueueMany(t *testing.T) {
 	t.Parallel()
 	s, rdb, insp := newStore(t)
@@ -540,9 +541,11 @@ func TestEnqueueMany(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		a, b := fmt.Sprintf("many-a-%d", round), fmt.Sprintf("many-b-%d", round)
-		res := s.EnqueueMany(ctx, []taskstore.Message{message(a), message(a), message(b)})
-		want := []taskstore.EnqueueResult{{Enqueued: true}, {Existing: taskstore.StatePending}, {Enqueued: true}}
+		a, b, c := fmt.Sprintf("many-a-%d", round), fmt.Sprintf("many-b-%d", round), fmt.Sprintf("many-c-%d", round)
+		other := message(c)
+		other.Queue = "cancel:other"
+		res := s.EnqueueMany(ctx, []taskstore.Message{message(a), other, message(a), message(b), other})
+		want := []taskstore.EnqueueResult{{Enqueued: true}, {Enqueued: true}, {Existing: taskstore.StatePending}, {Enqueued: true}, {Existing: taskstore.StatePending}}
 		if len(res) != len(want) {
 			t.Fatalf("round %d: %d results, want %d", round, len(res), len(want))
 		}
@@ -551,10 +554,19 @@ func TestEnqueueMany(t *testing.T) {
 				t.Errorf("round %d, message %d: %+v, want %+v", round, i, res[i], want[i])
 			}
 		}
-		for _, id := range []string{a, b} {
-			if _, err := insp.GetTaskInfo(queue, id); err != nil {
-				t.Errorf("round %d: task %s: %v", round, id, err)
+		for q, ids := range map[string][]string{queue: {a, b}, other.Queue: {c}} {
+			for _, id := range ids {
+				if _, err := insp.GetTaskInfo(q, id); err != nil {
+					t.Errorf("round %d: task %s: %v", round, id, err)
+				}
 			}
+		}
+		// asynq takes from the right end: the first enqueued first.
+		if got, err := rdb.LRange(ctx, "asynq:{"+queue+"}:pending", 0, 1).Result(); err != nil || len(got) != 2 || got[0] != b || got[1] != a {
+			t.Errorf("round %d: pending %v, %v; want [%s %s]", round, got, err, b, a)
+		}
+		if err := rdb.Del(ctx, "asynq:{"+queue+"}:pending").Err(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if got := s.EnqueueMany(ctx, nil); len(got) != 0 {
