@@ -33,14 +33,16 @@ type intakeEnv struct {
 	rdb  *redis.Client
 	insp *asynq.Inspector
 	url  string
+	h    *Handler
 }
 
 func newIntake(t *testing.T, o Options) *intakeEnv {
 	t.Helper()
 	rdb := redistest.New(t).Client(t)
-	srv := httptest.NewServer(NewHandler(rdb, o))
+	h := NewHandler(rdb, o)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &intakeEnv{t: t, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb), url: srv.URL}
+	return &intakeEnv{t: t, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb), url: srv.URL, h: h}
 }
 
 // answer is one HTTP answer.
@@ -649,16 +651,17 @@ func TestInFlightLimit(t *testing.T) {
 	if _, err := fmt.Fprintf(conn, "POST /v1/cancellations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(pandaItem), pandaItem[:half]); err != nil {
 		t.Fatal(err)
 	}
+	// Probe only once that request holds the slot: a probe sent earlier
+	// could take the slot first and make the held request the one turned
+	// away.
 	deadline := time.Now().Add(10 * time.Second)
-	var busy answer
-	for {
-		busy = e.post("", pandaItem)
-		if busy.code == http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
+	for len(e.h.slots) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the held request never took its slot")
 		}
-		time.Sleep(5 * time.Millisecond) // the first request has not taken its slot yet
-
+		time.Sleep(2 * time.Millisecond)
 	}
+	busy := e.post("", pandaItem)
 	if busy.code != http.StatusServiceUnavailable || busy.header.Get("Retry-After") != "1" ||
 		!strings.Contains(busy.body, "busy: 1 requests are being served (INTAKE_MAX_INFLIGHT)") {
 		t.Fatalf("with the one slot taken: %d %v %s; want 503, Retry-After 1 and why", busy.code, busy.header, busy.body)
