@@ -62,6 +62,16 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		for _, w := range worker.RedisWarnings(rctx, rdb) {
 			line("warn", "redis", w)
 		}
+		// On a clock of its own: the summary may have used most of rctx's.
+		tctx, tcancel := context.WithTimeout(ctx, checkTimeout)
+		topology := worker.RedisTopology(tctx, cfg.Redis)
+		tcancel()
+		for _, l := range topology {
+			if l.Status == worker.CheckFail {
+				ok = false
+			}
+			line(l.Status, l.What, l.Detail)
+		}
 	} else {
 		ok = false
 		line("fail", "redis "+cfg.Redis.Shown, err.Error())
