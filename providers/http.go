@@ -20,6 +20,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/cancelworker/cancelworker/internal/text"
+	"github.com/cancelworker/cancelworker/internal/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -146,6 +150,8 @@ func (c *Core) PostJSON(ctx context.Context, url string, header http.Header, bod
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	// The caller's span (the worker's upstream call), if tracing is on.
+	tracing.InjectHTTP(ctx, propagation.HeaderCarrier(req.Header))
 	hc := c.HTTP
 	if hc == nil {
 		hc = NewHTTPClient(0)
@@ -155,6 +161,9 @@ func (c *Core) PostJSON(ctx context.Context, url string, header http.Header, bod
 		return nil, c.transportError(ctx, err, false)
 	}
 	defer resp.Body.Close()
+	if tracing.Enabled() {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
 	limit := c.MaxBody
 	if limit <= 0 {
 		limit = MaxBodyDefault

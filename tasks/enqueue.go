@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Task states as Result.State names them: asynq's, for the task that held
@@ -78,6 +82,13 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Resu
 	if err != nil {
 		return Result{}, fmt.Errorf("enqueue %s: %w", t.Type(), err)
 	}
+	ctx, span := startSend(ctx, &m)
+	res, err := e.enqueue(ctx, m, force)
+	endSend(span, res, err)
+	return res, err
+}
+
+func (e *Enqueuer) enqueue(ctx context.Context, m taskstore.Message, force bool) (Result, error) {
 	res := Result{TaskID: m.ID, Queue: m.Queue}
 	if !force {
 		r := e.batch.enqueue(ctx, m)
@@ -115,6 +126,13 @@ func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task, force bool) (Resu
 	if err != nil {
 		return Result{}, fmt.Errorf("requeue %s: %w", t.Type(), err)
 	}
+	ctx, span := startSend(ctx, &m)
+	res, err := e.requeue(ctx, m)
+	endSend(span, res, err)
+	return res, err
+}
+
+func (e *Enqueuer) requeue(ctx context.Context, m taskstore.Message) (Result, error) {
 	old, replaced, err := e.store.ReplaceIf(ctx, m, m.Retention, func(old taskstore.Task) bool {
 		return old.State == "" || old.State == StateArchived
 	})
@@ -128,4 +146,34 @@ func (e *Enqueuer) Requeue(ctx context.Context, t *asynq.Task, force bool) (Resu
 	}
 	res.Replaced = old.State != ""
 	return res, nil
+}
+
+// startSend starts the producer span of enqueueing m, while tracing is on,
+// and puts its trace context in m's headers, for the worker's spans to
+// follow. nil when tracing is off.
+func startSend(ctx context.Context, m *taskstore.Message) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return ctx, nil
+	}
+	ctx, span := tracing.Tracer().Start(ctx, "send "+m.Queue, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "asynq"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", m.Queue),
+			attribute.String("messaging.message.id", m.ID),
+		))
+	m.Headers = tracing.Inject(ctx, m.Headers)
+	return ctx, span
+}
+
+// endSend ends the producer span with what the enqueue did.
+func endSend(span trace.Span, res Result, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, "enqueue failed")
+	}
+	span.SetAttributes(attribute.Bool("cancelworker.already_queued", res.AlreadyQueued), attribute.Bool("cancelworker.replaced", res.Replaced))
+	span.End()
 }

@@ -17,8 +17,12 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/tracing"
+	"github.com/cancelworker/cancelworker/internal/tracing/otlp"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // envSourceApp is read for --source-app's default; the flag wins.
@@ -206,6 +210,9 @@ func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), 
 	return func(cmd *cobra.Command, args []string) error {
 		var p problems
 		a.checkGlobals(&p)
+		if _, err := tracing.Wanted(a.getenv); err != nil {
+			p.add("environment", "%v", err)
+		}
 		check(&p, args)
 		if err := p.err(); err != nil {
 			return err
@@ -215,11 +222,29 @@ func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), 
 			ctx, cancel = context.WithTimeout(ctx, a.timeoutValue)
 		}
 		defer cancel()
+		// A new trace per run, while the OTEL_* variables switch tracing on.
+		stopTracing, err := otlp.Setup(ctx, "cancelworker-enqueue", a.getenv)
+		if err != nil {
+			return &failure{err: err}
+		}
+		defer func() {
+			if err := stopTracing(); err != nil {
+				fmt.Fprintf(a.stderr, "enqueue: %v\n", err)
+			}
+		}()
+		var span trace.Span
+		if tracing.Enabled() {
+			ctx, span = tracing.Tracer().Start(ctx, cmd.CommandPath(), trace.WithNewRoot())
+			defer span.End()
+		}
 		rdb, err := a.connect(ctx)
 		if err != nil {
 			return &failure{err: err}
 		}
 		err = do(ctx, rdb)
+		if span != nil && err != nil {
+			span.SetStatus(codes.Error, "failed")
+		}
 		var ue *usageError
 		var f *failure
 		switch {

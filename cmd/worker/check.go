@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/config"
+	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"go.uber.org/zap"
 )
@@ -27,8 +29,9 @@ const checkTimeout = 5 * time.Second
 // does not fail.
 func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(args, getenv, nil, stderr)
-	if err != nil {
-		fmt.Fprintf(stdout, "fail  configuration:\n%v\n", err)
+	tracingOn, terr := tracing.Wanted(getenv)
+	if err != nil || terr != nil {
+		fmt.Fprintf(stdout, "fail  configuration:\n%v\n", errors.Join(err, terr))
 		return 1
 	}
 	line := func(status, what, detail string) {
@@ -53,6 +56,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		enabled(cfg.Meari != nil), enabled(cfg.PandaPon != nil), cfg.Worker.Concurrency, cfg.Worker.Dequeuers, cfg.Worker.PollInterval))
 	for _, w := range cfg.Warnings() {
 		line("warn", "configuration", w)
+	}
+	if !tracingOn {
+		line("ok", "tracing", "off (set OTEL_EXPORTER_OTLP_ENDPOINT to switch it on)")
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
@@ -98,6 +104,20 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 			how = "TCP and TLS connection"
 		}
 		line("ok", p.name+" "+p.base, fmt.Sprintf("%s in %d ms; no request sent", how, took.Milliseconds()))
+	}
+	if tracingOn {
+		// Only a warning: without its collector the worker still works,
+		// and drops its spans. The host only: the URL may hold a key.
+		ep := tracing.Endpoint(getenv)
+		host := ep
+		if u, err := url.Parse(ep); err == nil {
+			host = u.Scheme + "://" + u.Host
+		}
+		if took, err := reach(ctx, ep, checkTimeout); err != nil {
+			line("warn", "tracing "+host, "on, but the OTLP endpoint is unreachable, so spans will be dropped: "+err.Error())
+		} else {
+			line("ok", "tracing "+host, fmt.Sprintf("on: OTLP over HTTP/protobuf; TCP connection in %d ms; nothing sent", took.Milliseconds()))
+		}
 	}
 	if !ok {
 		return 1

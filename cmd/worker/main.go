@@ -22,6 +22,8 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/metrics"
+	"github.com/cancelworker/cancelworker/internal/tracing"
+	"github.com/cancelworker/cancelworker/internal/tracing/otlp"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/redis/go-redis/v9"
@@ -53,12 +55,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.Is(err, config.ErrVersion):
 		fmt.Fprintln(stdout, buildinfo.Read().String("worker"))
 		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
+	}
+	// Every problem at once: the settings', then the OTEL_* variables'.
+	if _, terr := tracing.Wanted(getenv); err != nil || terr != nil {
+		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", errors.Join(err, terr))
 		return 2
+	}
+	stopTracing, err := otlp.Setup(ctx, "cancelworker-worker", getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 1
 	}
 	log := config.NewLogger(cfg.Log, stderr)
 	defer func() { _ = log.Sync() }()
+	defer func() {
+		if err := stopTracing(); err != nil {
+			log.Warn("tracing stopped", zap.Error(err))
+		}
+	}()
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -106,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	bi := buildinfo.Read()
-	log.Info("worker started", zap.String("version", bi.Version), zap.String("revision", bi.Short()), zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency),
+	log.Info("worker started", zap.String("version", bi.Version), zap.String("revision", bi.Short()), zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency), zap.Bool("tracing", tracing.Enabled()),
 		zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
 	adm, err := startAdmin(cfg, conn, rdb, m, w, log)
 	if err != nil {

@@ -453,7 +453,15 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "all good", env: base, wantCode: 0, want: []string{
 			"ok    configuration: meari enabled, pandapon disabled", "ok    redis ", "Redis ", "maxmemory-policy",
-			"ok    meari " + up.URL + ": TCP connection in", "no request sent"}},
+			"ok    meari " + up.URL + ": TCP connection in", "no request sent", "ok    tracing: off"}},
+		{name: "tracing on", env: with(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": up.URL}), wantCode: 0,
+			want: []string{"ok    tracing " + up.URL + ": on: OTLP over HTTP/protobuf; TCP connection in"}},
+		{name: "tracing endpoint unreachable", env: with(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + workertest.ClosedAddr(t)}), wantCode: 0,
+			want: []string{"warn  tracing http://", "spans will be dropped"}},
+		{name: "tracing misconfigured", env: with(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": up.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "WORKER_DEQUEUERS": "0"}), wantCode: 1,
+			want: []string{"fail  configuration:", "WORKER_DEQUEUERS (--dequeuers): must be at least 1", "OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported"}},
+		{name: "OTEL variables left for other programs", env: with(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_TRACES_EXPORTER": "console"}), wantCode: 0,
+			want: []string{"ok    tracing: off"}},
 		{name: "upstream refused", env: with(map[string]string{
 			"PANDAPON_BASE_URL": "http://" + workertest.ClosedAddr(t), "PANDAPON_ACCESS_KEY": "k", "PANDAPON_ACCESS_SECRET": "s", "PANDAPON_USER_ID": "u"}),
 			wantCode: 1, want: []string{"ok    meari ", "fail  pandapon http://", "refused"}},

@@ -18,6 +18,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
 	"github.com/cancelworker/cancelworker/internal/text"
+	"github.com/cancelworker/cancelworker/internal/tracing"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
@@ -25,6 +26,10 @@ import (
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -204,7 +209,23 @@ func NewHandler(rdb redis.UniversalClient, o Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := httpserve.NewStatusWriter(w)
+	var span trace.Span
+	if tracing.Enabled() {
+		// Under the client's traceparent, if it sent one.
+		_, pattern := h.mux.Handler(r)
+		ctx := tracing.ExtractHTTP(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span = tracing.Tracer().Start(ctx, pattern, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+		r = r.WithContext(ctx)
+	}
 	h.root.ServeHTTP(sw, r)
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.Status))
+		if sw.Status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.Status))
+		}
+		span.End()
+	}
 	h.log.Info("request",
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),

@@ -12,6 +12,8 @@ import (
 	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
+	"github.com/cancelworker/cancelworker/internal/tracing"
+	"github.com/cancelworker/cancelworker/internal/tracing/otlp"
 	"go.uber.org/zap"
 )
 
@@ -94,12 +96,23 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	}
 	l.Resolve()
 	redisConn, logCfg, c := rs.Read(l), ls.Read(l), is.Read(l)
-	if err := l.Err(); err != nil {
-		fmt.Fprintf(stderr, "intake: invalid configuration:\n%v\n", l.Redact(err.Error()))
+	// Every problem at once: the settings', then the OTEL_* variables'.
+	if _, terr := tracing.Wanted(getenv); l.Err() != nil || terr != nil {
+		fmt.Fprintf(stderr, "intake: invalid configuration:\n%v\n", l.Redact(errors.Join(l.Err(), terr).Error()))
 		return ExitUsage
+	}
+	stopTracing, err := otlp.Setup(ctx, "cancelworker-intake", getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "intake: %v\n", err)
+		return ExitFailure
 	}
 	log := config.NewLogger(logCfg, stderr).Named("intake")
 	defer func() { _ = log.Sync() }() // stderr may not support sync
+	defer func() {
+		if err := stopTracing(); err != nil {
+			log.Warn("tracing stopped", zap.Error(err))
+		}
+	}()
 	if err := Serve(ctx, c, redisConn, log); err != nil {
 		log.Error("intake failed", zap.String("error", l.Redact(err.Error())))
 		fmt.Fprintf(stderr, "intake: %s\n", l.Redact(err.Error()))

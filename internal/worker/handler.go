@@ -14,6 +14,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
@@ -21,6 +22,7 @@ import (
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -233,7 +235,14 @@ type job struct {
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	marks := h.stages.started(taskID)
+	var span trace.Span
+	if tracing.Enabled() {
+		queue, _ := asynq.GetQueueName(ctx)
+		retried, _ := asynq.GetRetryCount(ctx)
+		ctx, span = startProcess(ctx, t, queue, taskID, retried)
+	}
 	err := h.process(ctx, t, taskID, marks)
+	endProcess(span, err)
 	h.stages.returned(taskID, marks, err == nil)
 	return err
 }
@@ -291,9 +300,15 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 	// Tracked until asynq has the answer, so that a shutdown cut-off
 	// finds it (MarkRunningUnknown).
 	defer h.track(taskstore.Running{Queue: queue, ID: taskID, TTL: policy.RecordTTL()})()
+	ctx, attempt := startAttempt(ctx, provider, j.order, retried+1)
+	if attempt != nil {
+		defer attempt.End()
+	}
+	callCtx, call := startCall(ctx, provider, j.order, retried+1)
 	start := h.nowFunc()
-	callErr := j.call(ctx)
+	callErr := j.call(callCtx)
 	latency := h.nowFunc().Sub(start)
+	endCall(call, attempt, callErr)
 	if marks != nil {
 		marks.called, marks.answered = start, start.Add(latency)
 	}
