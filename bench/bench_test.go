@@ -44,6 +44,7 @@ func TestQuick(t *testing.T) {
 		"## Idle pickup", "| `enqueue file` |", "| plain asynq.Client, 256 goroutines |", "## Targets",
 		"TCP connections to the stub", "### Where a task's time goes in the worker", "| 20ms | 50 |",
 		"## The bound of asynq's processor", "| the same scripts pipelined, 50 calls per round trip |",
+		"## Tracing on and off", "| 0s | 50 | on |",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)

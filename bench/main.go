@@ -126,7 +126,7 @@ func run(args []string) int {
 		variants = append(variants, variant(strings.Join(env, " ")))
 		return nil
 	})
-	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, batch, enqueue (default all)")
+	only := fs.String("only", "", "comma-separated parts to run: throughput, pickup, batch, tracing, enqueue (default all)")
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, binaries) and say where")
@@ -141,7 +141,7 @@ func run(args []string) int {
 	s.n, s.reps = cmp.Or(*n, s.n), cmp.Or(*reps, s.reps)
 	s.enqueueN = s.n
 	s.workerEnv = workerEnv
-	s.parts = map[string]bool{"throughput": true, "pickup": true, "batch": true, "enqueue": true}
+	s.parts = map[string]bool{"throughput": true, "pickup": true, "batch": true, "tracing": true, "enqueue": true}
 	if *only != "" {
 		s.parts = map[string]bool{}
 		for _, p := range strings.Split(*only, ",") {

@@ -125,18 +125,26 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // peakRSS returns the peak resident set size of pid in bytes (VmHWM).
-func peakRSS(pid int) (int64, error) {
+func peakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM") }
+
+// anonRSS returns the anonymous part of pid's resident set now, in bytes
+// (RssAnon): its heap, stacks and other private memory, without the pages
+// of its binary and libraries mapped from the page cache (RssFile).
+func anonRSS(pid int) (int64, error) { return procStatus(pid, "RssAnon") }
+
+// procStatus returns the field of /proc/pid/status counted in kB, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", field)
 }
 
 // freeAddr returns a loopback address with a port free a moment ago.

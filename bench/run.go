@@ -288,9 +288,12 @@ func (b *bench) startContender(k contender, conc int, delay time.Duration) (p *p
 
 // runResult is one throughput run.
 type runResult struct {
-	rate    float64       // tasks per second
-	cpu     time.Duration // CPU time per task
-	rss     int64         // peak RSS, bytes
+	rate float64       // tasks per second
+	cpu  time.Duration // CPU time per task
+	rss  int64         // peak RSS, bytes
+	// anon is the largest anonymous RSS seen (RssAnon, sampled every 5 ms
+	// while the tasks ran): the peak less the binary's pages.
+	anon    int64
 	elapsed time.Duration
 	// The CPU per task of Redis and of the stub over the same window: the
 	// three share the machine's cores.
@@ -348,6 +351,9 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 	err = waitFor(k.key+" to complete every task", 10*time.Minute, 5*time.Millisecond, func() (bool, error) {
 		if err := p.exited(); err != nil {
 			return false, err
+		}
+		if a, err := anonRSS(p.pid()); err == nil {
+			res.anon = max(res.anon, a)
 		}
 		z, err := b.rdb.ZCard(ctx, completedKey).Result()
 		return z >= int64(n), err
