@@ -47,6 +47,7 @@ bench-go:
 compose-check:
 	docker-compose --env-file deploy/example.env -f docker-compose.yml config -q
 	docker-compose -f docker-compose.yml --profile sandbox config -q
+	docker-compose --env-file deploy/example.env -f docker-compose.yml --profile production --profile monitoring config -q
 
 clean:
 	rm -rf $(BIN)

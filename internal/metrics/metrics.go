@@ -202,6 +202,11 @@ func New(o Options) (*Metrics, error) {
 	for _, st := range worker.Stages() {
 		m.stages.WithLabelValues(st)
 	}
+	for _, a := range operatorActions {
+		for _, r := range operatorResults {
+			m.operator.WithLabelValues(a, r)
+		}
+	}
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace:   Namespace,
@@ -282,9 +287,7 @@ func (m *Metrics) OperatorAction(action, result string) {
 	if !slices.Contains(operatorActions, action) {
 		action = Other
 	}
-	switch result {
-	case "done", "refused", "failed":
-	default:
+	if !slices.Contains(operatorResults, result) {
 		result = Other
 	}
 	m.operator.WithLabelValues(action, result).Inc()
@@ -294,6 +297,9 @@ func (m *Metrics) OperatorAction(action, result string) {
 var operatorActions = []string{
 	"delete", "archive", "run", "cancel", "pause_queue", "resume_queue", "delete_queue", "requeue", "purge",
 }
+
+// operatorResults are the result label's values (admin's results).
+var operatorResults = []string{"done", "refused", "failed"}
 
 // RateLimited counts a call that found no token at once and observes how
 // long it then waited.
