@@ -186,10 +186,10 @@ func AddWorker(l *Loader) *WorkerSection {
 	return &WorkerSection{
 		Concurrency:     l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
 		Dequeuers:       l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
-		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks: the wait before an idle worker sees one"}),
-		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "how long in-flight calls may finish on SIGTERM"}),
+		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks (asynq's TaskCheckInterval, each wait drawn from ½ to 1½ of it): about how long a cancellation waits before an idle worker sends it"}),
+		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "on SIGTERM, how long in-flight calls may finish; the unfinished ones go back to their queue"}),
 		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
-		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: "dead-letter a cancellation still failing this long after it was requested (0: default)"}),
+		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: fmt.Sprintf("dead-letter a cancellation still failing this long after it was requested (0: the default, %s)", retry.MaxAgeDefault)}),
 		InitialInterval: l.Add(Setting{Env: "RETRY_INITIAL_INTERVAL", Flag: "retry-initial-interval", Default: retry.InitialIntervalDefault.String(), Kind: "duration", Help: "base delay before the first retry of a transient failure; it doubles with each counted failure, ±50% jitter"}),
 		MaxInterval:     l.Add(Setting{Env: "RETRY_MAX_INTERVAL", Flag: "retry-max-interval", Default: retry.MaxIntervalDefault.String(), Kind: "duration", Help: "cap on the base delay between two retries"}),
 		CompactAfter: l.Add(Setting{Env: "TASK_COMPACT_AFTER", Flag: "task-compact-after", Default: CompactAfterDefault.String(), Kind: "duration",
@@ -321,7 +321,7 @@ func AddAdmin(l *Loader) *AdminSection {
 	l.Section("Admin server")
 	return &AdminSection{
 		Addr:         l.Add(Setting{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: AdminAddrDefault, Kind: "host:port", Help: "admin HTTP server address (monitoring UI, metrics, health), host:port, or off"}),
-		User:         l.Add(Setting{Env: "ADMIN_USER", Flag: "admin-user", Help: "admin basic auth user; required when ADMIN_ADDR is not loopback"}),
+		User:         l.Add(Setting{Env: "ADMIN_USER", Flag: "admin-user", Help: "admin basic auth user of the UI and /metrics; required, with a password, when ADMIN_ADDR is not loopback"}),
 		Password:     l.Add(Setting{Env: "ADMIN_PASSWORD", Flag: "admin-password", Secret: true, Help: "the admin basic auth password"}),
 		PasswordFile: l.Add(Setting{Env: "ADMIN_PASSWORD_FILE", Flag: "admin-password-file", Kind: "path", Help: "file holding the admin basic auth password"}),
 		ReadOnly:     l.Add(Setting{Env: "ADMIN_READONLY", Flag: "admin-readonly", Default: "false", Kind: "bool", Help: "make the monitoring UI and the dead-letter page read-only: true or false"}),

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cancelworker/cancelworker/internal/tracing"
 )
 
 // Each binary declares its settings with one of the functions below, and
@@ -181,6 +183,21 @@ func Reference() (string, error) {
 		}
 		w("\n")
 	}
+	w("## Tracing (OpenTelemetry)\n\n")
+	w("Off by default. The worker, the intake and the enqueue CLI read the standard OpenTelemetry variables; spans go out as OTLP over HTTP/protobuf. docs/operations.md shows the spans and what each holds.\n\n")
+	w("| variable | default | meaning |\n|---|---|---|\n")
+	for _, v := range tracing.Variables {
+		names := strings.Split(v.Name, ", ")
+		for i, n := range names {
+			names[i] = "`" + n + "`"
+		}
+		def := ""
+		if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		w("| %s | %s | %s |\n", strings.Join(names, ", "), def, mdCell(v.Meaning))
+	}
+	w("\n")
 	for name, rs := range rows {
 		if !seen[name] {
 			for _, r := range rs {

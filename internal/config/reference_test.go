@@ -32,8 +32,7 @@ func TestReferenceListsEverySetting(t *testing.T) {
 	}
 	rows := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "| `") {
-			cells := strings.Split(line, " | ")
+		if cells := strings.Split(line, " | "); strings.HasPrefix(line, "| `") && len(cells) == 6 {
 			rows[strings.Trim(cells[0], "| `")+" "+strings.Trim(cells[1], "`-")] = cells[4]
 		}
 	}

@@ -274,14 +274,14 @@ func AddMeari(l *Loader) *MeariSection {
 	l.Section("Meari")
 	return &MeariSection{
 		BaseURL:           l.Add(Setting{Env: "MEARI_BASE_URL", Flag: "meari-base-url", Kind: "url", Help: "Meari API base URL, e.g. https://api.example.com"}),
-		PartnerKey:        l.Add(Setting{Env: "MEARI_PARTNER_KEY", Flag: "meari-partner-key", Help: "Meari partner key"}),
+		PartnerKey:        l.Add(Setting{Env: "MEARI_PARTNER_KEY", Flag: "meari-partner-key", Help: "Meari partner key (sent as partnerKey)"}),
 		PartnerSecret:     l.Add(Setting{Env: "MEARI_PARTNER_SECRET", Flag: "meari-partner-secret", Secret: true, Help: "the Meari partner secret, which signs each request"}),
 		PartnerSecretFile: l.Add(Setting{Env: "MEARI_PARTNER_SECRET_FILE", Flag: "meari-partner-secret-file", Kind: "path", Help: "file holding the Meari partner secret"}),
 		SourceApp:         l.Add(Setting{Env: "MEARI_SOURCE_APP", Flag: "meari-source-app", Kind: "int", Help: "Meari customer number (sourceApp)"}),
-		SignMode:          l.Add(Setting{Env: "MEARI_SIGN_MODE", Flag: "meari-sign-mode", Default: string(meari.SignModeDefault), Help: "Meari stringToSign mode: sorted or documented"}),
+		SignMode:          l.Add(Setting{Env: "MEARI_SIGN_MODE", Flag: "meari-sign-mode", Default: string(meari.SignModeDefault), Help: "Meari stringToSign mode: sorted or documented (docs/upstreams.md §1)"}),
 		TimestampFormat:   l.Add(Setting{Env: "MEARI_TIMESTAMP_FORMAT", Flag: "meari-timestamp-format", Default: "millis", Help: "Meari timestamp format: millis or rfc3339"}),
-		MaxAttempts:       l.Add(Setting{Env: "MEARI_MAX_ATTEMPTS", Flag: "meari-max-attempts", Default: "0", Kind: "int", Help: "Meari attempts before dead-lettering (0: default)"}),
-		RateLimit:         l.Add(Setting{Env: "MEARI_RATE_LIMIT", Flag: "meari-rate-limit", Kind: "float", Help: "Meari calls per second, shared by every worker process (empty: no limit)"}),
+		MaxAttempts:       l.Add(Setting{Env: "MEARI_MAX_ATTEMPTS", Flag: "meari-max-attempts", Default: "0", Kind: "int", Help: fmt.Sprintf("Meari attempts before \"retries exhausted\" dead-letters the order (0: the default, %d)", retry.MaxAttemptsDefault)}),
+		RateLimit:         l.Add(Setting{Env: "MEARI_RATE_LIMIT", Flag: "meari-rate-limit", Kind: "float", Help: "Meari calls per second, a positive number (20, 0.5), shared by every worker process on this Redis (empty: no limit)"}),
 		RateBurst:         l.Add(Setting{Env: "MEARI_RATE_BURST", Flag: "meari-rate-burst", Kind: "int", Help: "Meari calls allowed at once on top of the rate (default: the rate, rounded up)"}),
 	}
 }
@@ -348,12 +348,12 @@ func AddPandaPon(l *Loader) *PandaPonSection {
 	l.Section("PandaPon")
 	return &PandaPonSection{
 		BaseURL:          l.Add(Setting{Env: "PANDAPON_BASE_URL", Flag: "pandapon-base-url", Kind: "url", Help: "PandaPon API base URL"}),
-		AccessKey:        l.Add(Setting{Env: "PANDAPON_ACCESS_KEY", Flag: "pandapon-access-key", Help: "PandaPon access key"}),
+		AccessKey:        l.Add(Setting{Env: "PANDAPON_ACCESS_KEY", Flag: "pandapon-access-key", Help: "PandaPon access key (the access-key header)"}),
 		AccessSecret:     l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET", Flag: "pandapon-access-secret", Secret: true, Help: "the PandaPon access secret, which signs each request"}),
 		AccessSecretFile: l.Add(Setting{Env: "PANDAPON_ACCESS_SECRET_FILE", Flag: "pandapon-access-secret-file", Kind: "path", Help: "file holding the PandaPon access secret"}),
-		UserID:           l.Add(Setting{Env: "PANDAPON_USER_ID", Flag: "pandapon-user-id", Help: "PandaPon user id"}),
-		MaxAttempts:      l.Add(Setting{Env: "PANDAPON_MAX_ATTEMPTS", Flag: "pandapon-max-attempts", Default: "0", Kind: "int", Help: "PandaPon attempts before dead-lettering (0: default)"}),
-		RateLimit:        l.Add(Setting{Env: "PANDAPON_RATE_LIMIT", Flag: "pandapon-rate-limit", Kind: "float", Help: "PandaPon calls per second, shared by every worker process (empty: no limit)"}),
+		UserID:           l.Add(Setting{Env: "PANDAPON_USER_ID", Flag: "pandapon-user-id", Help: "PandaPon user id (the user-id header)"}),
+		MaxAttempts:      l.Add(Setting{Env: "PANDAPON_MAX_ATTEMPTS", Flag: "pandapon-max-attempts", Default: "0", Kind: "int", Help: fmt.Sprintf("PandaPon attempts before \"retries exhausted\" dead-letters the order (0: the default, %d)", retry.MaxAttemptsDefault)}),
+		RateLimit:        l.Add(Setting{Env: "PANDAPON_RATE_LIMIT", Flag: "pandapon-rate-limit", Kind: "float", Help: "PandaPon calls per second, a positive number (20, 0.5), shared by every worker process on this Redis (empty: no limit)"}),
 		RateBurst:        l.Add(Setting{Env: "PANDAPON_RATE_BURST", Flag: "pandapon-rate-burst", Kind: "int", Help: "PandaPon calls allowed at once on top of the rate (default: the rate, rounded up)"}),
 	}
 }

@@ -30,6 +30,15 @@ import (
 	"go.uber.org/zap"
 )
 
+// OutageOrder is the Meari order whose provider answers 1005 for longer
+// than the demo's retry budget: it is dead-lettered, and cancelled once
+// requeued.
+const OutageOrder = "DEMO-OUTAGE"
+
+// RedisAddr is where the demo's in-process Redis listens, so that the
+// enqueue CLI reaches it at a known address; a free port when it is taken.
+const RedisAddr = "127.0.0.1:6399"
+
 // SettleTimeout bounds how long Run waits for the sample orders to settle
 // before it prints the table anyway.
 const SettleTimeout = 60 * time.Second
@@ -69,7 +78,9 @@ func samples() []sample {
 		{tasks.ProviderMeari, "DEMO-1005-TWICE", append(sandbox.Times(2, sandbox.MeariCode("1005")), sandbox.OK()), "1005 twice, then cancelled"},
 		{tasks.ProviderMeari, "DEMO-4001", []sandbox.Step{sandbox.MeariCode("4001")}, "4001: dead-lettered"},
 		{tasks.ProviderMeari, "DEMO-4002", []sandbox.Step{sandbox.MeariCode("4002")}, "4002: dead-lettered"},
-		{tasks.ProviderMeari, "DEMO-1005-ALWAYS", []sandbox.Step{sandbox.MeariCode("1005")}, "1005 every time: retries exhausted"},
+		// Out for longer than the retry budget: dead-lettered, then
+		// cancelled when an operator requeues it (the README's tour).
+		{tasks.ProviderMeari, OutageOrder, append(sandbox.Times(policy.MaxAttempts, sandbox.MeariCode("1005")), sandbox.OK()), "1005 until retries ran out; requeue it"},
 		{tasks.ProviderPandaPon, "2542285634920880794", []sandbox.Step{sandbox.OK()}, "19-digit order ID, cancelled"},
 		{tasks.ProviderPandaPon, "2542285634920880795", []sandbox.Step{sandbox.HTTPStatus(503), sandbox.OK()}, "HTTP 503, retried, cancelled"},
 		{tasks.ProviderPandaPon, "2542285634920880796", []sandbox.Step{sandbox.RetryAfter(429, time.Second), sandbox.OK()}, "429 Retry-After 1s, cancelled"},
@@ -83,9 +94,11 @@ func samples() []sample {
 // server (monitoring UI, metrics, health) listens on cfg.Admin.Addr, or on
 // a free port of its host when that one is in use.
 func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer) error {
-	mr, err := miniredis.Run()
-	if err != nil {
-		return fmt.Errorf("start in-process Redis: %w", err)
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr(RedisAddr); err != nil {
+		if err = mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start in-process Redis: %w", err)
+		}
 	}
 	defer mr.Close()
 	redisOpt := &redis.Options{Addr: mr.Addr()}
@@ -182,7 +195,12 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer)
 		return err
 	}
 	printTable(out, ss, sts, sb)
-	fmt.Fprintf(out, "\nThe worker keeps running (try: enqueue --redis-url redis://%s/0 dlq list). Press Ctrl-C to stop.\n", mr.Addr())
+	fmt.Fprintf(out, "\nThe worker keeps running. In another terminal, requeue %s, whose provider was out longer than its retries:\n\n", OutageOrder)
+	fmt.Fprintf(out, "  export REDIS_URL=redis://%s/0 MEARI_SOURCE_APP=%d\n", mr.Addr(), meariSourceApp)
+	fmt.Fprintf(out, "  go run ./cmd/enqueue dlq list\n")
+	fmt.Fprintf(out, "  go run ./cmd/enqueue dlq requeue <the ID of its row>\n")
+	fmt.Fprintf(out, "  go run ./cmd/enqueue status meari %s\n\n", OutageOrder)
+	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	<-ctx.Done()
 	return nil
 }
