@@ -150,6 +150,11 @@ type Worker struct {
 	// Dequeuers is how many asynq servers the worker runs, each taking
 	// tasks from Redis one at a time and sharing Concurrency.
 	Dequeuers int
+	// Prefetch is how many tasks the worker takes from Redis beyond
+	// Concurrency, each waiting for a call slot: the next task is at hand
+	// when a call ends, instead of a completion and a dequeue round trip
+	// later. Upstream calls in flight stay at most Concurrency.
+	Prefetch int
 	// PollInterval is how often an idle dequeuer looks for new tasks
 	// (asynq's TaskCheckInterval; each sleep is drawn from ½ to 1½ of it).
 	PollInterval    time.Duration
@@ -176,16 +181,18 @@ var ErrVersion = errors.New("version requested")
 // WorkerSection is how the worker runs its tasks, and the retry age
 // limit every provider shares.
 type WorkerSection struct {
-	Concurrency, Dequeuers, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
-	MaxAge, InitialInterval, MaxInterval, CompactAfter                     *Setting
+	Concurrency, Dequeuers, Prefetch, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
+	MaxAge, InitialInterval, MaxInterval, CompactAfter                               *Setting
 }
 
 // AddWorker declares the worker's settings on l.
 func AddWorker(l *Loader) *WorkerSection {
 	l.Section("Worker")
 	return &WorkerSection{
-		Concurrency:     l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
-		Dequeuers:       l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
+		Concurrency: l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
+		Dequeuers:   l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
+		Prefetch: l.Add(Setting{Env: "WORKER_PREFETCH", Flag: "prefetch", Default: "0", Kind: "int",
+			Help: fmt.Sprintf("tasks taken from Redis beyond the concurrency, each waiting for a call slot so that the next call starts as one ends; upstream calls in flight stay at most the concurrency. 0 to %d; docs/performance.md has its measured effect", PrefetchMax)}),
 		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks (asynq's TaskCheckInterval, each wait drawn from ½ to 1½ of it): about how long a cancellation waits before an idle worker sends it"}),
 		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "on SIGTERM, how long in-flight calls may finish; the unfinished ones go back to their queue"}),
 		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
@@ -209,6 +216,7 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	case w.Dequeuers > w.Concurrency && w.Concurrency >= 1:
 		w.Dequeuers = w.Concurrency // the default, for a concurrency below it
 	}
+	w.Prefetch = int(l.Int(s.Prefetch, 0, PrefetchMax))
 	w.PollInterval = l.Duration(s.PollInterval, time.Millisecond, 10*time.Second)
 	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
 	w.UpstreamTimeout = l.Duration(s.UpstreamTimeout, 0, forever)
@@ -229,6 +237,7 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 const (
 	ConcurrencyMax = 1000
 	DequeuersMax   = 16
+	PrefetchMax    = 1000
 )
 
 // Load reads the worker's configuration from args (without the program

@@ -87,6 +87,10 @@ type HandlerOptions struct {
 	// dead-letter side (dlq.Store.Resolve) off the task's path; nil means
 	// no one.
 	Succeeded func(dlq.Done)
+	// CallSlots bounds the upstream calls in flight when asynq runs more
+	// tasks at once than that (WORKER_PREFETCH): a task beyond it waits
+	// for a slot before its rate limit and breaker. 0 means no bound.
+	CallSlots int
 }
 
 // Handler processes both cancellation task types. It is safe for concurrent
@@ -107,6 +111,7 @@ type Handler struct {
 	inflight sync.WaitGroup // ProcessTask calls running
 	seen     *seenRing      // the tasks started or finished lately
 	stages   *stageClock    // nil: the stages are not timed
+	calls    chan struct{}  // the call slots (CallSlots); nil: unbounded
 
 	mu      sync.Mutex
 	running map[string]taskstore.Running // task ID → the call in progress
@@ -144,6 +149,9 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 		done:     o.Succeeded,
 		seen:     newSeenRing(),
 		running:  map[string]taskstore.Running{},
+	}
+	if o.CallSlots > 0 {
+		h.calls = make(chan struct{}, o.CallSlots)
 	}
 	if h.obs == nil {
 		h.obs = nopObserver{}
@@ -280,6 +288,24 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 		return h.deadLetter(ctx, run{log, t, queue, taskID, provider, j.order}, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
 	}
 	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
+
+	// A prefetched task waits here for a call slot (WORKER_PREFETCH).
+	if h.calls != nil {
+		select {
+		case h.calls <- struct{}{}:
+			defer func() { <-h.calls }()
+		case <-ctx.Done():
+			d := &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for a call slot"}
+			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason))...)
+			return d
+		}
+		if h.stopping() {
+			// Shutting down: no new call; back to the queue uncounted.
+			d := &retry.Deferred{After: time.Second, Reason: "shutting down"}
+			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason))...)
+			return d
+		}
+	}
 
 	// The provider's rate limit and breaker: a call that may not go now is
 	// put back without using an attempt.

@@ -189,6 +189,10 @@ func New(o Options) (*Worker, error) {
 		}
 		hc.Guards[provider] = g
 	}
+	if c.Prefetch > 0 {
+		// asynq's slots are Concurrency + Prefetch; the calls, Concurrency.
+		hc.CallSlots = c.Concurrency
+	}
 	h, err := NewHandler(hc)
 	if err != nil {
 		return nil, err
@@ -204,9 +208,10 @@ func New(o Options) (*Worker, error) {
 	// each: more than one server (dequeuer) keeps the slots filled when
 	// the round trips, not the upstream, are the limit.
 	n := max(c.Dequeuers, 1)
+	slots := c.Concurrency + max(c.Prefetch, 0)
 	for i := range n {
-		share := c.Concurrency / n
-		if i < c.Concurrency%n {
+		share := slots / n
+		if i < slots%n {
 			share++
 		}
 		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
@@ -288,7 +293,7 @@ func New(o Options) (*Worker, error) {
 //     hundred bytes; go-redis's default of 32 KiB each way would make 200
 //     connections cost 12 MiB.
 func SizeRedis(conn config.RedisConn, c config.Worker) config.RedisConn {
-	return conn.SizePool(config.Pool{Size: c.Concurrency + 8*max(c.Dequeuers, 1) + 10, ReadBuffer: redisBufferSize, WriteBuffer: redisBufferSize})
+	return conn.SizePool(config.Pool{Size: c.Concurrency + max(c.Prefetch, 0) + 8*max(c.Dequeuers, 1) + 10, ReadBuffer: redisBufferSize, WriteBuffer: redisBufferSize})
 }
 
 const redisBufferSize = 4 << 10
