@@ -29,22 +29,10 @@ func TestCurlExamples(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("no curl on PATH")
 	}
-	var cmds []string
-	for _, p := range pages(t) {
-		b, err := os.ReadFile(filepath.Join(root, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, blocks, _ := parse(string(b))
-		for _, bl := range blocks {
-			if bl.info != "sh" {
-				continue
-			}
-			for _, line := range joinContinued(bl.lines) {
-				if strings.HasPrefix(strings.TrimSpace(line), "curl ") {
-					cmds = append(cmds, p+"\x00"+line)
-				}
-			}
+	var cmds []shellLine
+	for _, sl := range shellLines(t) {
+		if strings.HasPrefix(strings.TrimSpace(sl.line), "curl ") {
+			cmds = append(cmds, sl)
 		}
 	}
 	if len(cmds) < 4 {
@@ -79,7 +67,7 @@ func TestCurlExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range cmds {
-		page, line, _ := strings.Cut(c, "\x00")
+		page, line := c.page, c.line
 		run := strings.ReplaceAll(line, "http://127.0.0.1:8081", "http://"+addr)
 		if run == line {
 			t.Errorf("%s: `%s` does not call the intake at 127.0.0.1:8081", page, line)

@@ -196,6 +196,64 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
+	for _, sl := range shellLines(t) {
+		p, line := sl.page, sl.line
+		line, _, _ = strings.Cut(line, " #")
+		line = strings.TrimSpace(line)
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "make" {
+			for _, target := range f[1:] {
+				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(mk) {
+					t.Errorf("%s: `%s`: the Makefile has no target %s", p, line, target)
+				}
+			}
+			n++
+			continue
+		}
+		name, args, ok := ourCommand(line)
+		if !ok || strings.Contains(line, "$") {
+			continue
+		}
+		synopsis := strings.ContainsAny(line, "[]|<>")
+		if synopsis {
+			// Its subcommand's help must name every flag it shows.
+			var sub []string
+			for _, a := range args {
+				if !regexp.MustCompile(`^[a-z][a-z-]*$`).MatchString(a) {
+					break
+				}
+				sub = append(sub, a)
+			}
+			args = sub
+		}
+		cmd := exec.Command(filepath.Join(dir, name), append(args, "--help")...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: `%s` is refused by %s: %v\n%s", p, line, name, err, out)
+		}
+		if synopsis {
+			for _, flag := range regexp.MustCompile(`--[a-z][a-z-]*`).FindAllString(line, -1) {
+				// Go's flag package prints -name, cobra --name.
+				if !regexp.MustCompile(`(^|[^\w-])--?` + regexp.QuoteMeta(strings.TrimPrefix(flag, "--")) + `\b`).Match(out) {
+					t.Errorf("%s: `%s`: %s %s --help does not know %s", p, line, name, strings.Join(args, " "), flag)
+				}
+			}
+		}
+		n++
+	}
+	if n < 10 {
+		t.Errorf("only %d commands checked: is the parser broken?", n)
+	}
+}
+
+// shellLine is one command of a sh block of a Markdown page, its
+// continued lines joined.
+type shellLine struct{ page, line string }
+
+// shellLines returns every command of every sh block of every page.
+func shellLines(t *testing.T) []shellLine {
+	t.Helper()
+	var out []shellLine
 	for _, p := range pages(t) {
 		b, err := os.ReadFile(filepath.Join(root, p))
 		if err != nil {
@@ -207,54 +265,11 @@ func TestCommands(t *testing.T) {
 				continue
 			}
 			for _, line := range joinContinued(bl.lines) {
-				line, _, _ = strings.Cut(line, " #")
-				line = strings.TrimSpace(line)
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "make" {
-					for _, target := range f[1:] {
-						if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(mk) {
-							t.Errorf("%s: `%s`: the Makefile has no target %s", p, line, target)
-						}
-					}
-					n++
-					continue
-				}
-				name, args, ok := ourCommand(line)
-				if !ok || strings.Contains(line, "$") {
-					continue
-				}
-				synopsis := strings.ContainsAny(line, "[]|<>")
-				if synopsis {
-					// Its subcommand's help must name every flag it shows.
-					var sub []string
-					for _, a := range args {
-						if !regexp.MustCompile(`^[a-z][a-z-]*$`).MatchString(a) {
-							break
-						}
-						sub = append(sub, a)
-					}
-					args = sub
-				}
-				cmd := exec.Command(filepath.Join(dir, name), append(args, "--help")...)
-				cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Errorf("%s: `%s` is refused by %s: %v\n%s", p, line, name, err, out)
-				}
-				if synopsis {
-					for _, flag := range regexp.MustCompile(`--[a-z][a-z-]*`).FindAllString(line, -1) {
-						// Go's flag package prints -name, cobra --name.
-						if !regexp.MustCompile(`(^|[^\w-])--?` + regexp.QuoteMeta(strings.TrimPrefix(flag, "--")) + `\b`).Match(out) {
-							t.Errorf("%s: `%s`: %s %s --help does not know %s", p, line, name, strings.Join(args, " "), flag)
-						}
-					}
-				}
-				n++
+				out = append(out, shellLine{p, line})
 			}
 		}
 	}
-	if n < 10 {
-		t.Errorf("only %d commands checked: is the parser broken?", n)
-	}
+	return out
 }
 
 // joinContinued joins lines ending in a backslash with the next, and
