@@ -87,11 +87,7 @@ func sentinelsAgree(ctx context.Context, fo *redis.FailoverOptions) bool {
 	var wg sync.WaitGroup
 	for i, addr := range fo.SentinelAddrs {
 		wg.Go(func() {
-			sc := redis.NewSentinelClient(&redis.Options{
-				Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
-				TLSConfig: fo.TLSConfig, DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout,
-				MaxRetries: -1, DialerRetries: 1, PoolSize: 1, ContextTimeoutEnabled: true,
-			})
+			sc := AskSentinel(fo, addr, fo.DialTimeout)
 			defer func() { _ = sc.Close() }() // read-only: nothing to flush
 			if a, err := sc.GetMasterAddrByName(ctx, fo.MasterName).Result(); err == nil && len(a) == 2 {
 				names[i] = net.JoinHostPort(a[0], a[1])
@@ -110,6 +106,19 @@ func sentinelsAgree(ctx context.Context, fo *redis.FailoverOptions) bool {
 		}
 	}
 	return true
+}
+
+// AskSentinel returns a client for the Sentinel at addr with fo's
+// credentials and TLS, for a few questions answered now: one connection,
+// one dial attempt (within dialTimeout; 0 is go-redis's default), no
+// retries, each reply bounded by the caller's context. The caller closes
+// it.
+func AskSentinel(fo *redis.FailoverOptions, addr string, dialTimeout time.Duration) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{
+		Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
+		TLSConfig: fo.TLSConfig, DialTimeout: dialTimeout, ReadTimeout: fo.ReadTimeout,
+		MaxRetries: -1, DialerRetries: 1, PoolSize: 1, ContextTimeoutEnabled: true,
+	})
 }
 
 // Pool is c's connection pool settings: size and buffers, as SizePool

@@ -81,12 +81,8 @@ func sentinelTopology(ctx context.Context, fo *redis.FailoverOptions) []CheckLin
 // askSentinel reads what the Sentinel at addr knows of the master.
 func askSentinel(ctx context.Context, fo *redis.FailoverOptions, addr string) sentinelView {
 	v := sentinelView{addr: addr}
-	sc := redis.NewSentinelClient(&redis.Options{
-		Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
-		TLSConfig: fo.TLSConfig, DialTimeout: min(cmp.Or(fo.DialTimeout, sentinelTimeout), sentinelTimeout),
-		ReadTimeout: fo.ReadTimeout, MaxRetries: -1, // no retries: check reports what answers now
-		ContextTimeoutEnabled: true, // the deadline bounds the handshake and each reply
-	})
+	// No retries: check reports what answers now.
+	sc := config.AskSentinel(fo, addr, min(cmp.Or(fo.DialTimeout, sentinelTimeout), sentinelTimeout))
 	defer sc.Close()
 	m, err := sc.Master(ctx, fo.MasterName).Result()
 	if err != nil {
