@@ -116,11 +116,13 @@ type Response struct {
 type Core struct {
 	// Provider names the provider in every Error ("meari", "pandapon").
 	Provider string
-	// HTTP sends the requests. Nil means a client from NewHTTPClient(0),
-	// built on every call: set it.
+	// Fast, if not nil, sends the requests; HTTP is then not used.
+	Fast *FastClient
+	// HTTP sends the requests when Fast is nil. Nil means a client from
+	// NewHTTPClient(0), built on every call: set it.
 	HTTP *http.Client
 	// MaxBody is the most bytes of a reply body read. Zero means
-	// MaxBodyDefault.
+	// MaxBodyDefault. With Fast, Fast's own limit is the most it can be.
 	MaxBody int64
 	// NowFunc returns the current time, used to turn a Retry-After date into
 	// a delay. Nil means time.Now.
@@ -139,63 +141,87 @@ type Core struct {
 //
 // url must not hold credentials: it may appear in the error's cause.
 func (c *Core) PostJSON(ctx context.Context, url string, header http.Header, body []byte) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, &Error{Provider: c.Provider, Class: Permanent, Code: CodeInvalidRequest, Message: "cannot build the request", Err: err}
-	}
+	h := make(http.Header, len(header)+3)
 	for k, vs := range header {
 		for _, v := range vs {
-			req.Header.Add(k, v)
+			h.Add(k, v)
 		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json")
 	// The caller's span (the worker's upstream call), if tracing is on.
-	tracing.InjectHTTP(ctx, propagation.HeaderCarrier(req.Header))
-	hc := c.HTTP
-	if hc == nil {
-		hc = NewHTTPClient(0)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, c.transportError(ctx, err, false)
-	}
-	defer resp.Body.Close()
-	if tracing.Enabled() {
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-	}
+	tracing.InjectHTTP(ctx, propagation.HeaderCarrier(h))
 	limit := c.MaxBody
 	if limit <= 0 {
 		limit = MaxBodyDefault
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, c.transportError(ctx, err, true)
+	var resp *Response
+	if c.Fast != nil {
+		var err error
+		if resp, err = c.Fast.post(ctx, url, h, body); err != nil {
+			return nil, c.transportError(ctx, err, false, true)
+		}
+	} else {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, &Error{Provider: c.Provider, Class: Permanent, Code: CodeInvalidRequest, Message: "cannot build the request", Err: err}
+		}
+		req.Header = h
+		hc := c.HTTP
+		if hc == nil {
+			hc = NewHTTPClient(0)
+		}
+		r, err := hc.Do(req)
+		if err != nil {
+			return nil, c.transportError(ctx, err, false, false)
+		}
+		defer r.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			return nil, c.transportError(ctx, err, true, false)
+		}
+		resp = &Response{Status: r.StatusCode, Header: r.Header, Body: b}
 	}
-	if int64(len(b)) > limit {
+	if tracing.Enabled() {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.Status))
+	}
+	if int64(len(resp.Body)) > limit {
 		return nil, &Error{
 			Provider: c.Provider, Class: Transient, Code: CodeBodyTooLarge, Unknown: true,
-			Message: Truncate(fmt.Sprintf("HTTP %d reply body longer than %d bytes: %s", resp.StatusCode, limit, Snippet(b)), MessageLimit),
+			Message: Truncate(fmt.Sprintf("HTTP %d reply body longer than %d bytes: %s", resp.Status, limit, Snippet(resp.Body)), MessageLimit),
 			Err:     ErrBodyTooLarge,
 		}
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	return resp, nil
 }
 
 // transportError classifies a failure of sending the request or reading the
-// reply. reading is true once the status line has been received.
-func (c *Core) transportError(ctx context.Context, err error, reading bool) *Error {
+// reply. reading is true once the status line has been received; viaFast,
+// when the error is FastClient's.
+func (c *Core) transportError(ctx context.Context, err error, reading, viaFast bool) *Error {
 	e := &Error{Provider: c.Provider, Class: Transient, Unknown: true, Err: err}
 	var (
 		dnsErr *net.DNSError
 		opErr  *net.OpError
 		netErr net.Error
 	)
+	var (
+		code, msg     string
+		unknown, fast bool
+	)
+	if viaFast {
+		code, msg, unknown, fast = fastError(err)
+	}
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		e.Code, e.Message = CodeCanceled, "call cancelled before the reply was read"
 	case ctx.Err() != nil:
 		e.Code, e.Message = CodeTimeout, "caller's deadline passed before the reply was read"
+	case fast:
+		e.Code, e.Message, e.Unknown = code, msg, unknown
+		if code == CodeBodyTooLarge {
+			e.Err = ErrBodyTooLarge
+		}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		e.Code, e.Message, e.Unknown = CodeConnectionRefused, "connection refused", false
 	case errors.As(err, &dnsErr):

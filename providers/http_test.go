@@ -1,6 +1,7 @@
 package providers_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -43,21 +44,24 @@ func hijackServer(t *testing.T, raw string) *httptest.Server {
 }
 
 // blockingServer returns a server whose handler signals arrived and then
-// waits until the client goes away or the test ends.
-func blockingServer(t *testing.T) (srv *httptest.Server, arrived <-chan struct{}) {
+// waits until the client goes away (then it signals left) or the test
+// ends.
+func blockingServer(t *testing.T) (srv *httptest.Server, arrived, left <-chan struct{}) {
 	t.Helper()
-	ch := make(chan struct{}, 16)
+	ch, gone := make(chan struct{}, 16), make(chan struct{}, 16)
 	release := make(chan struct{})
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server watches the connection
 		ch <- struct{}{}
 		select {
 		case <-r.Context().Done():
+			gone <- struct{}{}
 		case <-release:
 		}
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) }) // runs before srv.Close
-	return srv, ch
+	return srv, ch, gone
 }
 
 func asError(t *testing.T, err error) *providers.Error {
@@ -69,121 +73,160 @@ func asError(t *testing.T, err error) *providers.Error {
 	return pe
 }
 
+// clients are the two ways a Core sends: each test of PostJSON runs on both.
+var clients = []struct {
+	name string
+	core func(timeout time.Duration, maxBody int64) *providers.Core
+}{
+	{"net/http", func(timeout time.Duration, maxBody int64) *providers.Core {
+		return &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(timeout), MaxBody: maxBody}
+	}},
+	{"fasthttp", func(timeout time.Duration, maxBody int64) *providers.Core {
+		return &providers.Core{Provider: "p", Fast: providers.NewFastClient(timeout, 0, 0), MaxBody: maxBody}
+	}},
+}
+
 // TestPostJSONTransport covers the network rows of docs/upstreams.md §3.
 func TestPostJSONTransport(t *testing.T) {
 	t.Parallel()
+	failDNS := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: "upstream.invalid", IsNotFound: true}}
+	}
 	tests := []struct {
 		name        string
-		setup       func(t *testing.T) (url string, core *providers.Core)
+		url         func(t *testing.T) string
+		timeout     time.Duration
+		maxBody     int64
+		dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 		wantCode    string
 		wantUnknown bool
 	}{
 		{
-			name: "connection refused",
-			setup: func(t *testing.T) (string, *providers.Core) {
-				return "http://" + workertest.ClosedAddr(t) + "/x", &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
-			},
+			name:     "connection refused",
+			url:      func(t *testing.T) string { return "http://" + workertest.ClosedAddr(t) + "/x" },
 			wantCode: providers.CodeConnectionRefused, wantUnknown: false,
 		},
 		{
-			name: "dns failure",
-			setup: func(t *testing.T) (string, *providers.Core) {
-				hc := providers.NewHTTPClient(time.Second)
-				hc.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-					return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: "upstream.invalid", IsNotFound: true}}
-				}
-				return "http://upstream.invalid/x", &providers.Core{Provider: "p", HTTP: hc}
-			},
+			name:     "dns failure",
+			url:      func(t *testing.T) string { return "http://upstream.invalid/x" },
+			dial:     failDNS,
 			wantCode: providers.CodeDNS, wantUnknown: false,
 		},
 		{
 			name: "timeout",
-			setup: func(t *testing.T) (string, *providers.Core) {
-				srv, _ := blockingServer(t)
-				return srv.URL, &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(150 * time.Millisecond)}
+			url: func(t *testing.T) string {
+				srv, _, _ := blockingServer(t)
+				return srv.URL
 			},
+			timeout:  150 * time.Millisecond,
 			wantCode: providers.CodeTimeout, wantUnknown: true,
 		},
 		{
-			name: "connection closed after send",
-			setup: func(t *testing.T) (string, *providers.Core) {
-				return hijackServer(t, "").URL, &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
-			},
+			name:     "connection closed after send",
+			url:      func(t *testing.T) string { return hijackServer(t, "").URL },
 			wantCode: providers.CodeReset, wantUnknown: true,
 		},
 		{
 			name: "truncated body",
-			setup: func(t *testing.T) (string, *providers.Core) {
-				raw := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"resultCode\":"
-				return hijackServer(t, raw).URL, &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
+			url: func(t *testing.T) string {
+				return hijackServer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"resultCode\":").URL
 			},
 			wantCode: providers.CodeTruncatedBody, wantUnknown: true,
 		},
 		{
 			name: "oversized body",
-			setup: func(t *testing.T) (string, *providers.Core) {
+			url: func(t *testing.T) string {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					_, _ = io.WriteString(w, strings.Repeat("x", 1000))
 				}))
 				t.Cleanup(srv.Close)
-				return srv.URL, &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second), MaxBody: 100}
+				return srv.URL
 			},
+			maxBody:  100,
 			wantCode: providers.CodeBodyTooLarge, wantUnknown: true,
 		},
 		{
 			name: "oversized body at the default limit",
-			setup: func(t *testing.T) (string, *providers.Core) {
+			url: func(t *testing.T) string {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					_, _ = io.WriteString(w, strings.Repeat("x", int(providers.MaxBodyDefault)+1))
 				}))
 				t.Cleanup(srv.Close)
-				return srv.URL, &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
+				return srv.URL
 			},
 			wantCode: providers.CodeBodyTooLarge, wantUnknown: true,
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			url, core := tt.setup(t)
-			resp, err := core.PostJSON(t.Context(), url, nil, []byte(`{}`))
-			if err == nil {
-				t.Fatalf("PostJSON succeeded with status %d, want code %s", resp.Status, tt.wantCode)
-			}
-			pe := asError(t, err)
-			if pe.Class != providers.Transient || pe.Code != tt.wantCode || pe.Unknown != tt.wantUnknown || pe.Provider != "p" {
-				t.Fatalf("got class=%s code=%s unknown=%t provider=%s (%v), want transient %s unknown=%t",
-					pe.Class, pe.Code, pe.Unknown, pe.Provider, pe, tt.wantCode, tt.wantUnknown)
-			}
-			if pe.Err == nil {
-				t.Errorf("Err is nil, want the cause")
-			}
-		})
+		for _, cl := range clients {
+			t.Run(tt.name+"/"+cl.name, func(t *testing.T) {
+				t.Parallel()
+				timeout := cmp.Or(tt.timeout, time.Second)
+				core := cl.core(timeout, tt.maxBody)
+				if tt.dial != nil {
+					if core.HTTP != nil {
+						core.HTTP.Transport.(*http.Transport).DialContext = tt.dial
+					} else {
+						core.Fast = providers.NewFastClientDial(timeout, 0, 0, tt.dial)
+					}
+				}
+				resp, err := core.PostJSON(t.Context(), tt.url(t), nil, []byte(`{}`))
+				if err == nil {
+					t.Fatalf("PostJSON succeeded with status %d, want code %s", resp.Status, tt.wantCode)
+				}
+				pe := asError(t, err)
+				if pe.Class != providers.Transient || pe.Code != tt.wantCode || pe.Unknown != tt.wantUnknown || pe.Provider != "p" {
+					t.Fatalf("got class=%s code=%s unknown=%t provider=%s (%v), want transient %s unknown=%t",
+						pe.Class, pe.Code, pe.Unknown, pe.Provider, pe, tt.wantCode, tt.wantUnknown)
+				}
+				if pe.Err == nil {
+					t.Errorf("Err is nil, want the cause")
+				}
+				if tt.wantCode == providers.CodeBodyTooLarge && !errors.Is(err, providers.ErrBodyTooLarge) {
+					t.Errorf("error %v does not wrap ErrBodyTooLarge", err)
+				}
+			})
+		}
 	}
 }
 
 // TestPostJSONCanceled checks that a caller's cancellation (worker shutdown)
-// mid-call is Transient, Unknown, code "canceled".
+// mid-call is Transient, Unknown, code "canceled", and returns at once.
 func TestPostJSONCanceled(t *testing.T) {
 	t.Parallel()
-	srv, arrived := blockingServer(t)
-	core := &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Minute)}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-arrived:
-			cancel()
-		case <-time.After(waitTimeout):
-		}
-	}()
-	_, err := core.PostJSON(ctx, srv.URL, nil, []byte(`{}`))
-	pe := asError(t, err)
-	if pe.Class != providers.Transient || pe.Code != providers.CodeCanceled || !pe.Unknown {
-		t.Fatalf("got %s %s unknown=%t (%v), want transient canceled unknown", pe.Class, pe.Code, pe.Unknown, pe)
-	}
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("error %v does not wrap context.Canceled", err)
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) {
+			t.Parallel()
+			srv, arrived, left := blockingServer(t)
+			core := cl.core(time.Minute, 0)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			go func() {
+				select {
+				case <-arrived:
+					cancel()
+				case <-time.After(waitTimeout):
+				}
+			}()
+			start := time.Now()
+			_, err := core.PostJSON(ctx, srv.URL, nil, []byte(`{}`))
+			pe := asError(t, err)
+			if pe.Class != providers.Transient || pe.Code != providers.CodeCanceled || !pe.Unknown {
+				t.Fatalf("got %s %s unknown=%t (%v), want transient canceled unknown", pe.Class, pe.Code, pe.Unknown, pe)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("error %v does not wrap context.Canceled", err)
+			}
+			if d := time.Since(start); d > waitTimeout {
+				t.Errorf("PostJSON returned %s after the call began, want at its cancellation", d)
+			}
+			// The connection is closed: the upstream sees the client gone.
+			select {
+			case <-left:
+			case <-time.After(waitTimeout):
+				t.Errorf("the upstream did not see the client go within %s", waitTimeout)
+			}
+		})
 	}
 }
 
@@ -191,33 +234,38 @@ func TestPostJSONCanceled(t *testing.T) {
 // extra headers and the body byte for byte.
 func TestPostJSONSends(t *testing.T) {
 	t.Parallel()
-	got := make(chan *http.Request, 1)
-	gotBody := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- r
-		gotBody <- string(b)
-		w.Header().Set("X-Reply", "yes")
-		_, _ = io.WriteString(w, `{"ok":true}`)
-	}))
-	t.Cleanup(srv.Close)
-	core := &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
-	h := http.Header{}
-	h.Set("nonce-str", "abc")
-	const body = `{"orderId":2542285634920880794}`
-	resp, err := core.PostJSON(t.Context(), srv.URL+"/path", h, []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Status != 200 || string(resp.Body) != `{"ok":true}` || resp.Header.Get("X-Reply") != "yes" {
-		t.Fatalf("response = %d %q %v", resp.Status, resp.Body, resp.Header)
-	}
-	r := <-got
-	if r.Method != http.MethodPost || r.URL.Path != "/path" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("nonce-str") != "abc" {
-		t.Fatalf("upstream got %s %s content-type=%q nonce-str=%q", r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("nonce-str"))
-	}
-	if b := <-gotBody; b != body {
-		t.Fatalf("upstream got body %s, want %s", b, body)
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan *http.Request, 1)
+			gotBody := make(chan string, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got <- r
+				gotBody <- string(b)
+				w.Header().Set("X-Reply", "yes")
+				_, _ = io.WriteString(w, `{"ok":true}`)
+			}))
+			t.Cleanup(srv.Close)
+			core := cl.core(time.Second, 0)
+			h := http.Header{}
+			h.Set("nonce-str", "abc")
+			const body = `{"orderId":2542285634920880794}`
+			resp, err := core.PostJSON(t.Context(), srv.URL+"/path", h, []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != 200 || string(resp.Body) != `{"ok":true}` || resp.Header.Get("X-Reply") != "yes" {
+				t.Fatalf("response = %d %q %v", resp.Status, resp.Body, resp.Header)
+			}
+			r := <-got
+			if r.Method != http.MethodPost || r.URL.Path != "/path" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("nonce-str") != "abc" {
+				t.Fatalf("upstream got %s %s content-type=%q nonce-str=%q", r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("nonce-str"))
+			}
+			if b := <-gotBody; b != body {
+				t.Fatalf("upstream got body %s, want %s", b, body)
+			}
+		})
 	}
 }
 
@@ -260,44 +308,47 @@ func TestCheckStatus(t *testing.T) {
 		{name: "302 is not followed", status: 302, header: map[string]string{"Location": "/elsewhere"}, wantClass: providers.Transient, wantCode: "http_302"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodPost {
-					t.Errorf("upstream got %s %s: a redirect was followed", r.Method, r.URL.Path)
-				}
-				for k, v := range tt.header {
-					w.Header().Set(k, v)
-				}
-				w.Header().Set("X-Secret-Header", "do-not-show")
-				w.WriteHeader(tt.status)
-				_, _ = io.WriteString(w, tt.body)
-			}))
-			t.Cleanup(srv.Close)
-			core := &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second), NowFunc: func() time.Time { return now }}
-			resp, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = core.CheckStatus(resp)
-			if tt.wantClass == 0 {
+		for _, cl := range clients {
+			t.Run(tt.name+"/"+cl.name, func(t *testing.T) {
+				t.Parallel()
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodPost {
+						t.Errorf("upstream got %s %s: a redirect was followed", r.Method, r.URL.Path)
+					}
+					for k, v := range tt.header {
+						w.Header().Set(k, v)
+					}
+					w.Header().Set("X-Secret-Header", "do-not-show")
+					w.WriteHeader(tt.status)
+					_, _ = io.WriteString(w, tt.body)
+				}))
+				t.Cleanup(srv.Close)
+				core := cl.core(time.Second, 0)
+				core.NowFunc = func() time.Time { return now }
+				resp, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`))
 				if err != nil {
-					t.Fatalf("CheckStatus = %v, want nil", err)
+					t.Fatal(err)
 				}
-				return
-			}
-			pe := asError(t, err)
-			if pe.Class != tt.wantClass || pe.Code != tt.wantCode || pe.RetryAfter != tt.wantRetry || pe.Unknown != tt.wantUnknown {
-				t.Fatalf("got class=%s code=%s retry=%s unknown=%t, want %s %s %s %t",
-					pe.Class, pe.Code, pe.RetryAfter, pe.Unknown, tt.wantClass, tt.wantCode, tt.wantRetry, tt.wantUnknown)
-			}
-			if tt.wantMsg != "" && pe.Message != tt.wantMsg {
-				t.Errorf("Message = %q, want %q", pe.Message, tt.wantMsg)
-			}
-			if strings.Contains(pe.Error(), "do-not-show") {
-				t.Errorf("error text %q shows a header", pe.Error())
-			}
-		})
+				err = core.CheckStatus(resp)
+				if tt.wantClass == 0 {
+					if err != nil {
+						t.Fatalf("CheckStatus = %v, want nil", err)
+					}
+					return
+				}
+				pe := asError(t, err)
+				if pe.Class != tt.wantClass || pe.Code != tt.wantCode || pe.RetryAfter != tt.wantRetry || pe.Unknown != tt.wantUnknown {
+					t.Fatalf("got class=%s code=%s retry=%s unknown=%t, want %s %s %s %t",
+						pe.Class, pe.Code, pe.RetryAfter, pe.Unknown, tt.wantClass, tt.wantCode, tt.wantRetry, tt.wantUnknown)
+				}
+				if tt.wantMsg != "" && pe.Message != tt.wantMsg {
+					t.Errorf("Message = %q, want %q", pe.Message, tt.wantMsg)
+				}
+				if strings.Contains(pe.Error(), "do-not-show") {
+					t.Errorf("error text %q shows a header", pe.Error())
+				}
+			})
+		}
 	}
 }
 
@@ -545,14 +596,16 @@ func TestNewHTTPClient(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	core := &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(time.Second)}
-	for range 2 {
-		if _, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`)); err != nil {
-			t.Fatal(err)
+	for _, cl := range clients {
+		core := cl.core(time.Second, 0)
+		for range 2 {
+			if _, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if n := len(conns); n != 1 {
-		t.Fatalf("two calls opened %d connections, want 1", n)
+	if n := len(conns); n != len(clients) {
+		t.Fatalf("two calls by each of %d clients opened %d connections, want one each", len(clients), n)
 	}
 }
 
@@ -563,11 +616,12 @@ func TestHTTPClientForKeepsOneConnectionPerCall(t *testing.T) {
 	const calls = 50
 	for _, tt := range []struct {
 		name    string
-		hc      *http.Client
+		core    *providers.Core
 		wantNew int64 // connections opened by the second wave
 	}{
-		{"sized to the calls", providers.NewHTTPClientFor(5*time.Second, calls), 0},
-		{"default pool", providers.NewHTTPClient(5 * time.Second), calls - providers.IdleConnsDefault},
+		{"sized to the calls", &providers.Core{Provider: "p", HTTP: providers.NewHTTPClientFor(5*time.Second, calls)}, 0},
+		{"default pool", &providers.Core{Provider: "p", HTTP: providers.NewHTTPClient(5 * time.Second)}, calls - providers.IdleConnsDefault},
+		{"fasthttp sized to the calls", &providers.Core{Provider: "p", Fast: providers.NewFastClient(5*time.Second, calls, 0)}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var (
@@ -590,7 +644,7 @@ func TestHTTPClientForKeepsOneConnectionPerCall(t *testing.T) {
 			}
 			srv.Start()
 			t.Cleanup(srv.Close)
-			core := &providers.Core{Provider: "p", HTTP: tt.hc}
+			core := tt.core
 			// wave has every call in flight at once, then answers them all.
 			wave := func() {
 				mu.Lock()
@@ -622,5 +676,81 @@ func TestHTTPClientForKeepsOneConnectionPerCall(t *testing.T) {
 				t.Errorf("second wave opened %d new connections, want %d", got, tt.wantNew)
 			}
 		})
+	}
+}
+
+// TestFastClientSkipsClosedIdleConnection checks that a call does not go
+// out on an idle connection the upstream has closed since (a keep-alive
+// timeout shorter than the client's), where it would be lost with an
+// unknown outcome: it takes a new connection instead.
+func TestFastClientSkipsClosedIdleConnection(t *testing.T) {
+	t.Parallel()
+	closed := make(chan struct{}, 4)
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "{}")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed <- struct{}{}
+		}
+	}
+	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	fc := providers.NewFastClient(time.Second, 1, 0)
+	providers.SetIdleCheck(fc, 0)
+	core := &providers.Core{Provider: "p", Fast: fc}
+	if _, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the server did not close the idle connection within %s", waitTimeout)
+	}
+	resp, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`))
+	if err != nil {
+		t.Fatalf("call after the upstream closed the idle connection: %v", err)
+	}
+	if resp.Status != 200 || opened.Load() != 2 {
+		t.Fatalf("status %d over %d connections, want 200 over 2", resp.Status, opened.Load())
+	}
+}
+
+// TestFastClientTLS checks a call over HTTPS, and that an idle TLS
+// connection is checked and reused.
+func TestFastClientTLS(t *testing.T) {
+	t.Parallel()
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	fc := providers.NewFastClient(time.Second, 1, 0)
+	providers.SetTLSConfig(fc, srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	providers.SetIdleCheck(fc, 0)
+	core := &providers.Core{Provider: "p", Fast: fc}
+	for i := range 2 {
+		resp, err := core.PostJSON(t.Context(), srv.URL, nil, []byte(`{"n":1}`))
+		if err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		if resp.Status != 200 || string(resp.Body) != `{"n":1}` {
+			t.Fatalf("call %d: %d %q", i+1, resp.Status, resp.Body)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("two calls opened %d TLS connections, want 1", n)
 	}
 }

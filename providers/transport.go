@@ -15,9 +15,13 @@ type Transport struct {
 	// TimeoutDefault. It does not bound the retries, and is not used when
 	// HTTPClient is set.
 	Timeout time.Duration
-	// HTTPClient, if not nil, sends the requests instead of one built by
-	// NewHTTPClientFor(Timeout, Calls).
+	// HTTPClient, if not nil, sends the requests. Nil means a FastClient
+	// (NewFastClient(Timeout, Calls, 0)), or, when the environment names a
+	// proxy for the provider's URL, NewHTTPClientFor(Timeout, Calls).
 	HTTPClient *http.Client
+	// NetHTTP, when HTTPClient is nil, sends with NewHTTPClientFor(Timeout,
+	// Calls) even where no proxy is named.
+	NetHTTP bool
 	// Calls is how many calls may be in flight at once (the worker's
 	// concurrency): the idle connection pool is sized to it. Zero means
 	// IdleConnsDefault. It is not used when HTTPClient is set.
@@ -43,13 +47,17 @@ func (t Transport) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Build returns the HTTP core for provider and the clock and nonce source to
-// sign with, defaulting each unset field; defaultNonce is the provider's
-// own nonce rule.
-func (t Transport) Build(provider string, defaultNonce func() string) (core Core, now func() time.Time, nonce func() string) {
-	hc := t.HTTPClient
-	if hc == nil {
-		hc = NewHTTPClientFor(t.Timeout, t.Calls)
+// Build returns the HTTP core for provider, whose calls go to base, and the
+// clock and nonce source to sign with, defaulting each unset field;
+// defaultNonce is the provider's own nonce rule.
+func (t Transport) Build(provider, base string, defaultNonce func() string) (core Core, now func() time.Time, nonce func() string) {
+	core = Core{Provider: provider, HTTP: t.HTTPClient, NowFunc: t.NowFunc}
+	switch {
+	case t.HTTPClient != nil:
+	case t.NetHTTP || proxied(base):
+		core.HTTP = NewHTTPClientFor(t.Timeout, t.Calls)
+	default:
+		core.Fast = NewFastClient(t.Timeout, t.Calls, 0)
 	}
 	now, nonce = t.NowFunc, t.NonceFunc
 	if now == nil {
@@ -58,5 +66,5 @@ func (t Transport) Build(provider string, defaultNonce func() string) (core Core
 	if nonce == nil {
 		nonce = defaultNonce
 	}
-	return Core{Provider: provider, HTTP: hc, NowFunc: t.NowFunc}, now, nonce
+	return core, now, nonce
 }

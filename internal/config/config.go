@@ -160,6 +160,9 @@ type Worker struct {
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	UpstreamTimeout time.Duration
+	// NetHTTP sends the upstream calls with Go's net/http client instead
+	// of fasthttp (UPSTREAM_HTTP_CLIENT=net/http).
+	NetHTTP bool
 	// CompactAfter is how long a completed task stays whole before it is
 	// compacted; zero compacts it at the next maintenance pass.
 	CompactAfter time.Duration
@@ -182,7 +185,7 @@ var ErrVersion = errors.New("version requested")
 // limit every provider shares.
 type WorkerSection struct {
 	Concurrency, Dequeuers, Prefetch, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
-	MaxAge, InitialInterval, MaxInterval, CompactAfter                               *Setting
+	HTTPClient, MaxAge, InitialInterval, MaxInterval, CompactAfter                   *Setting
 }
 
 // AddWorker declares the worker's settings on l.
@@ -196,6 +199,8 @@ func AddWorker(l *Loader) *WorkerSection {
 		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks (asynq's TaskCheckInterval, each wait drawn from ½ to 1½ of it): about how long a cancellation waits before an idle worker sends it"}),
 		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "on SIGTERM, how long in-flight calls may finish; the unfinished ones go back to their queue"}),
 		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
+		HTTPClient: l.Add(Setting{Env: "UPSTREAM_HTTP_CLIENT", Flag: "upstream-http-client", Default: "fasthttp",
+			Help: "fasthttp (HTTP/1.1, about half the CPU per call) or net/http (Go's own client; HTTP/2 where the upstream offers it); a provider whose URL HTTPS_PROXY or HTTP_PROXY sends through a proxy uses net/http either way"}),
 		MaxAge:          l.Add(Setting{Env: "RETRY_MAX_AGE", Flag: "retry-max-age", Default: "0", Kind: "duration", Help: fmt.Sprintf("dead-letter a cancellation still failing this long after it was requested (0: the default, %s)", retry.MaxAgeDefault)}),
 		InitialInterval: l.Add(Setting{Env: "RETRY_INITIAL_INTERVAL", Flag: "retry-initial-interval", Default: retry.InitialIntervalDefault.String(), Kind: "duration", Help: "base delay before the first retry of a transient failure; it doubles with each counted failure, ±50% jitter"}),
 		MaxInterval:     l.Add(Setting{Env: "RETRY_MAX_INTERVAL", Flag: "retry-max-interval", Default: retry.MaxIntervalDefault.String(), Kind: "duration", Help: "cap on the base delay between two retries"}),
@@ -221,6 +226,13 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
 	w.UpstreamTimeout = l.Duration(s.UpstreamTimeout, 0, forever)
 	w.CompactAfter = l.Duration(s.CompactAfter, 0, tasks.RetentionDefault)
+	switch v := s.HTTPClient.Value(); v {
+	case "fasthttp":
+	case "net/http":
+		w.NetHTTP = true
+	default:
+		l.Bad(s.HTTPClient, "must be fasthttp or net/http, got %q", v)
+	}
 	if w.UpstreamTimeout == 0 && !l.Has(s.UpstreamTimeout) {
 		l.Bad(s.UpstreamTimeout, "must be positive")
 	}

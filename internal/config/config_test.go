@@ -100,6 +100,7 @@ func TestAdminErrors(t *testing.T) {
 		{name: "bad port", env: map[string]string{"ADMIN_ADDR": "127.0.0.1:http-alt"}, want: []string{"ADMIN_ADDR (--admin-addr): port must be a number from 0 to 65535"}},
 		{name: "port too large", env: map[string]string{"ADMIN_ADDR": "127.0.0.1:70000"}, want: []string{"port must be a number from 0 to 65535"}},
 		{name: "read-only not a bool", env: map[string]string{"ADMIN_READONLY": "yes please"}, want: []string{`ADMIN_READONLY (--admin-readonly): must be true or false, got "yes please"`}},
+		{name: "unknown HTTP client", env: map[string]string{"UPSTREAM_HTTP_CLIENT": "curl"}, want: []string{`UPSTREAM_HTTP_CLIENT (--upstream-http-client): must be fasthttp or net/http, got "curl"`}},
 		{name: "all reported at once", env: map[string]string{"ADMIN_READONLY": "maybe", "ADMIN_ADDR": "0.0.0.0:1", "LOG_FORMAT": "xml"},
 			want: []string{"ADMIN_READONLY (--admin-readonly)", "ADMIN_ADDR (--admin-addr)", "LOG_FORMAT (--log-format)"}},
 	}

@@ -144,7 +144,7 @@ func New(o Options) (*Worker, error) {
 		}
 		return p.WithDefaults(), nil
 	}
-	transport := providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NowFunc: o.NowFunc}
+	transport := providers.Transport{Timeout: c.UpstreamTimeout, Calls: c.Concurrency, NetHTTP: c.NetHTTP, NowFunc: o.NowFunc}
 	if o.Meari != nil {
 		mc := *o.Meari
 		mc.Transport = transport

@@ -155,7 +155,7 @@ func New(cfg Config) (*Client, error) {
 		mode:      mode,
 		tsFormat:  tsFormat,
 	}
-	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, func() string {
+	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, base, func() string {
 		return providers.RandomString(NonceLength, providers.Digits)
 	})
 	return c, nil

@@ -107,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 		secret: cfg.AccessSecret,
 		userID: cfg.UserID,
 	}
-	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, func() string {
+	c.core, c.now, c.nonce = cfg.Transport.Build(Provider, base, func() string {
 		return providers.RandomString(NonceLength, providers.Alphanumeric)
 	})
 	return c, nil
