@@ -28,11 +28,13 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 # The worker against asynq with an empty handler and a hand-written handler
-# (and, as one more contender, the worker with WORKER_PREFETCH=10), and
-# enqueue file against a plain asynq client, in one run (about 8 minutes;
-# run it with nothing else busy). Writes BENCHMARKS.md.
+# on net/http and on fasthttp (and, as more contenders, the worker with
+# WORKER_PREFETCH=10 and with UPSTREAM_HTTP_CLIENT=net/http), and enqueue
+# file against a plain asynq client, in one run (about 12 minutes; run it
+# with nothing else busy). Static binaries, as the Dockerfile builds them.
+# Writes BENCHMARKS.md.
 bench:
-	$(GO) run ./bench -out BENCHMARKS.md -variant WORKER_PREFETCH=10
+	CGO_ENABLED=0 $(GO) run ./bench -out BENCHMARKS.md -variant WORKER_PREFETCH=10 -variant UPSTREAM_HTTP_CLIENT=net/http
 
 # The same with N = 2,000 and one repetition: checks that it works and that
 # every task is processed exactly once (the test suite runs it too).

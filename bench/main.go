@@ -72,6 +72,8 @@ func child(name string, args []string) (code int, ok bool) {
 		}
 	case "handwritten":
 		err = runHandwritten(args[0], conc(), args[2], os.Getenv(envKey), os.Getenv(envSecret))
+	case "handwritten-fasthttp":
+		err = runHandwrittenFast(args[0], conc(), args[2], os.Getenv(envKey), os.Getenv(envSecret))
 	case "client":
 		var g int
 		if g, err = strconv.Atoi(args[2]); err == nil {
@@ -130,7 +132,7 @@ func run(args []string) int {
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, binaries) and say where")
-	who := fs.String("contenders", "", "comma-separated contenders to run: noop, handwritten, worker (default all)")
+	who := fs.String("contenders", "", "comma-separated contenders to run: noop, handwritten, handwritten-fasthttp, worker (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

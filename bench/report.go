@@ -92,7 +92,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		}
 	}
 	for _, k := range b.s.contenders {
-		if !b.s.parts["pickup"] || k == noopC {
+		if !b.s.parts["pickup"] || k == noopC || k == handFastC {
 			continue
 		}
 		res, bad, err := b.pickup(ctx, k, b.s.pickups)
@@ -274,6 +274,7 @@ func (r *report) markdown() string {
 		"Every run is checked: each task completed, none retried or archived, and the upstream called once per order (the worker's /metrics agreeing).\n\n", r.s.n, r.s.reps)
 
 	if len(r.runs) > 0 {
+		r.contenderList(w)
 		r.throughputTable(w)
 	}
 	r.stageTable(w)
@@ -416,14 +417,14 @@ func (r *report) outOfReach(w func(string, ...any)) {
 			"the worker %.0f µs: %s.", c, cpu(noopC, 0, c), cpu(workerBin, 0, c), verdict))
 	}
 	if len(lines) > 0 && len(r.profile) > 0 {
-		// profileGroups' order: fetch, complete, call, connection
-		// goroutines, decode, log, metrics, scheduler, GC.
+		// profileGroups' order: fetch, complete, call, of which its
+		// round trip, decode, log, metrics, scheduler, GC.
 		asynqRT := r.profile[0].micro + r.profile[1].micro
-		httpRT := r.profile[2].micro + r.profile[3].micro
+		httpRT := r.profile[2].micro
 		lines = append(lines, fmt.Sprintf("  The profile above puts %.0f µs of the worker's %.0f µs in asynq's two script round trips per task (fetch, complete) "+
-			"and %.0f µs in the net/http round trip (the calling goroutine and the connection's two); the worker's own work, decoding, logging and metrics, is %.0f µs. "+
+			"and %.0f µs in the upstream call (signing, the HTTP round trip, the reply); the worker's own work, decoding, logging and metrics, is %.0f µs. "+
 			"What would reach 150 µs: fetching and completing tasks many per script call, which asynq's processor does not do (one Dequeue and one "+
-			"MarkAsComplete per task, each a Lua script round trip), and an HTTP client without per-connection goroutines.",
+			"MarkAsComplete per task, each a Lua script round trip).",
 			asynqRT, r.profileTotal, httpRT, r.profile[4].micro+r.profile[5].micro+r.profile[6].micro))
 	}
 	if d, c := 20*time.Millisecond, 50; len(r.runs[cell{noopC, d, c}]) > 0 && len(r.runs[cell{workerBin, d, c}]) > 0 {
@@ -434,8 +435,8 @@ func (r *report) outOfReach(w func(string, ...any)) {
 				"%.2f of the %.0f bound: each slot cycle took %.1f ms, %.1f ms more than the wait. asynq frees a slot only after the complete round trip and fills it "+
 				"only after a fetch round trip, one fetch at a time per server, so a slot idles between calls; a real call adds its own overhead to the 20 ms "+
 				"(the worker logs each call's latency_ms), which leaves less still. The worker reached %.2f. "+
-				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do.",
-				a, a/bound, bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), x))
+				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do and `WORKER_PREFETCH` does%s.",
+				a, a/bound, bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), x, r.prefetchReached(d, c, bound)))
 		}
 	}
 	for _, d := range r.s.delays {
@@ -585,25 +586,48 @@ func (r *report) stageP50(stage string) string {
 	return msFigure(median(pick(rs, func(x runResult) float64 { return 1000 * x.stages[stage].p50 })))
 }
 
+// contenderList says what each contender is, and why each baseline is the
+// strongest fair version of itself.
+func (r *report) contenderList(w func(string, ...any)) {
+	w("## The contenders\n\n")
+	w("Each runs in a process of its own, built with the same Go, against the same Redis and stub, at the same concurrency, with asynq's default settings otherwise. The worker is built as the Dockerfile builds it (static, without symbol tables); (a), (b) and (b′) run in the bench's own binary (static too under `make bench`).\n\n")
+	for _, k := range r.s.contenders {
+		switch {
+		case k == noopC:
+			w("- **%s**: one asynq server whose handler calls nothing and only waits the upstream delay. What asynq itself costs: the ceiling of any handler on asynq's processor.\n", k.name)
+		case k == handwrittenC:
+			w("- **%s**: the handler a competent user writes from the vendor's page, as fast as it fairly gets: the payload decoded into a struct, the fields signed in their sorted order without a map or a sort, the body encoded from a struct, one net/http client whose pool keeps as many idle connections as there are slots (MaxIdleConns = MaxIdleConnsPerHost = concurrency), every reply read to its end so that its connection is reused (the connections column shows about the concurrency, never N), no logs, no metrics, no attempt records, no dead-letter queue (`bench/peers.go`).\n", k.name)
+		case k == handFastC:
+			w("- **%s**: (b) with its call sent through fasthttp's client (at most as many connections as slots, the reply read whole into a pooled buffer), the client the worker uses by default: what a user who also picks the faster client gets.\n", k.name)
+		case k == workerBin:
+			w("- **%s**: the worker binary in its production configuration: JSON logs at info to a file, the admin server with `/metrics` and the monitoring UI, the default retry policy and dequeuers; nothing set but the concurrency.\n", k.name)
+		default:
+			w("- **%s**: the worker as above, with that setting.\n", k.name)
+		}
+	}
+	w("\n")
+}
+
 // throughputTable writes the throughput runs' table and the bounds.
 func (r *report) throughputTable(w func(string, ...any)) {
 	w("## Throughput\n\n")
 	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task, and beside it Redis's and the stub's over the same window; RSS is the contender's peak (VmHWM), and beside it the largest anonymous part seen (RssAnon, sampled every 5 ms): its heap, stacks and other private memory, without its binary's pages mapped from the page cache. The ratios are medians of the ratios within each repetition, whose contenders run one after the other.\n\n")
-	w("| upstream delay | concurrency | contender | tasks/s | (c)/(b) | (c)/(a) | CPU µs/task | Redis, stub µs/task | peak RSS MB | of it anonymous, MB | TCP connections to the stub |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| upstream delay | concurrency | contender | tasks/s | / (b) | / (b′) | / (a) | CPU µs/task | Redis, stub µs/task | peak RSS MB | of it anonymous, MB | TCP connections to the stub |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range r.s.delays {
 		for _, c := range r.s.concurrency {
 			for _, k := range r.s.contenders {
 				rs := r.runs[cell{k, d, c}]
 				rates := pick(rs, func(x runResult) float64 { return x.rate })
-				ratioB, ratioA := "", ""
-				if k.isWorker() && len(r.runs[cell{handwrittenC, d, c}]) > 0 {
-					ratioB = fmt.Sprintf("%.2f×", r.ratio(k, handwrittenC, d, c))
+				// Each row against the contenders above it that it is
+				// measured against: (b′) against (b), the worker against all.
+				ratioTo := func(base contender) string {
+					if k == base || len(rs) == 0 || len(r.runs[cell{base, d, c}]) == 0 || (!k.isWorker() && (k != handFastC || base != handwrittenC)) {
+						return ""
+					}
+					return fmt.Sprintf("%.2f×", r.ratio(k, base, d, c))
 				}
-				if k.isWorker() && len(r.runs[cell{noopC, d, c}]) > 0 {
-					ratioA = fmt.Sprintf("%.2f×", r.ratio(k, noopC, d, c))
-				}
-				w("| %s | %d | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f | %.1f | %s |\n", d, c, k.name, spread(rates, "%.0f"), ratioB, ratioA,
+				w("| %s | %d | %s | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f | %.1f | %s |\n", d, c, k.name, spread(rates, "%.0f"), ratioTo(handwrittenC), ratioTo(handFastC), ratioTo(noopC),
 					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })),
 					median(pick(rs, func(x runResult) float64 { return micros(x.redisCPU) })),
 					median(pick(rs, func(x runResult) float64 { return micros(x.stubCPU) })),
@@ -623,4 +647,15 @@ func (r *report) throughputTable(w func(string, ...any)) {
 		}
 	}
 
+}
+
+// prefetchReached says what fraction of bound the worker with a
+// WORKER_PREFETCH variant reached at d, c, if one ran.
+func (r *report) prefetchReached(d time.Duration, c int, bound float64) string {
+	for _, k := range r.s.contenders {
+		if strings.Contains(k.env, "WORKER_PREFETCH=") && len(r.runs[cell{k, d, c}]) > 0 {
+			return fmt.Sprintf(" (with `%s` the worker reached %.2f)", k.env, r.rate(k, d, c)/bound)
+		}
+	}
+	return ""
 }

@@ -53,8 +53,9 @@ func variant(env string) contender {
 var (
 	noopC        = contender{key: "noop", name: "(a) asynq, handler that only waits the delay"}
 	handwrittenC = contender{key: "handwritten", name: "(b) hand-written asynq handler"}
+	handFastC    = contender{key: "handwritten-fasthttp", name: "(b′) the same on fasthttp"}
 	workerBin    = contender{key: "worker", name: "(c) cancelworker worker"}
-	contenders   = []contender{noopC, handwrittenC, workerBin}
+	contenders   = []contender{noopC, handwrittenC, handFastC, workerBin}
 )
 
 // bench holds what every run shares: the binaries, Redis and the stub.
@@ -89,7 +90,9 @@ func setUp(ctx context.Context, s settings) (*bench, error) {
 		pkg string
 	}{{&b.worker, "./cmd/worker"}, {&b.enqueue, "./cmd/enqueue"}} {
 		*c.out = filepath.Join(dir, filepath.Base(c.pkg))
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", *c.out, c.pkg)
+		// As the Dockerfile builds them: static, without symbol tables.
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", *c.out, c.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("go build %s: %v\n%s", c.pkg, err, out)
@@ -262,8 +265,8 @@ func (b *bench) startContender(k contender, conc int, delay time.Duration) (p *p
 	switch {
 	case k == noopC:
 		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c, delay.String())
-	case k == handwrittenC:
-		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, "handwritten", b.redisAddr, c, b.stubURL)
+	case k == handwrittenC, k == handFastC:
+		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, k.key, b.redisAddr, c, b.stubURL)
 	case k.isWorker():
 		if admin, err = freeAddr(); err != nil {
 			return nil, "", err
@@ -675,7 +678,8 @@ func (b *bench) writeOrders(n int) (string, error) {
 }
 
 // profileGroup is one line of the CPU breakdown: the functions whose
-// cumulative time it sums (none of them calling another).
+// cumulative time it sums (none of them calling another; a line named "of
+// which" is part of the line above it).
 type profileGroup struct {
 	name  string
 	funcs []string
@@ -688,8 +692,8 @@ func profileGroups() []profileGroup {
 	return []profileGroup{
 		{name: "asynq: fetching the task (Dequeue script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).Dequeue"}},
 		{name: "asynq: marking it complete (MarkAsComplete script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).MarkAsComplete"}},
-		{name: "handler: the Meari call on the calling goroutine (sign, encode, net/http round trip, reply)", funcs: []string{"github.com/cancelworker/cancelworker/providers/meari.(*Client).Cancel"}},
-		{name: "net/http: the connection's read and write goroutines", funcs: []string{"net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
+		{name: "handler: the Meari call on the calling goroutine (sign, encode, the HTTP round trip, decode the reply)", funcs: []string{"github.com/cancelworker/cancelworker/providers/meari.(*Client).Cancel"}},
+		{name: "of which the HTTP round trip (fasthttp's write and read of the call)", funcs: []string{"github.com/cancelworker/cancelworker/providers.(*FastClient).roundTrip"}},
 		{name: "handler: decoding the payload", funcs: []string{"github.com/cancelworker/cancelworker/internal/worker.(*Handler).decode"}},
 		{name: "handler: the log line", funcs: []string{"go.uber.org/zap.(*Logger).Info"}},
 		{name: "handler: metrics", funcs: []string{"github.com/cancelworker/cancelworker/internal/metrics.(*Metrics).Attempt"}},
