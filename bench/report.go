@@ -435,8 +435,8 @@ func (r *report) outOfReach(w func(string, ...any)) {
 				"%.2f of the %.0f bound: each slot cycle took %.1f ms, %.1f ms more than the wait. asynq frees a slot only after the complete round trip and fills it "+
 				"only after a fetch round trip, one fetch at a time per server, so a slot idles between calls; a real call adds its own overhead to the 20 ms "+
 				"(the worker logs each call's latency_ms), which leaves less still. The worker reached %.2f. "+
-				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do and `WORKER_PREFETCH` does%s.",
-				a, a/bound, bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), x, r.prefetchReached(d, c, bound)))
+				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do and `WORKER_PREFETCH` does%s.%s",
+				a, a/bound, bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), x, r.prefetchReached(d, c, bound), r.callBoundText(d, c, bound)))
 		}
 	}
 	for _, d := range r.s.delays {
@@ -499,16 +499,17 @@ func (r *report) stageTable(w func(string, ...any)) {
 	w("\n### Where a task's time goes in the worker\n\n")
 	w("p50 / p99 of each stage of each task, in ms, from the worker's own `cancelworker_task_stage_seconds` histogram (medians over the repetitions; estimated within its buckets, which grow by 1.5×): " +
 		"fetch is asynq's dequeue script round trip, dispatch the wait from its reply to the handler's start, prepare the decoding, rate limit and breaker, upstream the call, " +
-		"finish the log line and metrics after it, complete asynq's completion script round trip. Beyond the upstream is the sum of the other p50s.\n\n")
+		"finish the log line and metrics after it, complete asynq's completion script round trip. Beyond the upstream is the sum of the other p50s. " +
+		"The upstream's mean is exact (the histogram's sum over its count): with at most concurrency calls in flight, concurrency / that mean is the most any client of this stub reaches here.\n\n")
 	w("| upstream delay | concurrency |")
 	for _, st := range stageOrder {
 		w(" %s |", st)
 	}
-	w(" beyond the upstream, p50 |\n|---|---|")
+	w(" beyond the upstream, p50 | upstream, mean | concurrency / mean |\n|---|---|")
 	for range stageOrder {
 		w("---|")
 	}
-	w("---|\n")
+	w("---|---|---|\n")
 	for _, k := range cells {
 		rs := r.runs[k]
 		w("| %s | %d |", k.delay, k.conc)
@@ -521,8 +522,27 @@ func (r *report) stageTable(w func(string, ...any)) {
 				beyond += p50
 			}
 		}
-		w(" %s |\n", msFigure(beyond))
+		mean := median(pick(rs, func(x runResult) float64 { return x.stages["upstream"].mean }))
+		bound := "–"
+		if mean > 0 {
+			bound = fmt.Sprintf("%.0f/s", float64(k.conc)/mean)
+		}
+		w(" %s | %s | %s |\n", msFigure(beyond), msFigure(1000*mean), bound)
 	}
+}
+
+// callBound is concurrency over the worker's mean upstream call at d, c:
+// the most calls a second any client of the stub gets there; zero if not
+// measured.
+func (r *report) callBound(d time.Duration, c int) float64 {
+	rs := r.runs[cell{workerBin, d, c}]
+	if len(rs) == 0 {
+		return 0
+	}
+	if mean := median(pick(rs, func(x runResult) float64 { return x.stages["upstream"].mean })); mean > 0 {
+		return float64(c) / mean
+	}
+	return 0
 }
 
 // msFigure writes milliseconds with two significant decimals below 1.
@@ -655,6 +675,30 @@ func (r *report) prefetchReached(d time.Duration, c int, bound float64) string {
 	for _, k := range r.s.contenders {
 		if strings.Contains(k.env, "WORKER_PREFETCH=") && len(r.runs[cell{k, d, c}]) > 0 {
 			return fmt.Sprintf(" (with `%s` the worker reached %.2f)", k.env, r.rate(k, d, c)/bound)
+		}
+	}
+	return ""
+}
+
+// callBoundText says how far below the bound the calls themselves keep
+// any client at d, c: the stub answers no faster than its delay and its
+// own work on one P.
+func (r *report) callBoundText(d time.Duration, c int, bound float64) string {
+	cb := r.callBound(d, c)
+	if cb <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" But the calls themselves took %.1f ms on average as the worker timed them (the stub's %s, its own queueing on one P on a machine whose two cores are busy, and the network), "+
+		"so %d calls in flight at once make at most %.0f calls a second: %.2f of the bound, the most any client of this stub reaches here, and the worker's %.0f tasks/s is %.2f of that.",
+		1000*float64(c)/cb, d, c, cb, cb/bound, r.rate(workerBin, d, c), r.rate(workerBin, d, c)/cb) + r.prefetchOf(d, c, cb)
+}
+
+// prefetchOf says what fraction of callBound a WORKER_PREFETCH variant
+// reached at d, c, if one ran.
+func (r *report) prefetchOf(d time.Duration, c int, cb float64) string {
+	for _, k := range r.s.contenders {
+		if strings.Contains(k.env, "WORKER_PREFETCH=") && len(r.runs[cell{k, d, c}]) > 0 {
+			return fmt.Sprintf(" With `%s`, %.0f tasks/s: %.2f of it.", k.env, r.rate(k, d, c), r.rate(k, d, c)/cb)
 		}
 	}
 	return ""

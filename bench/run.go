@@ -444,7 +444,18 @@ func (b *bench) workerMetrics(ctx context.Context, admin string) (int, map[strin
 	}
 	total := 0
 	buckets := map[string][]bucket{} // stage → cumulative buckets, in order
+	sums, counts := map[string]float64{}, map[string]float64{}
 	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, "cancelworker_task_stage_seconds_sum{"); ok {
+			if err := sumOrCount(rest, sums); err != nil {
+				return 0, nil, fmt.Errorf("worker /metrics: %q: %w", l, err)
+			}
+		}
+		if rest, ok := strings.CutPrefix(l, "cancelworker_task_stage_seconds_count{"); ok {
+			if err := sumOrCount(rest, counts); err != nil {
+				return 0, nil, fmt.Errorf("worker /metrics: %q: %w", l, err)
+			}
+		}
 		switch {
 		case strings.HasPrefix(l, "cancelworker_attempts_total{") && strings.Contains(l, `class="success"`):
 			f := strings.Fields(l)
@@ -463,16 +474,39 @@ func (b *bench) workerMetrics(ctx context.Context, admin string) (int, map[strin
 	}
 	stages := map[string]stageQuantiles{}
 	for stage, bs := range buckets {
-		stages[stage] = stageQuantiles{p50: quantile(bs, 0.5), p99: quantile(bs, 0.99)}
+		q := stageQuantiles{p50: quantile(bs, 0.5), p99: quantile(bs, 0.99)}
+		if counts[stage] > 0 {
+			q.mean = sums[stage] / counts[stage]
+		}
+		stages[stage] = q
 	}
 	return total, stages, nil
+}
+
+// sumOrCount reads `stage="fetch"} 1.5` (a histogram's _sum or _count
+// line after its name and brace) into m[stage].
+func sumOrCount(l string, m map[string]float64) error {
+	labels, value, ok := strings.Cut(l, "} ")
+	if !ok {
+		return errors.New("no value")
+	}
+	stage := ""
+	for _, kv := range strings.Split(labels, ",") {
+		if k, v, _ := strings.Cut(kv, "="); k == "stage" {
+			stage = strings.Trim(v, `"`)
+		}
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	m[stage] = v
+	return err
 }
 
 // bucket is one cumulative histogram bucket: count observations ≤ le.
 type bucket struct{ le, count float64 }
 
-// stageQuantiles are a stage's median and 99th percentile, in seconds.
-type stageQuantiles struct{ p50, p99 float64 }
+// stageQuantiles are a stage's median, 99th percentile and mean, in
+// seconds.
+type stageQuantiles struct{ p50, p99, mean float64 }
 
 // parseBucket reads `..._bucket{le="0.001",stage="fetch"} 42`.
 func parseBucket(l string) (stage string, le, count float64, err error) {
