@@ -79,7 +79,6 @@ func (f *FastClient) host(u *fasthttp.URI) *fasthttp.HostClient {
 		Addr:      addr,
 		IsTLS:     isTLS,
 		TLSConfig: f.tlsConfig,
-		Name:      "cancelworker",
 		// net's own errors (refused, DNS, "dial"), which transportError
 		// tells apart: the request was never sent.
 		DialTimeout: func(addr string, t time.Duration) (net.Conn, error) {

@@ -262,6 +262,12 @@ func TestPostJSONSends(t *testing.T) {
 			if r.Method != http.MethodPost || r.URL.Path != "/path" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("nonce-str") != "abc" {
 				t.Fatalf("upstream got %s %s content-type=%q nonce-str=%q", r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("nonce-str"))
 			}
+			// One of each: no header of the client's own next to ours.
+			for _, name := range []string{"Content-Type", "Accept", "Nonce-Str"} {
+				if n := len(r.Header.Values(name)); n > 1 {
+					t.Errorf("upstream got %d %s headers, want one", n, name)
+				}
+			}
 			if b := <-gotBody; b != body {
 				t.Fatalf("upstream got body %s, want %s", b, body)
 			}
