@@ -199,15 +199,7 @@ func TestPostJSONCanceled(t *testing.T) {
 			t.Parallel()
 			srv, arrived, left := blockingServer(t)
 			core := cl.core(time.Minute, 0)
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			go func() {
-				select {
-				case <-arrived:
-					cancel()
-				case <-time.After(waitTimeout):
-				}
-			}()
+			ctx := workertest.CancelOnArrival(t, arrived, waitTimeout)
 			start := time.Now()
 			_, err := core.PostJSON(ctx, srv.URL, nil, []byte(`{}`))
 			pe := asError(t, err)

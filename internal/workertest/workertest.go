@@ -405,3 +405,19 @@ func (b *Buffer) Tail(n int) string {
 	}
 	return s
 }
+
+// CancelOnArrival returns a context of t's that is cancelled as soon as
+// arrived receives or is closed: a call cut off mid-flight. If nothing
+// arrives within timeout it is left alone, and the test's own checks fail.
+func CancelOnArrival(t testing.TB, arrived <-chan struct{}, timeout time.Duration) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() {
+		select {
+		case <-arrived:
+			cancel()
+		case <-time.After(timeout):
+		}
+	}()
+	return ctx
+}

@@ -2,7 +2,6 @@ package meari_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/workertest"
 	"github.com/cancelworker/cancelworker/providers"
 	"github.com/cancelworker/cancelworker/providers/meari"
 )
@@ -473,15 +473,7 @@ func TestCancelCanceled(t *testing.T) {
 		close(arrived)
 		<-r.Context().Done()
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-arrived:
-			cancel()
-		case <-time.After(waitTimeout):
-		}
-	}()
+	ctx := workertest.CancelOnArrival(t, arrived, waitTimeout)
 	err := newClient(t, u.srv.URL, nil).Cancel(ctx, testOrder)
 	if pe := asError(t, err); pe.Class != providers.Transient || pe.Code != providers.CodeCanceled || !pe.Unknown {
 		t.Fatalf("got %s %s unknown=%t, want transient canceled unknown", pe.Class, pe.Code, pe.Unknown)
