@@ -138,7 +138,7 @@ func (f *FastClient) roundTrip(ctx context.Context, hc *fasthttp.HostClient, req
 		cc, err = hc.AcquireConn(time.Until(deadline), false)
 	}
 	if err != nil {
-		return err
+		return noConnError{err}
 	}
 	conn := cc.Conn()
 	if err := conn.SetDeadline(deadline); err != nil {
@@ -169,19 +169,27 @@ func (f *FastClient) roundTrip(ctx context.Context, hc *fasthttp.HostClient, req
 	return nil
 }
 
-// fastError says what a fasthttp error means in transportError's terms:
-// never sent (no connection free in time), no complete reply in time,
-// closed before the reply, the body cut short (fasthttp's only
-// io.ErrUnexpectedEOF is a body shorter than its declared length) or over
-// the limit.
+// noConnError is a failure to get a connection, dial errors included:
+// the request was never sent.
+type noConnError struct{ err error }
+
+func (e noConnError) Error() string { return e.err.Error() }
+func (e noConnError) Unwrap() error { return e.err }
+
+// fastError says what a FastClient error means in transportError's terms,
+// where net's own errors do not say it: no connection free in time (never
+// sent), no reply in time (fasthttp's ErrTimeout from reading the status
+// line), the body cut short (fasthttp's only io.ErrUnexpectedEOF is a body
+// shorter than its declared length) or over the limit.
 func fastError(err error) (code, message string, unknown, ok bool) {
+	var noConn noConnError
 	switch {
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
+	case errors.As(err, &noConn) && (errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrTimeout)):
 		return CodeConnect, "no connection free in time", false, true
+	case errors.As(err, &noConn):
+		return "", "", false, false // net's dial errors: classified as for net/http
 	case errors.Is(err, fasthttp.ErrTimeout):
 		return CodeTimeout, "no complete reply in time", true, true
-	case errors.Is(err, fasthttp.ErrConnectionClosed):
-		return CodeReset, "connection reset or closed after the request was sent", true, true
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return CodeTruncatedBody, "reply body ended before its declared length", true, true
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -213,6 +213,10 @@ func (c *Core) transportError(ctx context.Context, err error, reading, viaFast b
 		code, msg, unknown, fast = fastError(err)
 	}
 	switch {
+	case fast && !unknown:
+		// FastClient knows the request never went out, even if the
+		// caller's context ended while it waited.
+		e.Code, e.Message, e.Unknown = code, msg, unknown
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		e.Code, e.Message = CodeCanceled, "call cancelled before the reply was read"
 	case ctx.Err() != nil:

@@ -752,3 +752,29 @@ func TestFastClientTLS(t *testing.T) {
 		t.Fatalf("two calls opened %d TLS connections, want 1", n)
 	}
 }
+
+// TestFastClientNoFreeConnection checks that a call which finds every
+// connection busy until its deadline fails as never sent: code "connect",
+// outcome known.
+func TestFastClientNoFreeConnection(t *testing.T) {
+	t.Parallel()
+	srv, arrived, _ := blockingServer(t)
+	core := &providers.Core{Provider: "p", Fast: providers.NewFastClient(time.Minute, 1, 0)} // 2 connections
+	for range 2 {
+		go func() { _, _ = core.PostJSON(t.Context(), srv.URL, nil, []byte(`{}`)) }()
+	}
+	for range 2 {
+		select {
+		case <-arrived:
+		case <-time.After(waitTimeout):
+			t.Fatal("the two calls that hold the connections did not arrive")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := core.PostJSON(ctx, srv.URL, nil, []byte(`{}`))
+	pe := asError(t, err)
+	if pe.Class != providers.Transient || pe.Code != providers.CodeConnect || pe.Unknown {
+		t.Fatalf("got %s %s unknown=%t (%v), want transient connect, outcome known", pe.Class, pe.Code, pe.Unknown, pe)
+	}
+}
