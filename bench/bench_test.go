@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,23 @@ func TestQuick(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
+	}
+	// The stub keeps its delay: at 20 ms its mean time per call is at
+	// least 20 ms (and not, say, a timer that never fired).
+	found := false
+	for _, line := range strings.Split(text, "\n") {
+		cols := strings.Split(line, "|")
+		if !strings.HasPrefix(line, "| 20ms | 50 | ") || len(cols) != 14 || !strings.Contains(cols[3], " / ") {
+			continue // not the stage table's row, whose stages are "p50 / p99"
+		}
+		found = true
+		held, err := strconv.ParseFloat(strings.TrimSpace(cols[len(cols)-3]), 64)
+		if err != nil || held < 20 || held > 40 {
+			t.Errorf("stage table: the stub's mean time per call at 20ms is %q, want 20–40 ms: %s", cols[len(cols)-3], line)
+		}
+	}
+	if !found {
+		t.Errorf("report lacks the stage table's row for 20ms / 50:\n%s", text)
 	}
 	if strings.Contains(text, "violations") {
 		t.Errorf("report lists exactly-once violations:\n%s", text)

@@ -100,6 +100,7 @@ type settings struct {
 	// knob's effect; the report says so when it is set.
 	workerEnv  []string
 	parts      map[string]bool // which measurements to run
+	args       []string        // the bench's command line, for the report
 	contenders []contender     // which contenders
 }
 
@@ -136,7 +137,7 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	s := settings{n: 20000, reps: 3, pickups: 200, delays: []time.Duration{0, 20 * time.Millisecond}, concurrency: []int{50, 200}, out: *out, quick: *quick}
+	s := settings{n: 20000, reps: 3, pickups: 200, delays: []time.Duration{0, 20 * time.Millisecond}, concurrency: []int{50, 200}, out: *out, quick: *quick, args: args}
 	if *quick {
 		s.n, s.reps, s.pickups = 2000, 1, 20
 	}

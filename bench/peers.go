@@ -33,13 +33,7 @@ func runNoop(redisAddr string, concurrency int, delay time.Duration) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeMeariCancel, func(ctx context.Context, _ *asynq.Task) error {
 		if delay > 0 {
-			t := time.NewTimer(delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return hold(ctx, delay)
 		}
 		return nil
 	})
@@ -259,4 +253,16 @@ func cmpErr(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// sleepCtx waits d on a Go timer, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

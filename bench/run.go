@@ -305,6 +305,9 @@ type runResult struct {
 	// (the bench's own /stats request included): about the concurrency
 	// when the contender reuses them, about the calls when it does not.
 	conns int64
+	// stubHold is the stub's mean time in its handler per call (from its
+	// start to the reply handed to net/http): the delay as the stub kept it.
+	stubHold time.Duration
 	// stages is the worker's time per stage (its /metrics), by stage.
 	stages map[string]stageQuantiles
 }
@@ -414,6 +417,9 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 		return res, nil, err
 	}
 	res.conns = st.Conns
+	if st.Held > 0 {
+		res.stubHold = time.Duration(st.HeldNs / st.Held)
+	}
 	wantCalls := n
 	if k == noopC {
 		wantCalls = 0

@@ -22,6 +22,9 @@ type stub struct {
 	secret string
 
 	conns atomic.Int64 // TCP connections accepted since the last reset
+	// From each call's handler start to its reply being written, summed
+	// over the calls since the last reset: the stub's own share of a call.
+	held, heldNs atomic.Int64
 
 	mu      sync.Mutex
 	delay   time.Duration
@@ -35,6 +38,8 @@ type stub struct {
 type stubStats struct {
 	Calls   int              `json:"calls"`
 	Conns   int64            `json:"conns"` // TCP connections accepted
+	Held    int64            `json:"held"`  // calls answered, and their time in the handler
+	HeldNs  int64            `json:"held_ns"`
 	Bad     int              `json:"bad"`
 	Orders  int              `json:"orders"`
 	Repeats map[string]int   `json:"repeats"`
@@ -59,7 +64,8 @@ func runStub(addr string) error {
 }
 
 func (s *stub) cancel(w http.ResponseWriter, r *http.Request) {
-	now := time.Now().UnixNano()
+	start := time.Now()
+	now := start.UnixNano()
 	var req meari.Request
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, "bad body", http.StatusBadRequest)
@@ -79,14 +85,16 @@ func (s *stub) cancel(w http.ResponseWriter, r *http.Request) {
 	delay := s.delay
 	s.mu.Unlock()
 	if delay > 0 {
-		time.Sleep(delay)
+		_ = hold(r.Context(), delay)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	reply := `{"resultCode":"1001"}`
 	if !ok {
-		_, _ = w.Write([]byte(`{"resultCode":"1023"}`))
-		return
+		reply = `{"resultCode":"1023"}`
 	}
-	_, _ = w.Write([]byte(`{"resultCode":"1001"}`))
+	_, _ = w.Write([]byte(reply))
+	s.held.Add(1)
+	s.heldNs.Add(int64(time.Since(start)))
 }
 
 func (s *stub) reset(w http.ResponseWriter, r *http.Request) {
@@ -99,13 +107,15 @@ func (s *stub) reset(w http.ResponseWriter, r *http.Request) {
 	s.delay, s.calls, s.bad = d, 0, 0
 	s.first, s.repeats = map[string]int64{}, map[string]int{}
 	s.conns.Store(0)
+	s.held.Store(0)
+	s.heldNs.Store(0)
 	s.mu.Unlock()
 }
 
 func (s *stub) stats(w http.ResponseWriter, r *http.Request) {
 	arrivals, _ := strconv.ParseBool(r.URL.Query().Get("arrivals"))
 	s.mu.Lock()
-	st := stubStats{Calls: s.calls, Conns: s.conns.Load(), Bad: s.bad, Orders: len(s.first), Repeats: s.repeats}
+	st := stubStats{Calls: s.calls, Conns: s.conns.Load(), Held: s.held.Load(), HeldNs: s.heldNs.Load(), Bad: s.bad, Orders: len(s.first), Repeats: s.repeats}
 	if arrivals {
 		st.Arrived = s.first
 	}
