@@ -241,6 +241,7 @@ type job struct {
 // acknowledgement, a lost lease, a shutdown cut-off) is found from asynq's
 // retry count (taskstore.RecordFailure).
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	growStack()
 	taskID, _ := asynq.GetTaskID(ctx)
 	marks := h.stages.started(taskID)
 	var span trace.Span
