@@ -12,7 +12,8 @@ package worker
 // the handler). Growing it once, here, where the stack is still shallow,
 // costs one copy of a few frames and one clear of the pad. The pad is
 // 12 KiB so that the stack grows to 16 KiB, the largest size each P keeps
-// a cache of; a 16 KiB pad would need 32 KiB, taken from the heap.
+// a cache of; a 16 KiB pad would need 32 KiB, which comes from the
+// runtime's page heap instead.
 //
 //go:noinline
 func growStack() {
