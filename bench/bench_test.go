@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestQuick runs the quick benchmark end to end: its own Redis and stub,
@@ -15,7 +18,7 @@ import (
 // otherwise), never a speed.
 func TestQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the quick benchmark takes about 40 s")
+		t.Skip("the quick benchmark takes about 75 s")
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("REQUIRE_REDIS") == "1" {
@@ -46,6 +49,7 @@ func TestQuick(t *testing.T) {
 		"TCP connections to the stub", "### Where a task's time goes in the worker", "| 20ms | 50 |",
 		"## The bound of asynq's processor", "| the same scripts pipelined, 50 calls per round trip |",
 		"## Tracing on and off", "| 0s | 50 | on |",
+		"cores: " + strconv.Itoa(runtime.NumCPU()) + " (GOMAXPROCS 1 for the contenders",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
@@ -68,7 +72,61 @@ func TestQuick(t *testing.T) {
 	if !found {
 		t.Errorf("report lacks the stage table's row for 20ms / 50:\n%s", text)
 	}
+	// Each baseline ran at the machine's cores too, and so did the
+	// producers, so that none is measured at a setting that slows it.
+	if n := runtime.NumCPU(); n > 1 {
+		for _, want := range []string{
+			"### GOMAXPROCS",
+			fmt.Sprintf("| 0s | 200 | (b) hand-written asynq handler, GOMAXPROCS %d |", n),
+			fmt.Sprintf("| 20ms | 50 | (b′) the same on fasthttp, GOMAXPROCS %d |", n),
+			fmt.Sprintf("| plain asynq.Client, 64 goroutines, GOMAXPROCS %d |", n),
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("report lacks %q:\n%s", want, text)
+			}
+		}
+	}
 	if strings.Contains(text, "violations") {
 		t.Errorf("report lists exactly-once violations:\n%s", text)
+	}
+}
+
+// TestRatioAgainstFasterSetting checks that the worker is measured against
+// a baseline at whichever GOMAXPROCS made it faster, repetition by
+// repetition.
+func TestRatioAgainstFasterSetting(t *testing.T) {
+	s := settings{procs: 1, contenders: contenders, delays: []time.Duration{0}, concurrency: []int{50}}
+	for _, k := range contenders {
+		s.checks = append(s.checks, k.at(2))
+	}
+	r := &report{s: s, runs: map[cell][]runResult{}}
+	runs := func(k contender, rates ...float64) {
+		for _, x := range rates {
+			r.runs[cell{k, 0, 50}] = append(r.runs[cell{k, 0, 50}], runResult{rate: x})
+		}
+	}
+	runs(workerBin, 6000, 6600, 6000)
+	runs(handwrittenC, 4000, 4400, 4000)
+	runs(handwrittenC.at(2), 5000, 5500, 5000)
+	if got := r.strongest(handwrittenC, 0, 50); got != handwrittenC.at(2) {
+		t.Fatalf("strongest (b) is %q, want it at GOMAXPROCS 2", got.name)
+	}
+	if got := r.ratio(workerBin, r.strongest(handwrittenC, 0, 50), 0, 50); got < 1.199 || got > 1.201 {
+		t.Errorf("worker / strongest (b) = %.3f, want 1.2", got)
+	}
+	// When the run's own setting is the faster, it is the baseline.
+	runs(handFastC, 5000, 5000, 5000)
+	runs(handFastC.at(2), 4000, 4000, 4000)
+	if got := r.strongest(handFastC, 0, 50); got != handFastC {
+		t.Errorf("strongest (b′) is %q, want it at GOMAXPROCS 1", got.name)
+	}
+	// A cell without check runs falls back to the run's setting.
+	if got := r.strongest(handwrittenC, 20*time.Millisecond, 50); got != handwrittenC {
+		t.Errorf("strongest (b) in a cell without checks is %q", got.name)
+	}
+	var sb strings.Builder
+	r.procsTable(func(f string, a ...any) { fmt.Fprintf(&sb, f, a...) })
+	if !strings.Contains(sb.String(), "| 0s | 50 | (b) hand-written asynq handler, GOMAXPROCS 2 | 5000 (5000–5500) | 1.25× |") || !strings.Contains(sb.String(), "**GOMAXPROCS 2** |") {
+		t.Errorf("GOMAXPROCS table:\n%s", sb.String())
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,6 +103,12 @@ type settings struct {
 	parts      map[string]bool // which measurements to run
 	args       []string        // the bench's command line, for the report
 	contenders []contender     // which contenders
+	// procs is every contender's and producer's GOMAXPROCS (the stub's is
+	// 1). checks are the contenders run again in every cell at another
+	// GOMAXPROCS, so that no baseline is measured at a setting that slows
+	// it: each ratio is taken against the baseline's faster setting.
+	procs  int
+	checks []contender
 }
 
 func run(args []string) int {
@@ -133,6 +140,8 @@ func run(args []string) int {
 	delays := fs.String("delays", "", "comma-separated upstream delays (default 0,20ms)")
 	concs := fs.String("concurrency", "", "comma-separated concurrencies (default 50,200)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, binaries) and say where")
+	procs := fs.Int("gomaxprocs", 1, "GOMAXPROCS of every contender and producer (the stub has 1)")
+	checkProcs := fs.String("check-gomaxprocs", "", "comma-separated GOMAXPROCS at which (a), (b), (b′) and the worker also run in every cell, and the producers too; each ratio is taken against a baseline's faster setting (default: the number of cores, unless that is -gomaxprocs; none to run none)")
 	who := fs.String("contenders", "", "comma-separated contenders to run: noop, handwritten, handwritten-fasthttp, worker (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -158,6 +167,35 @@ func run(args []string) int {
 			if strings.Contains(","+*who+",", ","+k.key+",") {
 				s.contenders = append(s.contenders, k)
 			}
+		}
+	}
+	s.procs = *procs
+	if s.procs < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -gomaxprocs must be positive")
+		return 2
+	}
+	var checks []int
+	switch *checkProcs {
+	case "":
+		if runtime.NumCPU() != s.procs {
+			checks = []int{runtime.NumCPU()}
+		}
+	case "none":
+	default:
+		for _, v := range strings.Split(*checkProcs, ",") {
+			p, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || p < 1 {
+				fmt.Fprintf(os.Stderr, "bench: -check-gomaxprocs: want positive integers or none, got %q\n", v)
+				return 2
+			}
+			if p != s.procs {
+				checks = append(checks, p)
+			}
+		}
+	}
+	for _, p := range checks {
+		for _, k := range s.contenders {
+			s.checks = append(s.checks, k.at(p))
 		}
 	}
 	s.contenders = append(s.contenders, variants...)

@@ -58,7 +58,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 				if !b.s.parts["throughput"] {
 					break
 				}
-				for _, k := range b.s.contenders {
+				for _, k := range append(slices.Clone(b.s.contenders), b.s.checks...) {
 					if err := ctx.Err(); err != nil {
 						return nil, err
 					}
@@ -134,7 +134,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		if !b.s.parts["enqueue"] {
 			break
 		}
-		for _, pr := range producers {
+		for _, pr := range b.s.producers() {
 			res, bad, err := b.enqueueRun(ctx, pr, path, b.s.enqueueN)
 			what := fmt.Sprintf("enqueue, %s, repetition %d", pr.name(), rep+1)
 			if err != nil {
@@ -151,18 +151,40 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 }
 
 // producer is one enqueuing process: `enqueue file` (goroutines 0) or a
-// plain asynq.Client from that many goroutines.
-type producer struct{ goroutines int }
+// plain asynq.Client from that many goroutines; procs, when set, is its
+// GOMAXPROCS in place of the run's.
+type producer struct{ goroutines, procs int }
 
 // producers are the enqueue side's contenders: the plain client at several
 // goroutine counts, the fastest of which is the baseline.
-var producers = []producer{{0}, {16}, {64}, {256}}
+var producers = []producer{{goroutines: 0}, {goroutines: 16}, {goroutines: 64}, {goroutines: 256}}
+
+// producers returns the producers this run measures: each also at every
+// GOMAXPROCS of -check-gomaxprocs.
+func (s settings) producers() []producer {
+	all := slices.Clone(producers)
+	seen := map[int]bool{}
+	for _, k := range s.checks {
+		if !seen[k.procs] {
+			seen[k.procs] = true
+			for _, pr := range producers {
+				pr.procs = k.procs
+				all = append(all, pr)
+			}
+		}
+	}
+	return all
+}
 
 func (p producer) name() string {
-	if p.goroutines == 0 {
-		return "`enqueue file`"
+	name := "`enqueue file`"
+	if p.goroutines > 0 {
+		name = fmt.Sprintf("plain asynq.Client, %d goroutines", p.goroutines)
 	}
-	return fmt.Sprintf("plain asynq.Client, %d goroutines", p.goroutines)
+	if p.procs > 0 {
+		name += fmt.Sprintf(", GOMAXPROCS %d", p.procs)
+	}
+	return name
 }
 
 // machine describes where the run happened.
@@ -179,7 +201,7 @@ func (b *bench) machine() []string {
 			}
 		}
 	}
-	lines = append(lines, fmt.Sprintf("cores: %d (GOMAXPROCS %d for the contenders, 1 for the stub)", runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	lines = append(lines, fmt.Sprintf("cores: %d (GOMAXPROCS %d for the contenders and producers unless a row says otherwise, 1 for the stub)", runtime.NumCPU(), b.s.procs))
 	if meminfo, err := os.ReadFile("/proc/meminfo"); err == nil {
 		first, _, _ := strings.Cut(string(meminfo), "\n")
 		lines = append(lines, "memory: "+strings.Join(strings.Fields(strings.TrimPrefix(first, "MemTotal:")), " "))
@@ -249,6 +271,18 @@ func (r *report) ratio(k, base contender, d time.Duration, c int) float64 {
 		xs = append(xs, ks[i].rate/bs[i].rate)
 	}
 	return median(xs)
+}
+
+// strongest returns the faster of base's rows in the cell: base at the
+// run's GOMAXPROCS, or at one of -check-gomaxprocs.
+func (r *report) strongest(base contender, d time.Duration, c int) contender {
+	best := base
+	for _, k := range r.s.checks {
+		if k.key == base.key && len(r.runs[cell{k, d, c}]) > 0 && r.rate(k, d, c) > r.rate(best, d, c) {
+			best = k
+		}
+	}
+	return best
 }
 
 func (r *report) rate(k contender, d time.Duration, c int) float64 {
@@ -340,14 +374,15 @@ func (r *report) enqueueTable(w func(string, ...any)) (fileRate, clientRate floa
 	w("The same %d-line JSON Lines file into an empty Redis, each producer a whole process from start to exit.\n\n", r.s.enqueueN)
 	w("| producer | tasks/s | CPU µs/task |\n|---|---|---|\n")
 	best := producer{}
-	for _, pr := range producers {
+	for _, pr := range r.s.producers() {
 		rs := r.enqueue[pr]
 		rate := median(pick(rs, func(x enqueueResult) float64 { return x.rate }))
 		w("| %s | %s | %.0f |\n", pr.name(), spread(pick(rs, func(x enqueueResult) float64 { return x.rate }), "%.0f"),
 			median(pick(rs, func(x enqueueResult) float64 { return micros(x.cpu) })))
 		switch {
-		case pr.goroutines == 0:
+		case pr.goroutines == 0 && pr.procs == 0:
 			fileRate = rate
+		case pr.goroutines == 0:
 		case rate > clientRate:
 			clientRate, best = rate, pr
 		}
@@ -389,7 +424,7 @@ func (r *report) targets(w func(string, ...any), fileRate, clientRate float64) {
 		c int
 	}{{0, 50}, {0, 200}, {20 * time.Millisecond, 200}} {
 		if has(dc.d, dc.c) {
-			x := r.ratio(workerBin, handwrittenC, dc.d, dc.c)
+			x := r.ratio(workerBin, r.strongest(handwrittenC, dc.d, dc.c), dc.d, dc.c)
 			target(fmt.Sprintf("worker ≥ 1.2× hand-written, %s / C=%d", dc.d, dc.c), fmt.Sprintf("%.2f×", down(x, 2)), x >= 1.2)
 		}
 	}
@@ -631,7 +666,7 @@ func (r *report) stageP50(stage string) string {
 // strongest fair version of itself.
 func (r *report) contenderList(w func(string, ...any)) {
 	w("## The contenders\n\n")
-	w("Each runs in a process of its own, built with the same Go, against the same Redis and stub, at the same concurrency, with asynq's default settings otherwise. The worker is built as the Dockerfile builds it (static, without symbol tables); (a), (b) and (b′) run in the bench's own binary (static too under `make bench`).\n\n")
+	w("Each runs in a process of its own, built with the same Go, against the same Redis and stub, at the same concurrency and the same GOMAXPROCS (%d; each baseline also at the GOMAXPROCS of the table after the throughput table, and measured against at its faster setting), with asynq's default settings otherwise. The worker is built as the Dockerfile builds it (static, without symbol tables); (a), (b) and (b′) run in the bench's own binary (static too under `make bench`).\n\n", r.s.procs)
 	for _, k := range r.s.contenders {
 		switch {
 		case k == noopC:
@@ -652,7 +687,7 @@ func (r *report) contenderList(w func(string, ...any)) {
 // throughputTable writes the throughput runs' table and the bounds.
 func (r *report) throughputTable(w func(string, ...any)) {
 	w("## Throughput\n\n")
-	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task, and beside it Redis's and the stub's over the same window; RSS is the contender's peak (VmHWM), and beside it the largest anonymous part seen (RssAnon, sampled every 5 ms): its heap, stacks and other private memory, without its binary's pages mapped from the page cache. The ratios are medians of the ratios within each repetition, whose contenders run one after the other.\n\n")
+	w("Tasks pre-enqueued, then the contender started; the clock runs from its first task taken to its last completed. CPU is the contender's (user + system, all threads) over that window, per task, and beside it Redis's and the stub's over the same window; RSS is the contender's peak (VmHWM), and beside it the largest anonymous part seen (RssAnon, sampled every 5 ms): its heap, stacks and other private memory, without its binary's pages mapped from the page cache. The ratios are medians of the ratios within each repetition, whose contenders run one after the other; each is taken against the faster of the baseline's GOMAXPROCS settings (the next table).\n\n")
 	w("| upstream delay | concurrency | contender | tasks/s | / (b) | / (b′) | / (a) | CPU µs/task | Redis, stub µs/task | peak RSS MB | of it anonymous, MB | TCP connections to the stub |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range r.s.delays {
@@ -666,7 +701,7 @@ func (r *report) throughputTable(w func(string, ...any)) {
 					if k == base || len(rs) == 0 || len(r.runs[cell{base, d, c}]) == 0 || (!k.isWorker() && (k != handFastC || base != handwrittenC)) {
 						return ""
 					}
-					return fmt.Sprintf("%.2f×", r.ratio(k, base, d, c))
+					return fmt.Sprintf("%.2f×", r.ratio(k, r.strongest(base, d, c), d, c))
 				}
 				w("| %s | %d | %s | %s | %s | %s | %s | %.0f | %.0f, %.0f | %.1f | %.1f | %s |\n", d, c, k.name, spread(rates, "%.0f"), ratioTo(handwrittenC), ratioTo(handFastC), ratioTo(noopC),
 					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })),
@@ -678,6 +713,7 @@ func (r *report) throughputTable(w func(string, ...any)) {
 			}
 		}
 	}
+	r.procsTable(w)
 	for _, d := range r.s.delays {
 		if d == 0 {
 			continue
@@ -688,6 +724,43 @@ func (r *report) throughputTable(w func(string, ...any)) {
 		}
 	}
 
+}
+
+// procsTable writes the -check-gomaxprocs runs against the same
+// contenders at the run's GOMAXPROCS.
+func (r *report) procsTable(w func(string, ...any)) {
+	if len(r.s.checks) == 0 {
+		return
+	}
+	w("\n### GOMAXPROCS\n\n")
+	w("The rows above run at GOMAXPROCS %d. So that no baseline is measured at a setting that slows it, (a), (b), (b′) and the worker also ran in every cell at the GOMAXPROCS below, in the same repetitions; "+
+		"a baseline's ratios above are taken against whichever of its settings was faster in the cell. On a machine whose cores the contender shares with Redis and the stub, one P spares the Go scheduler's wake-ups of idle threads.\n\n", r.s.procs)
+	w("| upstream delay | concurrency | contender | tasks/s | / at GOMAXPROCS %d | CPU µs/task | peak RSS MB | the baseline's faster setting |\n|---|---|---|---|---|---|---|---|\n", r.s.procs)
+	for _, d := range r.s.delays {
+		for _, c := range r.s.concurrency {
+			for _, k := range r.s.checks {
+				rs := r.runs[cell{k, d, c}]
+				if len(rs) == 0 {
+					continue
+				}
+				var base contender
+				for _, b := range r.s.contenders {
+					if b.key == k.key {
+						base = b
+					}
+				}
+				faster := ""
+				if !k.isWorker() {
+					faster = fmt.Sprintf("GOMAXPROCS %d", r.s.procs)
+					if r.strongest(base, d, c) == k {
+						faster = fmt.Sprintf("**GOMAXPROCS %d**", k.procs)
+					}
+				}
+				w("| %s | %d | %s | %s | %.2f× | %.0f | %.1f | %s |\n", d, c, k.name, spread(pick(rs, func(x runResult) float64 { return x.rate }), "%.0f"), r.ratio(k, base, d, c),
+					median(pick(rs, func(x runResult) float64 { return micros(x.cpu) })), median(pick(rs, func(x runResult) float64 { return mb(x.rss) })), faster)
+			}
+		}
+	}
 }
 
 // prefetchReached says what fraction of bound the worker with a

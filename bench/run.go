@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,8 +39,18 @@ var (
 )
 
 // contender is one of the servers measured. A worker variant (-variant)
-// is the worker binary with env added, for measuring a knob.
-type contender struct{ key, name, env string }
+// is the worker binary with env added, for measuring a knob; procs, when
+// set, is its GOMAXPROCS in place of the run's (-check-gomaxprocs).
+type contender struct {
+	key, name, env string
+	procs          int
+}
+
+// at returns k run at GOMAXPROCS p.
+func (k contender) at(p int) contender {
+	k.procs, k.name = p, fmt.Sprintf("%s, GOMAXPROCS %d", k.name, p)
+	return k
+}
 
 func (k contender) isWorker() bool {
 	return k.key == workerBin.key || strings.HasPrefix(k.key, workerBin.key+" ")
@@ -247,6 +258,9 @@ func (b *bench) preEnqueue(ctx context.Context, prefix string, n int) error {
 	return nil
 }
 
+// procs returns the GOMAXPROCS k runs at.
+func (b *bench) procs(k contender) int { return cmp.Or(k.procs, b.s.procs) }
+
 // startContender starts k serving the Meari queue with concurrency conc,
 // its output to a log file; for the worker it also returns the admin
 // server's address.
@@ -256,17 +270,18 @@ func (b *bench) startContender(k contender, conc int, delay time.Duration) (p *p
 			return '_'
 		}
 		return r
-	}, k.key)+".log"))
+	}, k.key)+fmt.Sprintf(".procs%d.log", b.procs(k))))
 	if err != nil {
 		return nil, "", err
 	}
 	defer logf.Close() // the child has its own descriptor
 	c := strconv.Itoa(conc)
+	procs := "GOMAXPROCS=" + strconv.Itoa(b.procs(k))
 	switch {
-	case k == noopC:
-		p, err = startProc(k.key, nil, logf, b.self, "noop", b.redisAddr, c, delay.String())
-	case k == handwrittenC, k == handFastC:
-		p, err = startProc(k.key, []string{envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, k.key, b.redisAddr, c, b.stubURL)
+	case k.key == noopC.key:
+		p, err = startProc(k.key, []string{procs}, logf, b.self, "noop", b.redisAddr, c, delay.String())
+	case k.key == handwrittenC.key, k.key == handFastC.key:
+		p, err = startProc(k.key, []string{procs, envKey + "=" + benchKey, envSecret + "=" + benchSecret}, logf, b.self, k.key, b.redisAddr, c, b.stubURL)
 	case k.isWorker():
 		if admin, err = freeAddr(); err != nil {
 			return nil, "", err
@@ -274,7 +289,9 @@ func (b *bench) startContender(k contender, conc int, delay time.Duration) (p *p
 		// The production configuration: JSON logs at info (to a file),
 		// the admin server with /metrics and the UI, the default retry
 		// policy; nothing set for the benchmark but the concurrency.
+		// A variant's own GOMAXPROCS, later in the list, wins.
 		p, err = startProc(k.key, append([]string{
+			procs,
 			"REDIS_URL=redis://" + b.redisAddr,
 			"MEARI_BASE_URL=" + b.stubURL,
 			"MEARI_PARTNER_KEY=" + benchKey,
@@ -421,7 +438,7 @@ func (b *bench) throughput(ctx context.Context, k contender, delay time.Duration
 		res.stubHold = time.Duration(st.HeldNs / st.Held)
 	}
 	wantCalls := n
-	if k == noopC {
+	if k.key == noopC.key {
 		wantCalls = 0
 	}
 	if st.Calls != wantCalls || st.Orders != wantCalls || st.Bad != 0 || len(st.Repeats) != 0 {
@@ -678,12 +695,13 @@ func (b *bench) enqueueRun(ctx context.Context, pr producer, path string, n int)
 		return res, nil, err
 	}
 	defer logf.Close()
+	procs := "GOMAXPROCS=" + strconv.Itoa(cmp.Or(pr.procs, b.s.procs))
 	start := time.Now()
 	var p *proc
 	if pr.goroutines == 0 {
-		p, err = startProc("enqueue file", []string{"REDIS_URL=redis://" + b.redisAddr}, logf, b.enqueue, "file", path)
+		p, err = startProc("enqueue file", []string{procs, "REDIS_URL=redis://" + b.redisAddr}, logf, b.enqueue, "file", path)
 	} else {
-		p, err = startProc("asynq client", nil, logf, b.self, "client", b.redisAddr, path, strconv.Itoa(pr.goroutines))
+		p, err = startProc("asynq client", []string{procs}, logf, b.self, "client", b.redisAddr, path, strconv.Itoa(pr.goroutines))
 	}
 	if err != nil {
 		return res, nil, err
