@@ -130,3 +130,39 @@ func TestRatioAgainstFasterSetting(t *testing.T) {
 		t.Errorf("GOMAXPROCS table:\n%s", sb.String())
 	}
 }
+
+// TestRatioMissed checks that a cell under 1.2× the hand-written handler
+// at its faster setting is explained, naming that setting, and that a
+// cell at or above it is not.
+func TestRatioMissed(t *testing.T) {
+	s := settings{procs: 1, contenders: contenders, delays: []time.Duration{0}, concurrency: []int{50, 200}}
+	for _, k := range contenders {
+		s.checks = append(s.checks, k.at(2))
+	}
+	r := &report{s: s, runs: map[cell][]runResult{}}
+	runs := func(k contender, c int, rate float64) {
+		r.runs[cell{k, 0, c}] = append(r.runs[cell{k, 0, c}], runResult{rate: rate, cpu: time.Duration(rate)})
+	}
+	// C=50: 1.25× (b) at GOMAXPROCS 1, but 1.10× (b) at GOMAXPROCS 2.
+	runs(workerBin, 50, 5500)
+	runs(handwrittenC, 50, 4400)
+	runs(handwrittenC.at(2), 50, 5000)
+	// C=200: 1.25× (b) at its faster setting.
+	runs(workerBin, 200, 5000)
+	runs(handwrittenC, 200, 4000)
+	runs(handwrittenC.at(2), 200, 3000)
+	got := r.ratioMissed(0, 50)
+	for _, want := range []string{"1.2× the hand-written handler, 0s / C=50", "1.10×", "5000 (at GOMAXPROCS 2, its faster setting here)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("C=50: %q lacks %q", got, want)
+		}
+	}
+	if got := r.ratioMissed(0, 200); got != "" {
+		t.Errorf("C=200 meets 1.2× but is explained: %q", got)
+	}
+	var sb strings.Builder
+	r.outOfReach(func(f string, a ...any) { fmt.Fprintf(&sb, f, a...) })
+	if !strings.Contains(sb.String(), "0s / C=50.**") || strings.Contains(sb.String(), "0s / C=200.**") {
+		t.Errorf("targets not met:\n%s", sb.String())
+	}
+}
