@@ -157,8 +157,28 @@ func TestRatioMissed(t *testing.T) {
 			t.Errorf("C=50: %q lacks %q", got, want)
 		}
 	}
+	if !strings.Contains(got, "so its lead is its client") || strings.Contains(got, "repetitions' ratios") {
+		t.Errorf("C=50, one repetition, worker ahead of (b): %q", got)
+	}
 	if got := r.ratioMissed(0, 200); got != "" {
 		t.Errorf("C=200 meets 1.2× but is explained: %q", got)
+	}
+	// 20 ms / C=200, three repetitions: the worker trails (b) in two, so
+	// the median of the ratios (0.90×) is under 1 while the medians'
+	// ratio (4600 / 4400) is not; the line must say both, and must not
+	// speak of a lead.
+	for _, pair := range [][2]float64{{4500, 5000}, {4600, 4000}, {4050, 4500}} {
+		r.runs[cell{workerBin, 20 * time.Millisecond, 200}] = append(r.runs[cell{workerBin, 20 * time.Millisecond, 200}], runResult{rate: pair[0]})
+		r.runs[cell{handwrittenC, 20 * time.Millisecond, 200}] = append(r.runs[cell{handwrittenC, 20 * time.Millisecond, 200}], runResult{rate: pair[1]})
+	}
+	got = r.ratioMissed(20*time.Millisecond, 200)
+	for _, want := range []string{"The worker made 4500 tasks/s against the hand-written handler's 4500", ": 0.90×, the median of the 3 repetitions' ratios (the two medians' own ratio is 1.00×)", "here that lead does not show"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("20ms / C=200: %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "its lead is") {
+		t.Errorf("20ms / C=200: the worker trails, but: %q", got)
 	}
 	var sb strings.Builder
 	r.outOfReach(func(f string, a ...any) { fmt.Fprintf(&sb, f, a...) })
