@@ -407,6 +407,9 @@ func decodeString(errs *fieldErrors, field string, raw json.RawMessage) (string,
 	if raw == nil {
 		return "", true
 	}
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
 	var s string
 	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 		errs.add(field, "must be a string, got %s", kindOf(raw))
@@ -419,6 +422,26 @@ func decodeString(errs *fieldErrors, field string, raw json.RawMessage) (string,
 		return "", false
 	}
 	return s, true
+}
+
+// plainString returns the text of raw, a JSON string with its quotes,
+// when it needs no decoding: no escapes, no control characters, valid
+// UTF-8. It is what encoding/json would decode it to, without its cost;
+// any other string takes the full path.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, b := range body {
+		if b < 0x20 || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
 }
 
 // textProblem reports what a JSON string, raw with its quotes, holds that

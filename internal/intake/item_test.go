@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/cancelworker/cancelworker/tasks"
 )
@@ -260,6 +261,29 @@ func FuzzDecode(f *testing.F) {
 			}
 		default:
 			t.Fatalf("unexpected task type %q", c.Task.Type())
+		}
+	})
+}
+
+// FuzzPlainString checks that plainString, where it takes a string,
+// decodes it as encoding/json does, and that it leaves to encoding/json
+// every string that needs decoding.
+func FuzzPlainString(f *testing.F) {
+	for _, s := range []string{`"N1"`, `"a@b.c"`, `""`, `"\n"`, `"a\"b"`, `"é"`, "\"\xff\"", "\"a\tb\"", `"\u00e9"`, `"a"b"`, `"`, `x`, "\"\x7f\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := plainString(raw)
+		var want string
+		err := json.Unmarshal(raw, &want)
+		if !ok {
+			if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !bytes.ContainsAny(raw[1:len(raw)-1], "\"\\") && utf8.Valid(raw) && err == nil && !bytes.ContainsFunc(raw, func(r rune) bool { return r < 0x20 }) {
+				t.Errorf("plainString(%q) declined a plain string", raw)
+			}
+			return
+		}
+		if err != nil || got != want {
+			t.Errorf("plainString(%q) = %q; encoding/json: %q, %v", raw, got, want, err)
 		}
 	})
 }
