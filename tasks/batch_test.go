@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/internal/taskstore"
+	"github.com/hibiken/asynq"
 )
 
 func meariTask(t *testing.T, num string) taskstore.Message {
@@ -113,5 +115,56 @@ func TestBatcherCancelledWhileWaiting(t *testing.T) {
 	// With a sender free, the next call goes out and is enqueued.
 	if r := b.enqueue(t.Context(), meariTask(t, "W1")); r.Err != nil || !r.Enqueued {
 		t.Fatalf("call after: %+v", r)
+	}
+}
+
+// TestEnqueueBatch enqueues more tasks than one round trip carries, some
+// orders twice and one task that cannot be enqueued: every result is the
+// one its task's own Enqueue would give, in order, and each order is
+// enqueued once. A batch whose context has ended enqueues nothing.
+func TestEnqueueBatch(t *testing.T) {
+	rdb := redistest.New(t).Client(t)
+	e := NewEnqueuer(rdb, Shards{})
+	const orders = batchMax + 44 // two round trips
+	var ts []*asynq.Task
+	for i := range orders + 20 {
+		task, err := NewMeariCancelTask(MeariCancel{SourceApp: 72, UserAccount: "u@x.com", OrderType: 1, OrderNum: fmt.Sprintf("B%d", i%orders)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, task)
+	}
+	bad := len(ts)
+	ts = append(ts, asynq.NewTask("not:a:cancel", nil))
+	res, errs := e.EnqueueBatch(t.Context(), ts)
+	for i := range ts {
+		switch {
+		case i == bad:
+			if errs[i] == nil || !strings.Contains(errs[i].Error(), "not:a:cancel") {
+				t.Errorf("task %d of an unknown type: %+v, %v", i, res[i], errs[i])
+			}
+		case errs[i] != nil:
+			t.Errorf("task %d: %v", i, errs[i])
+		case res[i].AlreadyQueued != (i >= orders) || res[i].TaskID != fmt.Sprintf("meari:72:1:B%d", i%orders) || res[i].Queue != QueueMeari:
+			t.Errorf("task %d: %+v", i, res[i])
+		case i >= orders && res[i].State != StatePending:
+			t.Errorf("task %d, an order given again: state %q, want %q", i, res[i].State, StatePending)
+		}
+	}
+	if n, err := rdb.LLen(t.Context(), "asynq:{"+QueueMeari+"}:pending").Result(); err != nil || n != orders {
+		t.Errorf("%d tasks pending (%v), want %d", n, err, orders)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	task, err := NewMeariCancelTask(MeariCancel{SourceApp: 72, UserAccount: "u@x.com", OrderType: 1, OrderNum: "GONE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := e.EnqueueBatch(ctx, []*asynq.Task{task}); !errors.Is(errs[0], context.Canceled) {
+		t.Errorf("ended context: %v, want context.Canceled", errs[0])
+	}
+	if n, err := rdb.Exists(t.Context(), taskstore.TaskKey(QueueMeari, "meari:72:1:GONE")).Result(); err != nil || n != 0 {
+		t.Errorf("the ended batch's task exists (%d, %v)", n, err)
 	}
 }

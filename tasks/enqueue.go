@@ -88,6 +88,61 @@ func (e *Enqueuer) Enqueue(ctx context.Context, t *asynq.Task, force bool) (Resu
 	return res, err
 }
 
+// EnqueueBatch is Enqueue without force for each of ts, in order, with
+// results[i] and errs[i] for ts[i]: the tasks go out in round trips of up
+// to batchMax each, one after the other, on the calling goroutine, so a
+// caller with many tasks at hand pays no handoff per task. A task later in
+// ts for the order of an earlier one finds it there (AlreadyQueued), as
+// it would one Enqueue after the other. If ctx ends before a round trip is
+// sent, its tasks and the later ones get ctx's error and are not
+// enqueued; once sent, a round trip's answer is read (bounded by the Redis
+// client's timeouts), so that no task that may be enqueued is reported as
+// not enqueued.
+func (e *Enqueuer) EnqueueBatch(ctx context.Context, ts []*asynq.Task) (results []Result, errs []error) {
+	results, errs = make([]Result, len(ts)), make([]error, len(ts))
+	ms := make([]taskstore.Message, 0, min(len(ts), batchMax))
+	idx := make([]int, 0, cap(ms))
+	spans := make([]trace.Span, 0, cap(ms))
+	flush := func() {
+		defer func() { ms, idx, spans = ms[:0], idx[:0], spans[:0] }()
+		if len(ms) == 0 {
+			return
+		}
+		var rs []taskstore.EnqueueResult
+		if err := ctx.Err(); err == nil {
+			rs = e.store.EnqueueMany(context.WithoutCancel(ctx), ms)
+		} else {
+			rs = make([]taskstore.EnqueueResult, len(ms))
+			for j := range rs {
+				rs[j].Err = err
+			}
+		}
+		for j, i := range idx {
+			results[i] = Result{TaskID: ms[j].ID, Queue: ms[j].Queue}
+			if errs[i] = rs[j].Err; errs[i] != nil {
+				results[i] = Result{}
+			} else {
+				results[i].AlreadyQueued, results[i].State = !rs[j].Enqueued, rs[j].Existing
+			}
+			endSend(spans[j], results[i], errs[i])
+		}
+	}
+	for i, t := range ts {
+		m, err := wire(t, e.shards)
+		if err != nil {
+			errs[i] = fmt.Errorf("enqueue %s: %w", t.Type(), err)
+			continue
+		}
+		_, span := startSend(ctx, &m)
+		ms, idx, spans = append(ms, m), append(idx, i), append(spans, span)
+		if len(ms) == batchMax {
+			flush()
+		}
+	}
+	flush()
+	return results, errs
+}
+
 func (e *Enqueuer) enqueue(ctx context.Context, m taskstore.Message, force bool) (Result, error) {
 	res := Result{TaskID: m.ID, Queue: m.Queue}
 	if !force {

@@ -244,13 +244,22 @@ type fileLine struct {
 // and failed lines on stderr (not with --json) in line order, shows
 // progress on stderr, and returns the summary.
 func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, size int64, o fileOptions) *fileSummary {
-	pool := intake.NewPool(enq, o.workers, o.force)
+	// Without --force the lines go out in batches of up to --concurrency,
+	// one pipelined round trip each, the next batch read and decoded
+	// while one is out; with it each line is a replace of its own, up to
+	// --concurrency at once.
+	var sink lineSink
+	if b, ok := enq.(intake.BatchTarget); ok && !o.force {
+		sink = intake.NewStream(b, o.workers)
+	} else {
+		sink = intake.NewPool(enq, o.workers, o.force)
+	}
 	lines := make(chan fileLine, 2*o.workers)
 	var stopped string // set by the reader before it closes lines
 	go func() {
 		defer close(lines)
-		stopped = readLines(ctx, in, o.defaults, pool, lines)
-		pool.Close()
+		stopped = readLines(ctx, in, o.defaults, sink, lines)
+		sink.Close()
 	}()
 
 	sum := &fileSummary{Errors: []lineError{}}
@@ -317,13 +326,26 @@ func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, 
 	return sum
 }
 
+// lineSink takes the valid lines' tasks: an intake.Stream or Pool.
+type lineSink interface {
+	Submit(ctx context.Context, c intake.Cancellation) *intake.Ticket
+	Err() error
+	Close()
+}
+
 // readLines reads in line by line, decodes each non-blank line, submits
-// the valid ones to pool and sends every line to out, in order. It returns
-// why it stopped before the end of in, or "" if it read it all.
-func readLines(ctx context.Context, in io.Reader, d intake.Defaults, pool *intake.Pool, out chan<- fileLine) string {
+// the valid ones to sink and sends every line to out, in order. Before a
+// read that may wait for its input (a pipe, a terminal), it flushes a
+// sink that batches, so that no line waits for the next. It returns why
+// it stopped before the end of in, or "" if it read it all.
+func readLines(ctx context.Context, in io.Reader, d intake.Defaults, sink lineSink, out chan<- fileLine) string {
 	lr := newLineReader(in, maxLineBytes)
+	flusher, _ := sink.(interface{ Flush() })
 	for {
-		if err := pool.Err(); err != nil {
+		if flusher != nil && lr.r.Buffered() == 0 {
+			flusher.Flush()
+		}
+		if err := sink.Err(); err != nil {
 			return fmt.Sprintf("stopped after line %d: %v; the lines after it were not read (running the file again is safe: queued orders are reported as already queued)", lr.n, err)
 		}
 		if err := ctx.Err(); err != nil {
@@ -347,10 +369,19 @@ func readLines(ctx context.Context, in io.Reader, d intake.Defaults, pool *intak
 			if len(errs) > 0 {
 				l.errs = errs
 			} else {
-				l.ticket = pool.Submit(ctx, c)
+				l.ticket = sink.Submit(ctx, c)
 			}
 		}
-		out <- l // the summary reads every line to the end
+		// The summary reads every line to the end, in order; when it is
+		// behind, it may be waiting for a line of the batch being filled.
+		select {
+		case out <- l:
+		default:
+			if flusher != nil {
+				flusher.Flush()
+			}
+			out <- l
+		}
 	}
 }
 

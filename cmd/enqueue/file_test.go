@@ -221,16 +221,54 @@ func (f *failingEnqueuer) Submit(ctx context.Context, t *asynq.Task, force bool)
 	return f.next.Submit(ctx, t, force)
 }
 
+// SubmitMany is Submit for each task, its own way: it fails the orders
+// from on, and sends the others on to next together.
+func (f *failingEnqueuer) SubmitMany(ctx context.Context, ts []*asynq.Task) []intake.Outcome {
+	outs := make([]intake.Outcome, len(ts))
+	var pass []*asynq.Task
+	var at []int
+	for i, t := range ts {
+		p, err := tasks.ParsePandaPonCancel(t.Payload())
+		switch {
+		case err != nil:
+			outs[i].Err = err
+		case p.OrderID >= f.from:
+			outs[i].Err = f.err
+		default:
+			pass, at = append(pass, t), append(at, i)
+		}
+	}
+	for j, out := range f.next.(intake.BatchTarget).SubmitMany(ctx, pass) {
+		outs[at[j]] = out
+	}
+	return outs
+}
+
+// TestEnqueueFileStopsWhenRedisFails runs the file through batches (the
+// default) and through a pool of single enqueues (as with --force, whose
+// target here enqueues without it).
 func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 	t.Parallel()
+	for _, path := range []string{"batches", "pool"} {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			var enq intake.Target = &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")}
+			if path == "pool" {
+				enq = struct{ intake.Target }{enq} // no SubmitMany
+			}
+			testStopsWhenRedisFails(t, enq)
+		})
+	}
+}
+
+func testStopsWhenRedisFails(t *testing.T, enq intake.Target) {
 	const n = 500
 	var b strings.Builder
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, `{"provider":"pandapon","orderId":%d}`+"\n", i)
 	}
-	h := newHarness(t)
 	down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
-	enq := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: down}
 	var stderr bytes.Buffer
 	a := &app{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
 	sum := a.enqueueFile(t.Context(), enq, strings.NewReader(b.String()), -1, fileOptions{workers: 4})
@@ -358,5 +396,68 @@ func TestEnqueueFileTellsTheTruth(t *testing.T) {
 	}
 	if ids := h.dlqIDs(); len(ids) != 0 {
 		t.Errorf("the forced order's dead-letter entry stayed: %v", ids)
+	}
+}
+
+// TestEnqueueFileInvalidLinesAfterAValidOne has one valid line followed by
+// more invalid lines than the summary's queue holds: the valid line's
+// batch must go out without waiting to be full, or the run never ends.
+func TestEnqueueFileInvalidLinesAfterAValidOne(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var b strings.Builder
+	b.WriteString(`{"provider":"pandapon","orderId":7}` + "\n")
+	for range 50 {
+		b.WriteString(`{"provider":"pandapon"}` + "\n")
+	}
+	b.WriteString(`{"provider":"pandapon","orderId":8}` + "\n")
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	done := make(chan *fileSummary, 1)
+	go func() {
+		done <- a.enqueueFile(t.Context(), intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), strings.NewReader(b.String()), -1, fileOptions{workers: 4})
+	}()
+	select {
+	case sum := <-done:
+		if sum.Lines != 52 || sum.Enqueued != 2 || sum.Invalid != 50 || sum.Stopped != "" {
+			t.Errorf("summary: %+v, want 2 enqueued and 50 invalid of 52 lines", sum)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("enqueue file did not finish: the valid line's batch never went out")
+	}
+}
+
+// TestEnqueueFileFromAPipeDoesNotWait writes one line to enqueue file's
+// input and waits, with the pipe open: the line must be enqueued before
+// the next one comes.
+func TestEnqueueFileFromAPipeDoesNotWait(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	pr, pw := io.Pipe()
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	done := make(chan *fileSummary, 1)
+	go func() {
+		done <- a.enqueueFile(t.Context(), intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), pr, -1, fileOptions{workers: 256})
+	}()
+	if _, err := io.WriteString(pw, `{"provider":"pandapon","orderId":9}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	rdb := h.srv.Client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := rdb.LLen(t.Context(), "asynq:{"+tasks.QueuePandaPon+"}:pending").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the line written to the pipe was not enqueued while the pipe stayed open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = pw.Close()
+	if sum := <-done; sum.Enqueued != 1 || sum.Lines != 1 {
+		t.Errorf("summary: %+v", sum)
 	}
 }

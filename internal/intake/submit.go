@@ -86,6 +86,29 @@ func (s *Submitter) Submit(ctx context.Context, t *asynq.Task, force bool) (Subm
 	if err != nil {
 		return Submission{}, err
 	}
+	return s.settle(ctx, res)
+}
+
+// SubmitMany is Submit without force for each of ts, in order, as
+// tasks.Enqueuer.EnqueueBatch sends them: the outcome of ts[i] is
+// outs[i], and what Submit would have said.
+func (s *Submitter) SubmitMany(ctx context.Context, ts []*asynq.Task) []Outcome {
+	results, errs := s.enq.EnqueueBatch(ctx, ts)
+	outs := make([]Outcome, len(ts))
+	for i := range ts {
+		if errs[i] != nil {
+			outs[i].Err = errs[i]
+			continue
+		}
+		outs[i].Submission, outs[i].Err = s.settle(ctx, results[i])
+	}
+	return outs
+}
+
+// settle says what became of an order that Enqueue, without force, gave
+// res for: queued, already queued or cancelled, or, for one archived,
+// dead-lettered with its reason.
+func (s *Submitter) settle(ctx context.Context, res tasks.Result) (Submission, error) {
 	sub := Submission{Result: res, State: StateAlreadyQueued}
 	switch {
 	case !res.AlreadyQueued:

@@ -1,0 +1,151 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/cancelworker/cancelworker/tasks"
+	"github.com/hibiken/asynq"
+)
+
+// BatchTarget enqueues tasks one at a time and many at once; *Submitter is
+// one.
+type BatchTarget interface {
+	Target
+	// SubmitMany is Submit without force for each task, in order.
+	SubmitMany(ctx context.Context, ts []*asynq.Task) []Outcome
+}
+
+var _ BatchTarget = (*Submitter)(nil)
+
+// Stream enqueues tasks submitted one after the other, in batches: the
+// tasks submitted until the batch is full or Flush goes out together
+// (BatchTarget.SubmitMany, a pipelined round trip), while the caller fills
+// the next batch. It is for a caller that has its tasks in order and at
+// hand, such as a file: where a Pool hands each task to a goroutine of
+// its own, a Stream hands over a batch. Batches go out one at a time, in
+// order, so each task fares as it would enqueued one after the other: the
+// first of an order's tasks is enqueued and the later ones are "already
+// queued". A task with Cancellation.Force is sent on its own, in its
+// place in the order. A Stream is for one goroutine; Close it once the
+// last task is submitted.
+type Stream struct {
+	enq     BatchTarget
+	max     int
+	cur     []streamItem
+	batches chan []streamItem // to the sender
+
+	mu       sync.Mutex
+	firstErr error
+}
+
+// streamItem is one submitted task and its claim.
+type streamItem struct {
+	ctx context.Context
+	c   Cancellation
+	tk  *Ticket
+}
+
+// NewStream returns a Stream that enqueues through enq, up to size tasks
+// per batch (WorkersDefault if size < 1).
+func NewStream(enq BatchTarget, size int) *Stream {
+	if size < 1 {
+		size = WorkersDefault
+	}
+	s := &Stream{enq: enq, max: size, batches: make(chan []streamItem, 1)}
+	go s.send()
+	return s
+}
+
+// Submit adds c's task to the batch being filled and returns its Ticket,
+// settled once the batch has gone out; a full batch goes out at once. It
+// blocks while the batch before is still waiting to go out. If ctx is done
+// first, the outcome of every task not yet sent is ctx's error and
+// nothing of them is enqueued.
+func (s *Stream) Submit(ctx context.Context, c Cancellation) *Ticket {
+	tk := &Ticket{done: make(chan struct{})}
+	if err := ctx.Err(); err != nil {
+		tk.out.Err = err
+		close(tk.done)
+		return tk
+	}
+	s.cur = append(s.cur, streamItem{ctx: ctx, c: c, tk: tk})
+	if len(s.cur) == s.max {
+		s.Flush()
+	}
+	return tk
+}
+
+// Flush sends the batch being filled, if any, without waiting for more
+// tasks: a caller whose next task may be long in coming calls it first.
+func (s *Stream) Flush() {
+	if len(s.cur) == 0 {
+		return
+	}
+	b := s.cur
+	s.cur = make([]streamItem, 0, s.max)
+	select {
+	case s.batches <- b:
+	case <-b[0].ctx.Done():
+		for _, it := range b {
+			it.tk.out.Err = b[0].ctx.Err()
+			close(it.tk.done)
+		}
+	}
+}
+
+// Close sends the last batch; the tickets handed out are settled once the
+// sender is done with them.
+func (s *Stream) Close() {
+	s.Flush()
+	close(s.batches)
+}
+
+// Err returns the first failure that was not about one order alone (Redis
+// unreachable, the context done), or nil, as Pool.Err does.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstErr
+}
+
+// send sends the batches in order until Close.
+func (s *Stream) send() {
+	var ts []*asynq.Task
+	for b := range s.batches {
+		for len(b) > 0 {
+			if b[0].c.Force {
+				sub, err := s.enq.Submit(b[0].ctx, b[0].c.Task, true)
+				s.settle(b[0], Outcome{Submission: sub, Err: err})
+				b = b[1:]
+				continue
+			}
+			// The tasks up to the next forced one go out together.
+			n := 1
+			for n < len(b) && !b[n].c.Force {
+				n++
+			}
+			ts = ts[:0]
+			for _, it := range b[:n] {
+				ts = append(ts, it.c.Task)
+			}
+			for i, out := range s.enq.SubmitMany(b[0].ctx, ts) {
+				s.settle(b[i], out)
+			}
+			b = b[n:]
+		}
+	}
+}
+
+func (s *Stream) settle(it streamItem, out Outcome) {
+	it.tk.out = out
+	if out.Err != nil && !errors.Is(out.Err, tasks.ErrActive) {
+		s.mu.Lock()
+		if s.firstErr == nil {
+			s.firstErr = out.Err
+		}
+		s.mu.Unlock()
+	}
+	close(it.tk.done)
+}
