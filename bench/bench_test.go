@@ -165,7 +165,7 @@ func TestRatioMissed(t *testing.T) {
 	}
 	// 20 ms / C=200, three repetitions: the worker trails (b) in two, so
 	// the median of the ratios (0.90×) is under 1 while the medians'
-	// ratio (4600 / 4400) is not; the line must say both, and must not
+	// ratio (4500 / 4500) is not; the line must say both, and must not
 	// speak of a lead.
 	for _, pair := range [][2]float64{{4500, 5000}, {4600, 4000}, {4050, 4500}} {
 		r.runs[cell{workerBin, 20 * time.Millisecond, 200}] = append(r.runs[cell{workerBin, 20 * time.Millisecond, 200}], runResult{rate: pair[0]})

@@ -17,9 +17,8 @@ import (
 )
 
 const (
-	// workersDefault is --concurrency's default: enough enqueues in flight
-	// that the Enqueuer's pipelines carry many each (tasks.Enqueuer
-	// batches those in flight together).
+	// workersDefault is --concurrency's default: the lines of a batch,
+	// as many as tasks.Enqueuer sends in one round trip.
 	workersDefault = 256
 	// workersMax bounds --concurrency.
 	workersMax = 1024
@@ -122,8 +121,9 @@ Each valid line is enqueued as "enqueue meari" or "enqueue pandapon" would
 or the line's "force": true; a dead-lettered or archived order is reported
 on its line with the way on, and makes the exit code 1). An
 invalid line is reported with its line number and the field at fault, and
-the other lines are still enqueued. Up to --concurrency enqueues are in
-flight at once; results are reported in line order, and an order given twice
+the other lines are still enqueued. The lines go out in batches of up to
+--concurrency, one round trip each (with --force, up to --concurrency
+replaces at once); results are reported in line order, and an order given twice
 is enqueued by its first line (the later ones are already queued). If Redis
 fails, reading stops (the lines in flight are reported); running the same
 file again is safe.
@@ -140,7 +140,7 @@ any line was invalid, dead-lettered or failed. --timeout bounds the run only whe
 	}
 	f := cmd.Flags()
 	f.Var(sourceApp, "source-app", "the Meari customer number for lines without sourceApp (env "+envSourceApp+")")
-	f.Var(workersF, "concurrency", fmt.Sprintf("how many enqueues to keep in flight, 1 to %d", workersMax))
+	f.Var(workersF, "concurrency", fmt.Sprintf("lines per round trip to Redis (with --force, replaces at once), 1 to %d", workersMax))
 	f.BoolVar(&force, "force", false, "for every line: "+forceUsage)
 
 	cmd.RunE = a.runEStream(func(p *problems, args []string) {
@@ -240,7 +240,8 @@ type fileLine struct {
 }
 
 // enqueueFile reads JSON Lines from in (size bytes, or -1 if unknown),
-// enqueues each valid line through a pool of workers, reports the invalid
+// enqueues each valid line (in batches, or with force through a pool of
+// workers), reports the invalid
 // and failed lines on stderr (not with --json) in line order, shows
 // progress on stderr, and returns the summary.
 func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, size int64, o fileOptions) *fileSummary {
@@ -335,14 +336,15 @@ type lineSink interface {
 
 // readLines reads in line by line, decodes each non-blank line, submits
 // the valid ones to sink and sends every line to out, in order. Before a
-// read that may wait for its input (a pipe, a terminal), it flushes a
-// sink that batches, so that no line waits for the next. It returns why
+// read that may wait for its input (a pipe, a terminal: no whole line
+// buffered), it flushes a sink that batches, so that no line waits for
+// the next. It returns why
 // it stopped before the end of in, or "" if it read it all.
 func readLines(ctx context.Context, in io.Reader, d intake.Defaults, sink lineSink, out chan<- fileLine) string {
 	lr := newLineReader(in, maxLineBytes)
 	flusher, _ := sink.(interface{ Flush() })
 	for {
-		if flusher != nil && lr.r.Buffered() == 0 {
+		if flusher != nil && !lr.lineReady() {
 			flusher.Flush()
 		}
 		if err := sink.Err(); err != nil {
@@ -396,6 +398,13 @@ type lineReader struct {
 
 func newLineReader(r io.Reader, max int) *lineReader {
 	return &lineReader{r: bufio.NewReaderSize(r, max+2), max: max} // room for "\r\n"
+}
+
+// lineReady reports whether a whole line is buffered, so that next need
+// not wait for its input.
+func (lr *lineReader) lineReady() bool {
+	b, _ := lr.r.Peek(lr.r.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // next returns the next line without its line ending, valid until the

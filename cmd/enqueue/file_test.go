@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,6 +209,10 @@ type failingEnqueuer struct {
 	next intake.Target
 	from tasks.OrderID
 	err  error
+
+	mu     sync.Mutex
+	failed bool // a SubmitMany call has failed an order
+	after  int  // SubmitMany calls made after that
 }
 
 func (f *failingEnqueuer) Submit(ctx context.Context, t *asynq.Task, force bool) (intake.Submission, error) {
@@ -224,6 +229,11 @@ func (f *failingEnqueuer) Submit(ctx context.Context, t *asynq.Task, force bool)
 // SubmitMany is Submit for each task, its own way: it fails the orders
 // from on, and sends the others on to next together.
 func (f *failingEnqueuer) SubmitMany(ctx context.Context, ts []*asynq.Task) []intake.Outcome {
+	f.mu.Lock()
+	if f.failed {
+		f.after++
+	}
+	f.mu.Unlock()
 	outs := make([]intake.Outcome, len(ts))
 	var pass []*asynq.Task
 	var at []int
@@ -234,6 +244,9 @@ func (f *failingEnqueuer) SubmitMany(ctx context.Context, ts []*asynq.Task) []in
 			outs[i].Err = err
 		case p.OrderID >= f.from:
 			outs[i].Err = f.err
+			f.mu.Lock()
+			f.failed = true
+			f.mu.Unlock()
 		default:
 			pass, at = append(pass, t), append(at, i)
 		}
@@ -253,11 +266,17 @@ func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			var enq intake.Target = &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")}
+			f := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")}
+			var enq intake.Target = f
 			if path == "pool" {
-				enq = struct{ intake.Target }{enq} // no SubmitMany
+				enq = struct{ intake.Target }{f} // no SubmitMany
 			}
 			testStopsWhenRedisFails(t, enq)
+			// The batches read after the failure are reported failed
+			// unsent, not each sent to wait out a failing Redis.
+			if f.after != 0 {
+				t.Errorf("%d batches sent after the first failure, want none", f.after)
+			}
 		})
 	}
 }
@@ -426,19 +445,20 @@ func TestEnqueueFileInvalidLinesAfterAValidOne(t *testing.T) {
 	}
 }
 
-// TestEnqueueFileFromAPipeDoesNotWait writes one line to enqueue file's
-// input and waits, with the pipe open: the line must be enqueued before
-// the next one comes.
+// TestEnqueueFileFromAPipeDoesNotWait writes one line and the start of
+// the next to enqueue file's input and waits, with the pipe open: the
+// whole line must be enqueued before the rest of the next one comes.
 func TestEnqueueFileFromAPipeDoesNotWait(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	pr, pw := io.Pipe()
+	t.Cleanup(func() { _ = pw.Close() })
 	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
 	done := make(chan *fileSummary, 1)
 	go func() {
 		done <- a.enqueueFile(t.Context(), intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), pr, -1, fileOptions{workers: 256})
 	}()
-	if _, err := io.WriteString(pw, `{"provider":"pandapon","orderId":9}`+"\n"); err != nil {
+	if _, err := io.WriteString(pw, `{"provider":"pandapon","orderId":9}`+"\n"+`{"provider":"pand`); err != nil {
 		t.Fatal(err)
 	}
 	rdb := h.srv.Client(t)
@@ -456,8 +476,11 @@ func TestEnqueueFileFromAPipeDoesNotWait(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	if _, err := io.WriteString(pw, `apon","orderId":10}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
 	_ = pw.Close()
-	if sum := <-done; sum.Enqueued != 1 || sum.Lines != 1 {
+	if sum := <-done; sum.Enqueued != 2 || sum.Lines != 2 {
 		t.Errorf("summary: %+v", sum)
 	}
 }

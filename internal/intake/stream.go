@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/cancelworker/cancelworker/tasks"
@@ -27,8 +28,9 @@ var _ BatchTarget = (*Submitter)(nil)
 // its own, a Stream hands over a batch. Batches go out one at a time, in
 // order, so each task fares as it would enqueued one after the other: the
 // first of an order's tasks is enqueued and the later ones are "already
-// queued". A task with Cancellation.Force is sent on its own, in its
-// place in the order. A Stream is for one goroutine; Close it once the
+// queued". A task with Cancellation.Force is a replace of its own, in its
+// place in the order; a run of them goes out at once, but for the tasks
+// of one order, one after the other. A Stream is for one goroutine; Close it once the
 // last task is submitted.
 type Stream struct {
 	enq     BatchTarget
@@ -110,19 +112,29 @@ func (s *Stream) Err() error {
 	return s.firstErr
 }
 
-// send sends the batches in order until Close.
+// send sends the batches in order until Close. Once a batch has failed
+// for Redis (Err), the later ones are settled with that failure unsent,
+// rather than each waiting out the client's timeouts in turn.
 func (s *Stream) send() {
 	var ts []*asynq.Task
 	for b := range s.batches {
+		if err := s.Err(); err != nil {
+			for _, it := range b {
+				s.settle(it, Outcome{Err: fmt.Errorf("not sent after an earlier failure: %w", err)})
+			}
+			continue
+		}
 		for len(b) > 0 {
+			n := 1
 			if b[0].c.Force {
-				sub, err := s.enq.Submit(b[0].ctx, b[0].c.Task, true)
-				s.settle(b[0], Outcome{Submission: sub, Err: err})
-				b = b[1:]
+				for n < len(b) && b[n].c.Force {
+					n++
+				}
+				s.force(b[:n])
+				b = b[n:]
 				continue
 			}
 			// The tasks up to the next forced one go out together.
-			n := 1
 			for n < len(b) && !b[n].c.Force {
 				n++
 			}
@@ -130,12 +142,40 @@ func (s *Stream) send() {
 			for _, it := range b[:n] {
 				ts = append(ts, it.c.Task)
 			}
-			for i, out := range s.enq.SubmitMany(b[0].ctx, ts) {
-				s.settle(b[i], out)
+			outs := s.enq.SubmitMany(b[0].ctx, ts)
+			for i, it := range b[:n] {
+				if i < len(outs) {
+					s.settle(it, outs[i])
+				} else {
+					s.settle(it, Outcome{Err: fmt.Errorf("no outcome for %s: %d outcomes for %d tasks", it.c.TaskID, len(outs), n)})
+				}
 			}
 			b = b[n:]
 		}
 	}
+}
+
+// force sends forced tasks, each a replace of its own: those of different
+// orders at once, those of one order one after the other, in order.
+func (s *Stream) force(its []streamItem) {
+	byOrder := map[string][]streamItem{}
+	var orders []string
+	for _, it := range its {
+		if _, ok := byOrder[it.c.TaskID]; !ok {
+			orders = append(orders, it.c.TaskID)
+		}
+		byOrder[it.c.TaskID] = append(byOrder[it.c.TaskID], it)
+	}
+	var wg sync.WaitGroup
+	for _, id := range orders {
+		wg.Go(func() {
+			for _, it := range byOrder[id] {
+				sub, err := s.enq.Submit(it.ctx, it.c.Task, true)
+				s.settle(it, Outcome{Submission: sub, Err: err})
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (s *Stream) settle(it streamItem, out Outcome) {

@@ -45,6 +45,11 @@ func TestStreamInOrder(t *testing.T) {
 		{num: "E", state: StateQueued},
 		{num: "E", state: StateAlreadyQueued}, // the next batch
 		{num: "B", state: StateAlreadyQueued},
+		// A run of forced ones, two of one order: one after the other.
+		{num: "G", force: true, state: StateQueued},
+		{num: "B", force: true, state: StateQueued, replaced: true},
+		{num: "G", force: true, state: StateQueued, replaced: true},
+		{num: "G", state: StateAlreadyQueued},
 	}
 	var tickets []*Ticket
 	for _, st := range steps {
@@ -57,8 +62,8 @@ func TestStreamInOrder(t *testing.T) {
 			t.Errorf("step %d (%s, force %t): %+v, want state %s, replaced %t", i, st.num, st.force, out, st.state, st.replaced)
 		}
 	}
-	if n, err := rdb.LLen(t.Context(), "asynq:{"+tasks.QueueMeari+"}:pending").Result(); err != nil || n != 5 {
-		t.Errorf("%d tasks pending (%v), want 5", n, err)
+	if n, err := rdb.LLen(t.Context(), "asynq:{"+tasks.QueueMeari+"}:pending").Result(); err != nil || n != 6 {
+		t.Errorf("%d tasks pending (%v), want 6", n, err)
 	}
 	if err := s.Err(); err != nil {
 		t.Errorf("Err: %v", err)

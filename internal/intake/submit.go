@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cancelworker/cancelworker/internal/dlq"
 	"github.com/cancelworker/cancelworker/tasks"
@@ -95,13 +96,20 @@ func (s *Submitter) Submit(ctx context.Context, t *asynq.Task, force bool) (Subm
 func (s *Submitter) SubmitMany(ctx context.Context, ts []*asynq.Task) []Outcome {
 	results, errs := s.enq.EnqueueBatch(ctx, ts)
 	outs := make([]Outcome, len(ts))
+	var wg sync.WaitGroup
 	for i := range ts {
-		if errs[i] != nil {
+		switch {
+		case errs[i] != nil:
 			outs[i].Err = errs[i]
-			continue
+		case results[i].AlreadyQueued && results[i].State == tasks.StateArchived:
+			// Its dead-letter entry is a round trip of its own: all at
+			// once, as many Submit calls would make them.
+			wg.Go(func() { outs[i].Submission, outs[i].Err = s.settle(ctx, results[i]) })
+		default:
+			outs[i].Submission, outs[i].Err = s.settle(ctx, results[i])
 		}
-		outs[i].Submission, outs[i].Err = s.settle(ctx, results[i])
 	}
+	wg.Wait()
 	return outs
 }
 
