@@ -180,9 +180,30 @@ func TestRatioMissed(t *testing.T) {
 	if strings.Contains(got, "its lead is") {
 		t.Errorf("20ms / C=200: the worker trails, but: %q", got)
 	}
+	// The CPU profile's line explains a CPU target missed, and only that:
+	// the worker at 200 µs per task, then at 140.
+	for i := range 7 {
+		r.profile = append(r.profile, profileGroup{name: fmt.Sprint(i), micro: 10})
+	}
+	runs(noopC, 50, 100)
+	runs(noopC, 200, 100)
+	workerCPU := func(d time.Duration) {
+		for _, c := range []int{50, 200} {
+			for i := range r.runs[cell{workerBin, 0, c}] {
+				r.runs[cell{workerBin, 0, c}][i].cpu = d
+			}
+		}
+	}
+	workerCPU(200 * time.Microsecond)
 	var sb strings.Builder
 	r.outOfReach(func(f string, a ...any) { fmt.Fprintf(&sb, f, a...) })
-	if !strings.Contains(sb.String(), "0s / C=50.**") || strings.Contains(sb.String(), "0s / C=200.**") {
+	if !strings.Contains(sb.String(), "0s / C=50.**") || strings.Contains(sb.String(), "0s / C=200.**") || !strings.Contains(sb.String(), "What would reach 150 µs") {
 		t.Errorf("targets not met:\n%s", sb.String())
+	}
+	workerCPU(140 * time.Microsecond)
+	sb.Reset()
+	r.outOfReach(func(f string, a ...any) { fmt.Fprintf(&sb, f, a...) })
+	if strings.Contains(sb.String(), "What would reach 150 µs") || strings.Contains(sb.String(), "**CPU per task") {
+		t.Errorf("the CPU targets are met, but:\n%s", sb.String())
 	}
 }

@@ -469,10 +469,12 @@ func (r *report) outOfReach(w func(string, ...any)) {
 			lines = append(lines, l)
 		}
 	}
+	cpuMissed := false
 	for _, c := range r.s.concurrency {
 		if len(r.runs[cell{noopC, 0, c}]) == 0 || cpu(workerBin, 0, c) <= 150 {
 			continue
 		}
+		cpuMissed = true
 		verdict := "asynq alone is above the 150 µs target"
 		if cpu(noopC, 0, c) <= 150 {
 			verdict = fmt.Sprintf("the worker adds %.0f µs to what asynq costs", cpu(workerBin, 0, c)-cpu(noopC, 0, c))
@@ -480,7 +482,7 @@ func (r *report) outOfReach(w func(string, ...any)) {
 		lines = append(lines, fmt.Sprintf("- **CPU per task, C=%d.** asynq with a handler that does nothing used %.0f µs per task in this run, "+
 			"the worker %.0f µs: %s.", c, cpu(noopC, 0, c), cpu(workerBin, 0, c), verdict))
 	}
-	if len(lines) > 0 && len(r.profile) > 0 {
+	if cpuMissed && len(r.profile) > 0 {
 		// profileGroups' order: fetch, complete, call, of which its
 		// round trip, decode, log, metrics, scheduler, GC.
 		asynqRT := r.profile[0].micro + r.profile[1].micro
