@@ -30,7 +30,7 @@ fmt:
 # The worker against asynq with an empty handler and a hand-written handler
 # on net/http and on fasthttp (and, as more contenders, the worker with
 # WORKER_PREFETCH=10 and with UPSTREAM_HTTP_CLIENT=net/http), and enqueue
-# file against a plain asynq client, in one run (about 18 minutes; run it
+# file against a plain asynq client, in one run (12 to 16 minutes; run it
 # with nothing else busy). Static binaries, as the Dockerfile builds them.
 # Writes BENCHMARKS.md.
 bench:
