@@ -241,9 +241,9 @@ type fileLine struct {
 
 // enqueueFile reads JSON Lines from in (size bytes, or -1 if unknown),
 // enqueues each valid line (in batches, or with force through a pool of
-// workers), reports the invalid
-// and failed lines on stderr (not with --json) in line order, shows
-// progress on stderr, and returns the summary.
+// workers), reports the invalid and failed lines on stderr (not with
+// --json) in line order, shows progress on stderr, and returns the
+// summary.
 func (a *app) enqueueFile(ctx context.Context, enq intake.Target, in io.Reader, size int64, o fileOptions) *fileSummary {
 	// Without --force the lines go out in batches of up to --concurrency,
 	// one pipelined round trip each, the next batch read and decoded
@@ -338,8 +338,8 @@ type lineSink interface {
 // the valid ones to sink and sends every line to out, in order. Before a
 // read that may wait for its input (a pipe, a terminal: no whole line
 // buffered), it flushes a sink that batches, so that no line waits for
-// the next. It returns why
-// it stopped before the end of in, or "" if it read it all.
+// the next. It returns why it stopped before the end of in, or "" if it
+// read it all.
 func readLines(ctx context.Context, in io.Reader, d intake.Defaults, sink lineSink, out chan<- fileLine) string {
 	lr := newLineReader(in, maxLineBytes)
 	flusher, _ := sink.(interface{ Flush() })

@@ -30,8 +30,8 @@ var _ BatchTarget = (*Submitter)(nil)
 // first of an order's tasks is enqueued and the later ones are "already
 // queued". A task with Cancellation.Force is a replace of its own, in its
 // place in the order; a run of them goes out at once, but for the tasks
-// of one order, one after the other. A Stream is for one goroutine; Close it once the
-// last task is submitted.
+// of one order, one after the other. A Stream is for one goroutine; Close
+// it once the last task is submitted.
 type Stream struct {
 	enq     BatchTarget
 	max     int
