@@ -118,12 +118,7 @@ func (e *Enqueuer) EnqueueBatch(ctx context.Context, ts []*asynq.Task) (results 
 			}
 		}
 		for j, i := range idx {
-			results[i] = Result{TaskID: ms[j].ID, Queue: ms[j].Queue}
-			if errs[i] = rs[j].Err; errs[i] != nil {
-				results[i] = Result{}
-			} else {
-				results[i].AlreadyQueued, results[i].State = !rs[j].Enqueued, rs[j].Existing
-			}
+			results[i], errs[i] = resultOf(ms[j], rs[j])
 			endSend(spans[j], results[i], errs[i])
 		}
 	}
@@ -144,15 +139,10 @@ func (e *Enqueuer) EnqueueBatch(ctx context.Context, ts []*asynq.Task) (results 
 }
 
 func (e *Enqueuer) enqueue(ctx context.Context, m taskstore.Message, force bool) (Result, error) {
-	res := Result{TaskID: m.ID, Queue: m.Queue}
 	if !force {
-		r := e.batch.enqueue(ctx, m)
-		if r.Err != nil {
-			return Result{}, r.Err
-		}
-		res.AlreadyQueued, res.State = !r.Enqueued, r.Existing
-		return res, nil
+		return resultOf(m, e.batch.enqueue(ctx, m))
 	}
+	res := Result{TaskID: m.ID, Queue: m.Queue}
 	// A marked attempt record lives as long as a finished task would be
 	// kept, at least taskstore.RecordTTLFloor.
 	old, err := e.store.Replace(ctx, m, m.Retention)
@@ -164,6 +154,14 @@ func (e *Enqueuer) enqueue(ctx context.Context, m taskstore.Message, force bool)
 	}
 	res.Replaced, res.State = old != "", old
 	return res, nil
+}
+
+// resultOf is what an enqueue without force of m that r answered did.
+func resultOf(m taskstore.Message, r taskstore.EnqueueResult) (Result, error) {
+	if r.Err != nil {
+		return Result{}, r.Err
+	}
+	return Result{TaskID: m.ID, Queue: m.Queue, AlreadyQueued: !r.Enqueued, State: r.Existing}, nil
 }
 
 // Requeue enqueues t, rebuilt from a dead-lettered task, in one atomic

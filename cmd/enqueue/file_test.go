@@ -266,12 +266,13 @@ func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			f := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")}
-			var enq intake.Target = f
+			down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+			f := &failingEnqueuer{next: intake.NewSubmitter(h.srv.Client(t), tasks.Shards{}, "test"), from: 100, err: down}
 			if path == "pool" {
-				enq = struct{ intake.Target }{f} // no SubmitMany
+				testStopsWhenRedisFails(t, struct{ intake.Target }{f}, down) // no SubmitMany
+				return
 			}
-			testStopsWhenRedisFails(t, enq)
+			testStopsWhenRedisFails(t, f, down)
 			// The batches read after the failure are reported failed
 			// unsent, not each sent to wait out a failing Redis.
 			if f.after != 0 {
@@ -281,13 +282,12 @@ func TestEnqueueFileStopsWhenRedisFails(t *testing.T) {
 	}
 }
 
-func testStopsWhenRedisFails(t *testing.T, enq intake.Target) {
+func testStopsWhenRedisFails(t *testing.T, enq intake.Target, down error) {
 	const n = 500
 	var b strings.Builder
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, `{"provider":"pandapon","orderId":%d}`+"\n", i)
 	}
-	down := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
 	var stderr bytes.Buffer
 	a := &app{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
 	sum := a.enqueueFile(t.Context(), enq, strings.NewReader(b.String()), -1, fileOptions{workers: 4})

@@ -61,10 +61,10 @@ type Pool struct {
 	jobs  chan job       // to an idle worker
 	ended sync.WaitGroup // the workers, for the tests
 
-	mu       sync.Mutex
-	workers  int                // started
-	latest   map[string]*Ticket // task ID → the last ticket submitted for it, until it finishes
-	firstErr error
+	mu      sync.Mutex
+	workers int                // started
+	latest  map[string]*Ticket // task ID → the last ticket submitted for it, until it finishes
+	failure firstFailure
 }
 
 // NewPool returns a Pool that enqueues through enq with up to workers calls
@@ -147,18 +147,36 @@ func (p *Pool) run(ctx context.Context, c Cancellation, tk, prev *Ticket) {
 	if p.latest[c.TaskID] == tk {
 		delete(p.latest, c.TaskID)
 	}
-	if err != nil && p.firstErr == nil && !errors.Is(err, tasks.ErrActive) {
-		p.firstErr = err
-	}
 	p.mu.Unlock()
+	p.failure.note(err)
 	close(tk.done)
 }
 
 // Err returns the first failure that was not about one order alone (Redis
 // unreachable, the context done), or nil. A caller streaming many tasks
 // stops submitting once it is set: the next ones would fail the same way.
-func (p *Pool) Err() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.firstErr
+func (p *Pool) Err() error { return p.failure.get() }
+
+// firstFailure keeps the first enqueue failure that was not about one
+// order alone: any but tasks.ErrActive. It is safe for concurrent use.
+type firstFailure struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstFailure) note(err error) {
+	if err == nil || errors.Is(err, tasks.ErrActive) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstFailure) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }

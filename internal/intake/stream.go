@@ -2,11 +2,9 @@ package intake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
-	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
 )
 
@@ -37,9 +35,7 @@ type Stream struct {
 	max     int
 	cur     []streamItem
 	batches chan []streamItem // to the sender
-
-	mu       sync.Mutex
-	firstErr error
+	failure firstFailure
 }
 
 // streamItem is one submitted task and its claim.
@@ -106,11 +102,7 @@ func (s *Stream) Close() {
 
 // Err returns the first failure that was not about one order alone (Redis
 // unreachable, the context done), or nil, as Pool.Err does.
-func (s *Stream) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.firstErr
-}
+func (s *Stream) Err() error { return s.failure.get() }
 
 // send sends the batches in order until Close. Once a batch has failed
 // for Redis (Err), the later ones are settled with that failure unsent,
@@ -180,12 +172,6 @@ func (s *Stream) force(its []streamItem) {
 
 func (s *Stream) settle(it streamItem, out Outcome) {
 	it.tk.out = out
-	if out.Err != nil && !errors.Is(out.Err, tasks.ErrActive) {
-		s.mu.Lock()
-		if s.firstErr == nil {
-			s.firstErr = out.Err
-		}
-		s.mu.Unlock()
-	}
+	s.failure.note(out.Err)
 	close(it.tk.done)
 }
