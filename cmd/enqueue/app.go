@@ -210,7 +210,7 @@ func (a *app) runEBounded(bounded bool, check func(p *problems, args []string), 
 	return func(cmd *cobra.Command, args []string) error {
 		var p problems
 		a.checkGlobals(&p)
-		if _, err := tracing.Wanted(a.getenv); err != nil {
+		if _, err := otlp.Check(a.getenv); err != nil {
 			p.add("environment", "%v", err)
 		}
 		check(&p, args)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/tracing"
+	"github.com/cancelworker/cancelworker/internal/tracing/otlp"
 	"github.com/cancelworker/cancelworker/internal/worker"
 	"go.uber.org/zap"
 )
@@ -29,7 +30,7 @@ const checkTimeout = 5 * time.Second
 // does not fail.
 func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(args, getenv, nil, stderr)
-	tracingOn, terr := tracing.Wanted(getenv)
+	tracingOn, terr := otlp.Check(getenv)
 	if err != nil || terr != nil {
 		fmt.Fprintf(stdout, "fail  configuration:\n%v\n", errors.Join(err, terr))
 		return 1

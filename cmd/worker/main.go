@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	// Every problem at once: the settings', then the OTEL_* variables'.
-	if _, terr := tracing.Wanted(getenv); err != nil || terr != nil {
+	if _, terr := otlp.Check(getenv); err != nil || terr != nil {
 		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", errors.Join(err, terr))
 		return 2
 	}

@@ -460,6 +460,8 @@ func TestCheck(t *testing.T) {
 			want: []string{"warn  tracing http://", "spans will be dropped"}},
 		{name: "tracing misconfigured", env: with(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": up.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "WORKER_DEQUEUERS": "0"}), wantCode: 1,
 			want: []string{"fail  configuration:", "WORKER_DEQUEUERS (--dequeuers): must be at least 1", "OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported"}},
+		{name: "exporter misconfigured", env: with(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://x", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "5s", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=hidden,x"}), wantCode: 1,
+			want: []string{"fail  configuration:", "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL with a host\nOTEL_EXPORTER_OTLP_HEADERS: entry 2 has no '='", `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive whole number of milliseconds, got "5s"`}},
 		{name: "OTEL variables left for other programs", env: with(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_TRACES_EXPORTER": "console"}), wantCode: 0,
 			want: []string{"ok    tracing: off"}},
 		{name: "upstream refused", env: with(map[string]string{
@@ -486,8 +488,8 @@ func TestCheck(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, stdout.String())
 				}
 			}
-			if strings.Contains(stdout.String()+stderr.String(), "s3cr3t-value") {
-				t.Error("the output shows the secret")
+			if o := stdout.String() + stderr.String(); strings.Contains(o, "s3cr3t-value") || strings.Contains(o, "hidden") {
+				t.Error("the output shows the secret or a header's value")
 			}
 			if tt.wantCode == 0 || !strings.Contains(stdout.String(), "fail  configuration:") {
 				return

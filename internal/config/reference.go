@@ -184,7 +184,7 @@ func Reference() (string, error) {
 		w("\n")
 	}
 	w("## Tracing (OpenTelemetry)\n\n")
-	w("Off by default. The worker, the intake and the enqueue CLI read the standard OpenTelemetry variables; spans go out as OTLP over HTTP/protobuf. docs/operations.md shows the spans and what each holds.\n\n")
+	w("Off by default. The worker, the intake and the enqueue CLI read the standard OpenTelemetry variables; spans go out as OTLP over HTTP/protobuf. Each `OTEL_EXPORTER_OTLP_` variable below also has its form for traces alone, `OTEL_EXPORTER_OTLP_TRACES_`, which wins over it; while tracing is on, a bad value stops the binary at start, naming the variable. docs/operations.md shows the spans and what each holds.\n\n")
 	w("| variable | default | meaning |\n|---|---|---|\n")
 	for _, v := range tracing.Variables {
 		names := strings.Split(v.Name, ", ")

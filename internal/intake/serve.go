@@ -12,7 +12,6 @@ import (
 	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/config"
 	"github.com/cancelworker/cancelworker/internal/httpserve"
-	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/cancelworker/cancelworker/internal/tracing/otlp"
 	"go.uber.org/zap"
 )
@@ -97,7 +96,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	l.Resolve()
 	redisConn, logCfg, c := rs.Read(l), ls.Read(l), is.Read(l)
 	// Every problem at once: the settings', then the OTEL_* variables'.
-	if _, terr := tracing.Wanted(getenv); l.Err() != nil || terr != nil {
+	if _, terr := otlp.Check(getenv); l.Err() != nil || terr != nil {
 		fmt.Fprintf(stderr, "intake: invalid configuration:\n%v\n", l.Redact(errors.Join(l.Err(), terr).Error()))
 		return ExitUsage
 	}

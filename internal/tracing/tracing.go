@@ -171,16 +171,20 @@ func ExtractHTTP(ctx context.Context, header propagation.HeaderCarrier) context.
 type Variable struct{ Name, Default, Meaning string }
 
 // Variables are the variables that switch tracing on and shape it: the
-// first ones read here, the rest by the SDK.
+// first ones read here, the exporter's (OTEL_EXPORTER_OTLP_*; each also
+// as OTEL_EXPORTER_OTLP_TRACES_*, which wins) by internal/tracing/otlp,
+// the rest by the SDK.
 var Variables = []Variable{
 	{EnvEndpoint, "", "the OTLP/HTTP endpoint's base URL (spans go to its /v1/traces); setting it switches tracing on"},
 	{EnvTracesEndpoint, "", "the full URL of the traces endpoint, over " + EnvEndpoint + "; setting it switches tracing on"},
 	{EnvExporter, "", "otlp switches tracing on (to http://localhost:4318 without an endpoint), none keeps it off; with an endpoint set it must name otlp"},
 	{EnvSDKDisabled, "false", "true keeps tracing off whatever else is set"},
 	{EnvProtocol + ", " + EnvTracesProtocol, "http/protobuf", "the only protocol supported"},
-	{"OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with each export, e.g. an API key (read by the SDK; never logged)"},
-	{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000", "milliseconds allowed for one export"},
-	{"OTEL_EXPORTER_OTLP_COMPRESSION", "", "gzip to compress the exports"},
+	{"OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with each export, key=value,... with percent-encoded values, e.g. an API key (never logged)"},
+	{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000", "milliseconds allowed for one export, its retries included (429, 502, 503 and 504 are retried, from 5 s apart, and an endpoint that cannot be reached)"},
+	{"OTEL_EXPORTER_OTLP_COMPRESSION", "none", "gzip to compress the exports"},
+	{"OTEL_EXPORTER_OTLP_CERTIFICATE", "", "a PEM file of the certificates that an https endpoint's is checked against, instead of the system's"},
+	{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY", "", "PEM files of the client certificate and its key, for an endpoint that asks for one"},
 	{"OTEL_SERVICE_NAME", "cancelworker-worker, cancelworker-intake, cancelworker-enqueue", "the service name of the spans"},
 	{"OTEL_RESOURCE_ATTRIBUTES", "", "more resource attributes, key=value,..."},
 	{"OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG", "parentbased_always_on", "which traces to record, e.g. parentbased_traceidratio and 0.1"},
