@@ -2,6 +2,9 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces asynqmon with the copy in third_party: its go.mod is part
+# of the module graph the download resolves.
+COPY third_party/asynqmon/go.mod third_party/asynqmon/
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/enqueue ./cmd/intake ./cmd/sandbox
