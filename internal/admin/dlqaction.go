@@ -355,5 +355,5 @@ func (a *dlqAction) confirmPage(w http.ResponseWriter, ids []string, back dlqQue
 		form.Path, form.Label, form.Danger = DLQPurgePath, "Purge "+entries(len(ids)), true
 	}
 	v.Form = form
-	render(w, http.StatusOK, "confirm.html", v)
+	render(w, http.StatusOK, confirmHTML(v))
 }

@@ -3,9 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
-	"embed"
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -29,25 +27,9 @@ const (
 // pageTimeout bounds the Redis reads of one dead-letter page.
 const pageTimeout = 10 * time.Second
 
-//go:embed templates/*.html
-var templateFS embed.FS
-
-// logoSVG is the monitoring UI's logo, for the header the dead-letter page
-// shares with it.
-//
-//go:embed templates/asynqmon-logo.svg
-var logoSVG string
-
-var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"monitoring":      func() string { return MonitoringPath },
-	"dlqPath":         func() string { return DLQPath },
-	"pageSizeDefault": func() int { return PageSizeDefault },
-	"logo":            func() template.HTML { return template.HTML(logoSVG) }, // our own embedded file
-}).ParseFS(templateFS, "templates/*.html"))
-
 // index links to every page.
 func index(w http.ResponseWriter, _ *http.Request) {
-	render(w, http.StatusOK, "index.html", nil)
+	render(w, http.StatusOK, indexPage())
 }
 
 // dlqPage lists the dead-letter queue, oldest first, in the monitoring UI's
@@ -141,8 +123,8 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var requeueIDs, purgeIDs []string
 	for _, e := range entries {
-		// html/template escapes markup, not the characters that reorder
-		// or break what is printed around them.
+		// The page escapes markup, not the characters that reorder or
+		// break what is printed around them.
 		for _, f := range []*string{&e.Order, &e.Reason, &e.UpstreamCode, &e.Message, &e.Corrupt, &e.Raw} {
 			*f = text.Printable(*f)
 		}
@@ -185,7 +167,7 @@ func (p *dlqPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if int64(q.Page) < view.Pages {
 		view.NextURL = q.with(q.Provider, q.Page+1).url()
 	}
-	render(w, http.StatusOK, "dlq.html", view)
+	render(w, http.StatusOK, dlqHTML(view))
 }
 
 // list returns the page of entries q asks for, the number of entries
@@ -403,20 +385,6 @@ func stamp(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
-
-// render executes template name into a buffer first, so that a failure
-// becomes a clean 500, and writes it with status.
-func render(w http.ResponseWriter, status int, name string, data any) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		http.Error(w, "cannot render the page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
 }
 
 // dlqLink is added to every HTML page of the monitoring UI: a button to the
