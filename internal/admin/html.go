@@ -55,10 +55,12 @@ func (p *page) text(s string) { p.b.WriteString(html.EscapeString(s)) }
 func (p *page) int(n int64) { p.b.WriteString(strconv.FormatInt(n, 10)) }
 
 // url writes u as the value of a double-quoted href or action: a path on
-// this server, or "#" for anything else (another scheme, another host).
+// this server, or "#" for anything else (another scheme, another host, or
+// a control character, which a browser drops before it reads the URL).
 // The pages build every URL from this package's paths and url's escaping.
 func (p *page) url(u string) {
-	if !strings.HasPrefix(u, "/") || strings.HasPrefix(u, "//") || strings.HasPrefix(u, `/\`) {
+	if !strings.HasPrefix(u, "/") || strings.HasPrefix(u, "//") || strings.HasPrefix(u, `/\`) ||
+		strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		u = "#"
 	}
 	p.text(u)

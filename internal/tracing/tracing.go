@@ -181,7 +181,7 @@ var Variables = []Variable{
 	{EnvSDKDisabled, "false", "true keeps tracing off whatever else is set"},
 	{EnvProtocol + ", " + EnvTracesProtocol, "http/protobuf", "the only protocol supported"},
 	{"OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with each export, key=value,... with percent-encoded values, e.g. an API key (never logged)"},
-	{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000", "milliseconds allowed for one export, its retries included (429, 502, 503 and 504 are retried, from 5 s apart, and an endpoint that cannot be reached)"},
+	{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000", "milliseconds allowed for one attempt of an export. Answers 429, 502, 503 and 504 and an endpoint that cannot be reached are tried again, from 5 s apart, for up to a minute and within the batch's export timeout (OTEL_BSP_EXPORT_TIMEOUT, 30000)"},
 	{"OTEL_EXPORTER_OTLP_COMPRESSION", "none", "gzip to compress the exports"},
 	{"OTEL_EXPORTER_OTLP_CERTIFICATE", "", "a PEM file of the certificates that an https endpoint's is checked against, instead of the system's"},
 	{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY", "", "PEM files of the client certificate and its key, for an endpoint that asks for one"},

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cancelworker/cancelworker/internal/buildinfo"
 	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/cenkalti/backoff/v4"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -51,12 +53,15 @@ const (
 	envTracesPrefix = "OTEL_EXPORTER_OTLP_TRACES_"
 )
 
+// userAgent names the exporter to the endpoint.
+var userAgent = "cancelworker/" + buildinfo.Read().Version + " (OTLP/HTTP trace exporter)"
+
 // Defaults of the OpenTelemetry specification.
 const (
 	defaultTimeout = 10 * time.Second
 	tracesPath     = "/v1/traces"
-	// responseMax bounds what is read of a reply.
-	responseMax = 64 << 10
+	// responseMax bounds what is read of a reply, as otlptracehttp's.
+	responseMax = 4 << 20
 )
 
 // newClient returns the client the variables describe, or every problem
@@ -108,7 +113,8 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 			case !ok:
 				fail(v, "entry %d has no '=' (key=value,...)", i+1)
 			case !isToken(k):
-				fail(v, "entry %d: the name %q is not a valid header name", i+1, k)
+				// Not echoed: "Authorization: Bearer x=" would show its key.
+				fail(v, "entry %d: the name before '=' is not a valid header name (key=value,...)", i+1)
 			case err != nil:
 				fail(v, "entry %d (%s): the value is not validly percent-encoded", i+1, k)
 			default:
@@ -144,14 +150,20 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 			tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 	}
-	certVar, cert := setting("CLIENT_CERTIFICATE")
-	keyVar, key := setting("CLIENT_KEY")
+	// The certificate and its key come in a pair from one level: the
+	// traces' own if either is set, else the general one.
+	prefix := envPrefix
+	if getenv(envTracesPrefix+"CLIENT_CERTIFICATE") != "" || getenv(envTracesPrefix+"CLIENT_KEY") != "" {
+		prefix = envTracesPrefix
+	}
+	certVar, keyVar := prefix+"CLIENT_CERTIFICATE", prefix+"CLIENT_KEY"
+	cert, key := getenv(certVar), getenv(keyVar)
 	switch {
-	case certVar == "" && keyVar == "":
-	case certVar == "":
-		fail(keyVar, "needs %sCLIENT_CERTIFICATE too", envPrefix)
-	case keyVar == "":
-		fail(certVar, "needs %sCLIENT_KEY too", envPrefix)
+	case cert == "" && key == "":
+	case cert == "":
+		fail(keyVar, "needs %s too", certVar)
+	case key == "":
+		fail(certVar, "needs %s too", keyVar)
 	default:
 		certPEM, err1 := readFile(cert)
 		keyPEM, err2 := readFile(key)
@@ -178,18 +190,24 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
-	c.hc = &http.Client{Transport: tr}
+	// The timeout bounds each attempt, as otlptracehttp's does; the
+	// retries end with the backoff or the caller's context (the batch
+	// processor's export timeout).
+	c.hc = &http.Client{Transport: tr, Timeout: c.timeout}
 	return c, nil
 }
 
 // endpointURL parses an endpoint variable's value. The value is not
 // echoed: it may carry credentials.
+//
+// As otlptracehttp, the exporter keeps its scheme, host and path: not a
+// user, a query or a fragment.
 func endpointURL(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("must be an http:// or https:// URL with a host")
 	}
-	return u, nil
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}, nil
 }
 
 // isToken reports whether s is a valid HTTP header name (RFC 9110 token).
@@ -209,14 +227,14 @@ func isToken(s string) bool {
 }
 
 // exportBackoff is the wait between two attempts of one export, as
-// otlptracehttp waits: from 5 s, at most 30 s, for at most a minute (and
-// within the export's timeout).
+// otlptracehttp waits: from 5 s, at most 30 s apart, for at most a minute
+// (and within the caller's context).
 func exportBackoff() backoff.BackOff {
-	return &backoff.ExponentialBackOff{
-		InitialInterval: 5 * time.Second, RandomizationFactor: backoff.DefaultRandomizationFactor,
-		Multiplier: backoff.DefaultMultiplier, MaxInterval: 30 * time.Second,
-		MaxElapsedTime: time.Minute, Stop: backoff.Stop, Clock: backoff.SystemClock,
-	}
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(5*time.Second),
+		backoff.WithMaxInterval(30*time.Second),
+		backoff.WithMaxElapsedTime(time.Minute),
+	)
 }
 
 // Start does nothing: connections are made as exports need them.
@@ -228,9 +246,9 @@ func (c *client) Stop(context.Context) error {
 	return nil
 }
 
-// UploadTraces sends spans as one export request, retried within the
-// timeout where the endpoint asks for it (429, 502, 503, 504, with its
-// Retry-After) or could not be reached.
+// UploadTraces sends spans as one export request, retried where the
+// endpoint asks for it (429, 502, 503, 504, with its Retry-After) or could
+// not be reached, until the backoff or ctx ends.
 func (c *client) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpans) error {
 	body, err := exportRequest(spans)
 	if err != nil {
@@ -247,8 +265,6 @@ func (c *client) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpan
 		}
 		body = b.Bytes()
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	b := c.backoff()
 	for {
 		after, err := c.send(ctx, body)
@@ -292,20 +308,35 @@ func (c *client) send(ctx context.Context, body []byte) (after time.Duration, er
 	if c.gzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
+	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("OTLP export: %w", err)
+		err = fmt.Errorf("OTLP export: %w", err)
+		var cert *tls.CertificateVerificationError
+		var dns *net.DNSError
+		if ctx.Err() != nil || errors.As(err, &cert) || (errors.As(err, &dns) && dns.IsNotFound) {
+			return 0, err // another attempt would meet the same
 		}
-		return 0, retryable{fmt.Errorf("OTLP export: %w", err)}
+		return 0, retryable{err}
 	}
 	defer func() { _ = resp.Body.Close() }()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, responseMax))
-	if err != nil {
-		return 0, retryable{fmt.Errorf("OTLP export: reading the reply: %w", err)}
+	code := resp.StatusCode
+	ok := code >= 200 && code <= 299
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, responseMax+1))
+	switch {
+	case err != nil && ok:
+		// The endpoint has taken the spans: another attempt would
+		// send them twice.
+		return 0, fmt.Errorf("OTLP export: the spans were taken; reading the reply: %w", err)
+	case err != nil:
+		return 0, retryable{fmt.Errorf("OTLP export: %s; reading the reply: %w", resp.Status, err)}
+	case len(reply) > responseMax && ok:
+		return 0, fmt.Errorf("OTLP export: the spans were taken; the reply is longer than %d bytes", responseMax)
+	case len(reply) > responseMax:
+		reply = reply[:responseMax]
 	}
-	switch code := resp.StatusCode; {
-	case code >= 200 && code <= 299:
+	switch {
+	case ok:
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-protobuf") {
 			return 0, nil
 		}
@@ -319,8 +350,12 @@ func (c *client) send(ctx context.Context, body []byte) (after time.Duration, er
 		return 0, nil
 	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
 		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		// Retry-After: seconds, or an HTTP date.
+		ra := resp.Header.Get("Retry-After")
+		if s, err := strconv.Atoi(ra); err == nil && s > 0 {
 			after = time.Duration(s) * time.Second
+		} else if t, err := http.ParseTime(ra); err == nil {
+			after = time.Until(t)
 		}
 		return after, retryable{fmt.Errorf("OTLP export: %s: %s", resp.Status, replyText(reply))}
 	default:

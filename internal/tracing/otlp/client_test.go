@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 // export is one request a collector received.
 type export struct {
 	path   string
+	query  string
 	header http.Header
 	req    *coltracepb.ExportTraceServiceRequest
 	err    error
@@ -50,7 +52,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.mu.Lock()
-	c.got = append(c.got, export{path: r.URL.Path, header: r.Header.Clone(), req: req, err: err})
+	c.got = append(c.got, export{path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), req: req, err: err})
 	var reply func(http.ResponseWriter)
 	if len(c.replies) > 0 {
 		reply, c.replies = c.replies[0], c.replies[1:]
@@ -94,6 +96,7 @@ func TestClientExports(t *testing.T) {
 		{name: "base endpoint", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{url}/base/"}, wantPath: "/base/v1/traces"},
 		{name: "traces endpoint as is", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{url}/base", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/custom/path"}, wantPath: "/custom/path"},
 		{name: "traces endpoint without a path", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}"}, wantPath: "/"},
+		{name: "user and query left out", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{userurl}/base?token=x#f"}, wantPath: "/base/v1/traces"},
 		{name: "gzip", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{url}", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}, wantPath: "/v1/traces", gzip: true},
 		{name: "per-signal compression over the general", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{url}", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "none"}, wantPath: "/v1/traces"},
 	} {
@@ -103,7 +106,7 @@ func TestClientExports(t *testing.T) {
 			defer srv.Close()
 			e := map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=s%20ecret, X-Team = ops ", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-only=traces"}
 			for k, v := range tc.env {
-				e[k] = strings.ReplaceAll(v, "{url}", srv.URL)
+				e[k] = strings.NewReplacer("{url}", srv.URL, "{userurl}", strings.Replace(srv.URL, "://", "://user:pw@", 1)).Replace(v)
 			}
 			c, err := newClient(env(e), os.ReadFile)
 			if err != nil {
@@ -123,8 +126,11 @@ func TestClientExports(t *testing.T) {
 			if !proto.Equal(g.req, &coltracepb.ExportTraceServiceRequest{ResourceSpans: spans()}) {
 				t.Errorf("request decodes to %v, want the spans given", g.req)
 			}
-			if g.path != tc.wantPath {
-				t.Errorf("path %q, want %q", g.path, tc.wantPath)
+			if g.path != tc.wantPath || g.query != "" {
+				t.Errorf("path %q, query %q; want %q and none", g.path, g.query, tc.wantPath)
+			}
+			if a, ua := g.header.Get("Authorization"), g.header.Get("User-Agent"); a != "" || !strings.HasPrefix(ua, "cancelworker/") {
+				t.Errorf("Authorization %q, User-Agent %q: want none, and cancelworker's", a, ua)
 			}
 			if ce := g.header.Get("Content-Encoding"); (ce == "gzip") != tc.gzip {
 				t.Errorf("Content-Encoding %q, want gzip %v", ce, tc.gzip)
@@ -212,13 +218,16 @@ func TestClientReplies(t *testing.T) {
 		col := &collector{replies: []func(http.ResponseWriter){status(503, "Retry-After", "30")}}
 		srv := httptest.NewServer(col)
 		defer srv.Close()
-		c, err := newClient(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "2000"}), os.ReadFile)
+		c, err := newClient(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.backoff = quick
+		// As the batch processor calls it: within its export timeout.
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
 		start := time.Now()
-		if err := c.UploadTraces(t.Context(), spans()); err == nil {
+		if err := c.UploadTraces(ctx, spans()); err == nil {
 			t.Fatal("no error")
 		}
 		if d := time.Since(start); d > time.Second || len(col.exports()) != 1 {
@@ -305,7 +314,7 @@ func TestClientConfigErrors(t *testing.T) {
 	for _, want := range []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL",
 		"OTEL_EXPORTER_OTLP_HEADERS: entry 2 has no '='",
-		`OTEL_EXPORTER_OTLP_HEADERS: entry 3: the name "bad name" is not a valid header name`,
+		"OTEL_EXPORTER_OTLP_HEADERS: entry 3: the name before '=' is not a valid header name",
 		"OTEL_EXPORTER_OTLP_HEADERS: entry 4 (k): the value is not validly percent-encoded",
 		`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive whole number of milliseconds, got "10s"`,
 		`OTEL_EXPORTER_OTLP_COMPRESSION: must be gzip or none, got "zstd"`,
@@ -316,11 +325,36 @@ func TestClientConfigErrors(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
 	}
-	if strings.Contains(msg, "topsecret") || strings.Contains(msg, "%zz") {
+	if strings.Contains(msg, "topsecret") || strings.Contains(msg, "%zz") || strings.Contains(msg, "bad name") {
 		t.Errorf("error echoes a header's value:\n%s", msg)
 	}
 	if n := len(strings.Split(msg, "\n")); n != 8 {
 		t.Errorf("%d problems, want 8:\n%s", n, msg)
+	}
+}
+
+// TestClientCertificatePair: a client certificate and its key are taken
+// from one level, the traces' own or the general one.
+func TestClientCertificatePair(t *testing.T) {
+	_, err := newClient(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": "/c.pem",
+		"OTEL_EXPORTER_OTLP_CLIENT_KEY":                "/k.pem",
+	}), os.ReadFile)
+	if err == nil || err.Error() != "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: needs OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY too" {
+		t.Errorf("err %v, want the traces' certificate to need the traces' key", err)
+	}
+}
+
+// TestExportBackoff: the real backoff waits about 5 s before the first
+// retry (±50%) and stops within a minute, as otlptracehttp's.
+func TestExportBackoff(t *testing.T) {
+	b := exportBackoff()
+	if d := b.NextBackOff(); d < 2500*time.Millisecond || d > 7500*time.Millisecond {
+		t.Errorf("first wait %v, want 5 s ±50%%", d)
+	}
+	eb, ok := b.(*backoff.ExponentialBackOff)
+	if !ok || eb.MaxElapsedTime != time.Minute || eb.MaxInterval != 30*time.Second {
+		t.Errorf("backoff %#v: want at most 30 s apart for at most a minute", b)
 	}
 }
 
