@@ -519,8 +519,8 @@ func (r *report) outOfReach(w func(string, ...any)) {
 		}
 		hAll, hAnon := rss(hr)
 		lines = append(lines, fmt.Sprintf("- **Peak RSS ≤ 32 MB, %s / C=200.** The worker's peak was %.1f MB, of which at most %.1f MB anonymous (heap, stacks); "+
-			"the rest, about %.1f MB, is pages of its binary mapped from the page cache, shared and reclaimable, which grows with the binary "+
-			"(asynq, go-redis, the monitoring UI's assets, the Prometheus client, the OpenTelemetry SDK, the demo's in-process Redis). "+
+			"the rest, about %.1f MB, is the pages of its binary it has read, its code and read-only data mapped from the page cache (shared and reclaimable): "+
+			"asynq, go-redis, the monitoring UI's server, the Prometheus client, the OpenTelemetry SDK and exporter, the demo's in-process Redis. "+
 			"The hand-written handler, a smaller binary doing less: %.1f MB, %.1f MB anonymous.",
 			d, wAll, wAnon, wAll-wAnon, hAll, hAnon))
 	}
