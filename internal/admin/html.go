@@ -247,18 +247,14 @@ func dlqHTML(v dlqView) *page {
 		p.int(v.To)
 		p.raw(" of ")
 		p.int(v.Total)
-		if q.Order != "" {
-			p.raw(", order containing “")
-			p.text(q.Order)
-			p.raw("”")
-		}
-		if q.Reason != "" {
-			p.raw(", reason ")
-			p.text(q.Reason)
-		}
-		if q.Code != "" {
-			p.raw(", upstream code ")
-			p.text(q.Code)
+		for _, f := range []struct{ before, value, after string }{
+			{", order containing “", q.Order, "”"}, {", reason ", q.Reason, ""}, {", upstream code ", q.Code, ""},
+		} {
+			if f.value != "" {
+				p.raw(f.before)
+				p.text(f.value)
+				p.raw(f.after)
+			}
 		}
 		p.raw(", page ")
 		p.int(int64(q.Page))

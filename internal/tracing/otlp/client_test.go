@@ -71,6 +71,20 @@ func (c *collector) exports() []export {
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// served returns a client of an endpoint that h serves, named by
+// OTEL_EXPORTER_OTLP_ENDPOINT, with retries a millisecond apart.
+func served(t *testing.T, h http.Handler) *client {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, err := newClient(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.backoff = quick
+	return c
+}
+
 // spans are two resources' spans, as otlptrace hands them to a client.
 func spans() []*tracepb.ResourceSpans {
 	return []*tracepb.ResourceSpans{
@@ -194,14 +208,7 @@ func TestClientReplies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			col := &collector{replies: tc.replies}
-			srv := httptest.NewServer(col)
-			defer srv.Close()
-			c, err := newClient(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.backoff = quick
-			err = c.UploadTraces(t.Context(), spans())
+			err := served(t, col).UploadTraces(t.Context(), spans())
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Errorf("err %v, want none", err)
@@ -216,13 +223,7 @@ func TestClientReplies(t *testing.T) {
 
 	t.Run("Retry-After beyond the timeout ends the export", func(t *testing.T) {
 		col := &collector{replies: []func(http.ResponseWriter){status(503, "Retry-After", "30")}}
-		srv := httptest.NewServer(col)
-		defer srv.Close()
-		c, err := newClient(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.backoff = quick
+		c := served(t, col)
 		// As the batch processor calls it: within its export timeout.
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
