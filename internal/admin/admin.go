@@ -96,7 +96,7 @@ type Options struct {
 type Server struct {
 	cfg      config.Admin
 	log      *zap.Logger
-	mon      *asynqmon.HTTPHandler
+	mon      *monitor
 	rdb      redis.UniversalClient // the audit's, for the archived tasks' entries
 	handler  http.Handler
 	fallback bool
@@ -133,11 +133,11 @@ func New(o Options) (*Server, error) {
 		cfg:      o.Config,
 		log:      o.Logger,
 		fallback: o.FallbackToFreePort,
-		mon: asynqmon.New(asynqmon.Options{
+		mon: &monitor{opts: asynqmon.Options{
 			RootPath:     strings.TrimSuffix(MonitoringPath, "/"),
 			RedisConnOpt: clientOpt{o.Redis},
 			ReadOnly:     o.Config.ReadOnly,
-		}),
+		}},
 	}
 	s.rdb = o.Redis.NewClient()
 	audit := auditor{log: o.Logger.Named("audit"), obs: o.Observer}
@@ -268,6 +268,46 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// monitor is asynqmon's handler, built at the first request for the
+// monitoring UI: a worker whose UI nobody opens does not hold its router,
+// inspector and Redis client (about 2 MB, docs/performance.md).
+type monitor struct {
+	opts asynqmon.Options
+
+	mu     sync.Mutex
+	h      *asynqmon.HTTPHandler // nil until the first request
+	closed bool
+}
+
+func (m *monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	if m.h == nil && !m.closed {
+		m.h = asynqmon.New(m.opts)
+	}
+	h := m.h
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		plain(w)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "unavailable: the admin server is shutting down")
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// Close closes the handler's Redis clients, if it was built; requests
+// after it are answered 503.
+func (m *monitor) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.h == nil {
+		return nil
+	}
+	return m.h.Close()
 }
 
 // clientOpt gives asynqmon clients built from the worker's own Redis
