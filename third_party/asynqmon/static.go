@@ -79,7 +79,9 @@ func (h *uiAssetsHandler) renderIndexFile(w http.ResponseWriter) error {
 // urlEscape returns the URL s with every byte percent-encoded but those
 // that mean the same in a URL, a double-quoted HTML attribute and a
 // JavaScript string: letters, digits and -._~:/?#@!$()*+,;=% (not quotes,
-// a backslash, < and >, & or white space).
+// a backslash, < and >, & or white space). A query's & is encoded too,
+// which changes its meaning: cancelworker sets no Prometheus address, and
+// its root path has none.
 func urlEscape(s string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
