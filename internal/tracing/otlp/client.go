@@ -328,13 +328,13 @@ func (c *client) send(ctx context.Context, body []byte) (after time.Duration, er
 		// The endpoint has taken the spans: another attempt would
 		// send them twice.
 		return 0, fmt.Errorf("OTLP export: the spans were taken; reading the reply: %w", err)
-	case err != nil:
-		return 0, retryable{fmt.Errorf("OTLP export: %s; reading the reply: %w", resp.Status, err)}
 	case len(reply) > responseMax && ok:
 		return 0, fmt.Errorf("OTLP export: the spans were taken; the reply is longer than %d bytes", responseMax)
 	case len(reply) > responseMax:
 		reply = reply[:responseMax]
 	}
+	// A failure is told by its status; what could be read of its reply
+	// only goes into the error.
 	switch {
 	case ok:
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-protobuf") {
