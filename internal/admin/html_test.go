@@ -111,8 +111,8 @@ func TestPagesEscape(t *testing.T) {
 			if name == "dead-letter" {
 				want = []string{"order" + h, "meari" + h, "id" + h, "reason" + h, "code" + h, "message" + h, "first" + h, "last" + h,
 					"corrupt" + h, "raw" + h, "q-order" + h, "archived" + h, "label" + h, "r" + h}
-				for _, k := range []string{"value", "title", "data-id"} {
-					if !slices.Contains(got.attrs[k], "message"+h) && k == "title" || !slices.Contains(got.attrs[k], "id"+h) && k == "data-id" || !slices.Contains(got.attrs[k], "q-code"+h) && k == "value" {
+				for k, v := range map[string]string{"title": "message" + h, "data-id": "id" + h, "value": "q-code" + h} {
+					if !slices.Contains(got.attrs[k], v) {
 						t.Errorf("%d: attribute %s lacks its value: %q", i, k, got.attrs[k])
 					}
 				}

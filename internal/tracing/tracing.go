@@ -102,9 +102,8 @@ func Wanted(getenv func(string) string) (bool, error) {
 		if v == "" {
 			continue
 		}
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			// The value is not echoed: it may carry credentials.
-			errs = append(errs, fmt.Errorf("%s: must be an http:// or https:// URL with a host", name))
+		if _, err := EndpointURL(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	for _, name := range []string{EnvTracesProtocol, EnvProtocol} {
@@ -116,6 +115,18 @@ func Wanted(getenv func(string) string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// EndpointURL parses an endpoint variable's value: an http:// or https://
+// URL with a host. The value is not echoed: it may carry credentials. As
+// otlptracehttp, the exporter keeps its scheme, host and path: not a user,
+// a query or a fragment.
+func EndpointURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("must be an http:// or https:// URL with a host")
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}, nil
 }
 
 // Activate switches this process's trace propagation and spans on, once

@@ -22,6 +22,7 @@ import (
 	"github.com/cancelworker/cancelworker/internal/tracing"
 	"github.com/cenkalti/backoff/v4"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -86,7 +87,7 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 	c.url = "http://localhost:4318" + tracesPath
 	if v := getenv(tracing.EnvTracesEndpoint); v != "" {
 		// A per-signal endpoint is used as it is, / where it has no path.
-		if u, err := endpointURL(v); err != nil {
+		if u, err := tracing.EndpointURL(v); err != nil {
 			fail(tracing.EnvTracesEndpoint, "%v", err)
 		} else {
 			if u.Path == "" {
@@ -96,7 +97,7 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 		}
 	} else if v := getenv(tracing.EnvEndpoint); v != "" {
 		// The base endpoint: spans go to its /v1/traces.
-		if u, err := endpointURL(v); err != nil {
+		if u, err := tracing.EndpointURL(v); err != nil {
 			fail(tracing.EnvEndpoint, "%v", err)
 		} else {
 			u.Path = path.Join("/", u.Path, tracesPath)
@@ -112,7 +113,7 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 			switch dec, err := url.PathUnescape(val); {
 			case !ok:
 				fail(v, "entry %d has no '=' (key=value,...)", i+1)
-			case !isToken(k):
+			case !httpguts.ValidHeaderFieldName(k):
 				// Not echoed: "Authorization: Bearer x=" would show its key.
 				fail(v, "entry %d: the name before '=' is not a valid header name (key=value,...)", i+1)
 			case err != nil:
@@ -195,35 +196,6 @@ func newClient(getenv func(string) string, readFile func(string) ([]byte, error)
 	// processor's export timeout).
 	c.hc = &http.Client{Transport: tr, Timeout: c.timeout}
 	return c, nil
-}
-
-// endpointURL parses an endpoint variable's value. The value is not
-// echoed: it may carry credentials.
-//
-// As otlptracehttp, the exporter keeps its scheme, host and path: not a
-// user, a query or a fragment.
-func endpointURL(v string) (*url.URL, error) {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("must be an http:// or https:// URL with a host")
-	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}, nil
-}
-
-// isToken reports whether s is a valid HTTP header name (RFC 9110 token).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case strings.ContainsRune("!#$%&'*+-.^_`|~", r):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // exportBackoff is the wait between two attempts of one export, as

@@ -29,11 +29,18 @@ const StopTimeout = 5 * time.Second
 // asked for, the exporter's (a header, the timeout, the compression, a
 // certificate file). getenv is os.Getenv or a test's.
 func Check(getenv func(string) string) (bool, error) {
+	c, err := check(getenv)
+	return c != nil, err
+}
+
+// check is Check, returning the exporter's client where tracing is on and
+// nil where it is off or misconfigured.
+func check(getenv func(string) string) (*client, error) {
 	on, err := tracing.Wanted(getenv)
 	if err == nil && !on {
-		return false, nil
+		return nil, nil
 	}
-	_, cerr := newClient(getenv, os.ReadFile)
+	c, cerr := newClient(getenv, os.ReadFile)
 	// Both check the endpoints: keep one of each problem.
 	var errs []error
 	seen := map[string]bool{}
@@ -50,9 +57,9 @@ func Check(getenv func(string) string) (bool, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return false, err
+		return nil, err
 	}
-	return true, nil
+	return c, nil
 }
 
 // Setup switches tracing on for the process named service (the default of
@@ -64,12 +71,8 @@ func Check(getenv func(string) string) (bool, error) {
 // the batching).
 func Setup(ctx context.Context, service string, getenv func(string) string) (stop func() error, err error) {
 	nop := func() error { return nil }
-	on, err := Check(getenv)
-	if err != nil || !on {
-		return nop, err
-	}
-	c, err := newClient(getenv, os.ReadFile)
-	if err != nil {
+	c, err := check(getenv)
+	if err != nil || c == nil {
 		return nop, err
 	}
 	exp, err := otlptrace.New(ctx, c)
