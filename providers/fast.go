@@ -104,6 +104,22 @@ func (f *FastClient) post(ctx context.Context, url string, header http.Header, b
 	}
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
+	fillRequest(req, url, header, body)
+	hc := f.host(req.URI())
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := f.roundTrip(ctx, hc, req, resp, deadline); err != nil {
+		return nil, err
+	}
+	return response(resp), nil
+}
+
+// fillRequest makes req a POST of body to url with header. It and response
+// are out of line so that post's stack frame, under the whole round trip,
+// stays small.
+//
+//go:noinline
+func fillRequest(req *fasthttp.Request, url string, header http.Header, body []byte) {
 	req.SetRequestURI(url)
 	req.Header.SetMethod(http.MethodPost)
 	for k, vs := range header {
@@ -112,17 +128,17 @@ func (f *FastClient) post(ctx context.Context, url string, header http.Header, b
 		}
 	}
 	req.SetBody(body)
-	hc := f.host(req.URI())
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	if err := f.roundTrip(ctx, hc, req, resp, deadline); err != nil {
-		return nil, err
-	}
+}
+
+// response copies resp, which goes back to fasthttp's pool.
+//
+//go:noinline
+func response(resp *fasthttp.Response) *Response {
 	h := make(http.Header, resp.Header.Len())
 	for k, v := range resp.Header.All() {
 		h.Add(string(k), string(v))
 	}
-	return &Response{Status: resp.StatusCode(), Header: h, Body: append([]byte(nil), resp.Body()...)}, nil
+	return &Response{Status: resp.StatusCode(), Header: h, Body: append([]byte(nil), resp.Body()...)}
 }
 
 // roundTrip writes req and reads resp on one of hc's connections, by

@@ -141,16 +141,7 @@ type Core struct {
 //
 // url must not hold credentials: it may appear in the error's cause.
 func (c *Core) PostJSON(ctx context.Context, url string, header http.Header, body []byte) (*Response, error) {
-	h := make(http.Header, len(header)+3)
-	for k, vs := range header {
-		for _, v := range vs {
-			h.Add(k, v)
-		}
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json")
-	// The caller's span (the worker's upstream call), if tracing is on.
-	tracing.InjectHTTP(ctx, propagation.HeaderCarrier(h))
+	h := jsonHeader(ctx, header)
 	limit := c.MaxBody
 	if limit <= 0 {
 		limit = MaxBodyDefault
@@ -162,37 +153,71 @@ func (c *Core) PostJSON(ctx context.Context, url string, header http.Header, bod
 			return nil, c.transportError(ctx, err, false, true)
 		}
 	} else {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return nil, &Error{Provider: c.Provider, Class: Permanent, Code: CodeInvalidRequest, Message: "cannot build the request", Err: err}
+		var err error
+		if resp, err = c.postNetHTTP(ctx, url, h, body, limit); err != nil {
+			return nil, err
 		}
-		req.Header = h
-		hc := c.HTTP
-		if hc == nil {
-			hc = NewHTTPClient(0)
-		}
-		r, err := hc.Do(req)
-		if err != nil {
-			return nil, c.transportError(ctx, err, false, false)
-		}
-		defer r.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-		if err != nil {
-			return nil, c.transportError(ctx, err, true, false)
-		}
-		resp = &Response{Status: r.StatusCode, Header: r.Header, Body: b}
 	}
 	if tracing.Enabled() {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.Status))
 	}
 	if int64(len(resp.Body)) > limit {
-		return nil, &Error{
-			Provider: c.Provider, Class: Transient, Code: CodeBodyTooLarge, Unknown: true,
-			Message: Truncate(fmt.Sprintf("HTTP %d reply body longer than %d bytes: %s", resp.Status, limit, Snippet(resp.Body)), MessageLimit),
-			Err:     ErrBodyTooLarge,
-		}
+		return nil, c.tooLarge(resp, limit)
 	}
 	return resp, nil
+}
+
+// jsonHeader is header with a JSON request's Content-Type and Accept, and
+// the caller's span (the worker's upstream call), if tracing is on. Out of
+// line: see postNetHTTP.
+//
+//go:noinline
+func jsonHeader(ctx context.Context, header http.Header) http.Header {
+	h := make(http.Header, len(header)+3)
+	for k, vs := range header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json")
+	tracing.InjectHTTP(ctx, propagation.HeaderCarrier(h))
+	return h
+}
+
+// postNetHTTP is PostJSON's call through net/http (c.HTTP), out of line so
+// that PostJSON's stack frame, under the whole round trip, stays small.
+//
+//go:noinline
+func (c *Core) postNetHTTP(ctx context.Context, url string, h http.Header, body []byte, limit int64) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, &Error{Provider: c.Provider, Class: Permanent, Code: CodeInvalidRequest, Message: "cannot build the request", Err: err}
+	}
+	req.Header = h
+	hc := c.HTTP
+	if hc == nil {
+		hc = NewHTTPClient(0)
+	}
+	r, err := hc.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, err, false, false)
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, c.transportError(ctx, err, true, false)
+	}
+	return &Response{Status: r.StatusCode, Header: r.Header, Body: b}, nil
+}
+
+// tooLarge is the error of a reply body longer than limit.
+func (c *Core) tooLarge(resp *Response, limit int64) *Error {
+	return &Error{
+		Provider: c.Provider, Class: Transient, Code: CodeBodyTooLarge, Unknown: true,
+		Message: Truncate(fmt.Sprintf("HTTP %d reply body longer than %d bytes: %s", resp.Status, limit, Snippet(resp.Body)), MessageLimit),
+		Err:     ErrBodyTooLarge,
+	}
 }
 
 // transportError classifies a failure of sending the request or reading the
@@ -421,6 +446,8 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(b) == 0:
 		return errors.New("empty value")
+	case b[0] == '"' && plainString(b):
+		*s = Scalar(b[1 : len(b)-1])
 	case b[0] == '"':
 		var v string
 		if err := json.Unmarshal(b, &v); err != nil {
@@ -429,6 +456,8 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 		*s = Scalar(v)
 	case string(b) == "null":
 		*s = ""
+	case isNumber(b):
+		*s = Scalar(b)
 	default:
 		var n json.Number
 		if err := json.Unmarshal(b, &n); err != nil {
@@ -437,6 +466,66 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 		*s = Scalar(n)
 	}
 	return nil
+}
+
+// plainString reports whether b, which starts with a quote, is a JSON
+// string that means its bytes between the quotes: no escape, no control
+// character, valid UTF-8 (which encoding/json would replace). Such a
+// string is taken as it is, without a second pass of encoding/json, whose
+// frames would double the stack the reply's decoding takes.
+func plainString(b []byte) bool {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return false
+	}
+	in := b[1 : len(b)-1]
+	for _, c := range in {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(in)
+}
+
+// isNumber reports whether b is a JSON number:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isNumber(b []byte) bool {
+	digits := func(i int) int { // the index after the digits from i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(i)
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return false
+		}
+		i = j
+	}
+	return i == len(b)
 }
 
 // Code returns s as a result code: a numeric-looking value by its value, so

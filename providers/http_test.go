@@ -1,8 +1,10 @@
 package providers_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -476,6 +478,11 @@ func TestScalar(t *testing.T) {
 		{name: "negative exponent number", in: `-1.5e3`, want: "-1.5e3"},
 		{name: "null", in: `null`, want: ""},
 		{name: "escaped string", in: `"a\u0026b"`, want: "a&b"},
+		{name: "string of UTF-8", in: `"été"`, want: "été"},
+		{name: "string of invalid UTF-8", in: "\"a\xffb\"", want: "a\ufffdb"},
+		{name: "string with a control character", in: "\"a\tb\"", wantErr: true},
+		{name: "empty string", in: `""`, want: ""},
+		{name: "unterminated string", in: `"1001`, wantErr: true},
 		{name: "bool", in: `true`, wantErr: true},
 		{name: "object", in: `{}`, wantErr: true},
 		{name: "array", in: `[1]`, wantErr: true},
@@ -777,4 +784,33 @@ func TestFastClientNoFreeConnection(t *testing.T) {
 	if pe.Class != providers.Transient || pe.Code != providers.CodeConnect || pe.Unknown {
 		t.Fatalf("got %s %s unknown=%t (%v), want transient connect, outcome known", pe.Class, pe.Code, pe.Unknown, pe)
 	}
+}
+
+// FuzzScalar checks Scalar's own reading of plain strings and numbers
+// against encoding/json's, which it skips for them: the same value, or an
+// error both ways.
+func FuzzScalar(f *testing.F) {
+	for _, s := range []string{`"1001"`, `1001`, `-0.5e+3`, `01`, `1.`, `.5`, `-`, `1e`, `"é"`, "\"\xff\"", `"a\"b"`, `"\u0041"`, "\"\t\"", `""`, `"`, `null`, `true`, ` 7 `, `1E5`, `-0`, `2542285634920880794`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got providers.Scalar
+		gotErr := got.UnmarshalJSON(b)
+		var want string
+		var wantErr error
+		switch tb := bytes.TrimSpace(b); {
+		case len(tb) == 0:
+			wantErr = errors.New("empty")
+		case tb[0] == '"':
+			wantErr = json.Unmarshal(tb, &want)
+		case string(tb) == "null":
+		default:
+			var n json.Number
+			wantErr = json.Unmarshal(tb, &n)
+			want = string(n)
+		}
+		if (gotErr != nil) != (wantErr != nil) || (gotErr == nil && string(got) != want) {
+			t.Fatalf("UnmarshalJSON(%q) = %q, %v; encoding/json reads %q, %v", b, got, gotErr, want, wantErr)
+		}
+	})
 }

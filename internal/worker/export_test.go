@@ -2,6 +2,9 @@ package worker
 
 import (
 	"context"
+	"unsafe"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -20,3 +23,40 @@ func MarkRunningUnknown(ctx context.Context, w *Worker) error {
 
 // IsDequeue reports whether cmd is asynq's dequeue script.
 func IsDequeue(cmd redis.Cmder) bool { return isDequeue(cmd) }
+
+// ProcessGrowsStack runs w's handler on task in a goroutine of its own, as
+// asynq does, with margin bytes of its stack already in use below the
+// handler, and reports whether the goroutine's stack had to grow (it moved)
+// beyond the size growStack gives it.
+func ProcessGrowsStack(ctx context.Context, w *Worker, task *asynq.Task, margin int) (grew bool, err error) {
+	type result struct {
+		grew bool
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		growStack()
+		var marker byte
+		before := addr(&marker) // a call's result: not recomputed after the stack moves
+		err := processBelow(ctx, w.handler, task, margin)
+		done <- result{addr(&marker) != before, err}
+	}()
+	r := <-done
+	return r.grew, r.err
+}
+
+// processBelow calls h.ProcessTask with about margin bytes of stack used by
+// its own frames.
+//
+//go:noinline
+func processBelow(ctx context.Context, h *Handler, task *asynq.Task, margin int) error {
+	if margin < 256 {
+		return h.ProcessTask(ctx, task)
+	}
+	var pad [256]byte
+	touch(pad[:])
+	return processBelow(ctx, h, task, margin-len(pad))
+}
+
+//go:noinline
+func addr(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }

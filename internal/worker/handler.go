@@ -218,6 +218,12 @@ func (h *Handler) track(r taskstore.Running) func() {
 	}
 }
 
+// recordTTL is how long provider's attempt records are kept
+// (retry.Policy.RecordTTL), out of line: see attemptRun.
+//
+//go:noinline
+func (h *Handler) recordTTL(provider string) time.Duration { return h.Policy(provider).RecordTTL() }
+
 // Policy returns the retry policy of provider.
 func (h *Handler) Policy(provider string) retry.Policy {
 	return h.policies[provider].WithDefaults()
@@ -265,30 +271,20 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 	// may still write its outcome (taskState).
 	h.seen.start(taskID)
 	defer func() { h.seen.end(taskID, h.nowFunc()) }()
-	queue, _ := asynq.GetQueueName(ctx)
-	retried, _ := asynq.GetRetryCount(ctx)
-	provider := tasks.ProviderOf(t.Type())
+	r := attemptRun{t: t, taskID: taskID}
+	r.queue, _ = asynq.GetQueueName(ctx)
+	r.retried, _ = asynq.GetRetryCount(ctx)
+	r.provider = tasks.ProviderOf(t.Type())
 	// The fields of this attempt's log lines, encoded once per line: the
 	// success path writes one line and derives no logger.
-	fields := make([]zap.Field, 0, 8)
-	fields = append(fields, zap.String("provider", provider), zap.String("task_id", taskID))
+	r.fields = make([]zap.Field, 0, 8)
+	r.fields = append(r.fields, zap.String("provider", r.provider), zap.String("task_id", taskID))
 
-	policy := h.Policy(provider)
-	j, err := h.decode(t)
-	if err != nil {
-		// Retrying the same bytes on the same worker cannot help. An
-		// earlier run, on a worker configured otherwise, may have called
-		// the upstream: the record says.
-		reason := dlq.ReasonBadPayload
-		if errors.Is(err, errNotServable) {
-			reason = dlq.ReasonMisconfigured
-		}
-		log := h.log.With(fields...)
-		bg, cancel := bookkeeping(ctx)
-		defer cancel()
-		return h.deadLetter(ctx, run{log, t, queue, taskID, provider, j.order}, h.record(bg, log, queue, taskID, retried, false, false, policy), reason, err)
+	var err error
+	if r.job, err = h.decode(t); err != nil {
+		return h.undecodable(ctx, &r, err)
 	}
-	fields = append(fields, zap.String("order", j.order), zap.Int("attempt", retried+1))
+	r.fields = append(r.fields, zap.String("order", r.job.order), zap.Int("attempt", r.retried+1))
 
 	// A prefetched task waits here for a call slot (WORKER_PREFETCH).
 	if h.calls != nil {
@@ -296,44 +292,38 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 		case h.calls <- struct{}{}:
 			defer func() { <-h.calls }()
 		case <-ctx.Done():
-			d := &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for a call slot"}
-			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason))...)
-			return d
+			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for a call slot"})
 		}
 		if h.stopping() {
 			// Shutting down: no new call; back to the queue uncounted.
-			d := &retry.Deferred{After: time.Second, Reason: "shutting down"}
-			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason))...)
-			return d
+			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "shutting down"})
 		}
 	}
 
 	// The provider's rate limit and breaker: a call that may not go now is
 	// put back without using an attempt.
-	g := h.guards[provider]
+	g := h.guards[r.provider]
 	var reported func(error) *retry.Deferred
 	if g != nil {
-		var err error
 		if reported, err = g.Acquire(ctx); err != nil {
 			var d *retry.Deferred
 			if !errors.As(err, &d) {
 				// ctx ended while waiting for a token: no call was made.
 				d = &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for the rate limit"}
 			}
-			h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason), zap.Duration("after", d.After))...)
-			return d
+			return h.deferCall(r.fields, d)
 		}
 	}
 	// Tracked until asynq has the answer, so that a shutdown cut-off
 	// finds it (MarkRunningUnknown).
-	defer h.track(taskstore.Running{Queue: queue, ID: taskID, TTL: policy.RecordTTL()})()
-	ctx, attempt := startAttempt(ctx, provider, j.order, retried+1)
+	defer h.track(taskstore.Running{Queue: r.queue, ID: taskID, TTL: h.recordTTL(r.provider)})()
+	ctx, attempt := startAttempt(ctx, r.provider, r.job.order, r.retried+1)
 	if attempt != nil {
 		defer attempt.End()
 	}
-	callCtx, call := startCall(ctx, provider, j.order, retried+1)
+	callCtx, call := startCall(ctx, r.provider, r.job.order, r.retried+1)
 	start := h.nowFunc()
-	callErr := j.call(callCtx)
+	callErr := r.job.call(callCtx)
 	latency := h.nowFunc().Sub(start)
 	endCall(call, attempt, callErr)
 	if marks != nil {
@@ -343,15 +333,64 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 	if reported != nil {
 		probeFailed = reported(callErr)
 	}
-	fields = append(fields, zap.Int64("latency_ms", latency.Milliseconds()))
+	r.fields = append(r.fields, zap.Int64("latency_ms", latency.Milliseconds()))
 
 	if callErr == nil {
-		h.obs.Attempt(provider, "success", "", latency)
-		h.log.Info("order cancelled", fields...)
+		h.obs.Attempt(r.provider, "success", "", latency)
+		h.log.Info("order cancelled", r.fields...)
 		h.done(dlq.Done{ID: taskID, RequeuedFrom: tasks.RequeuedFrom(t), At: start.Add(latency)})
 		return nil
 	}
-	log := h.log.With(fields...)
+	return h.failed(ctx, &r, g, probeFailed, latency, callErr)
+}
+
+// attemptRun is one run of a task as process sees it, for the paths that
+// are not a success: they live in functions of their own (undecodable,
+// deferCall, failed) so that the success path's stack frame stays small
+// and a task's goroutine fits in the stack growStack gives it.
+type attemptRun struct {
+	t                       *asynq.Task
+	queue, taskID, provider string
+	retried                 int
+	job                     job
+	// fields are the run's log fields so far.
+	fields []zap.Field
+}
+
+// undecodable dead-letters a task whose payload cannot be served: retrying
+// the same bytes on the same worker cannot help. An earlier run, on a
+// worker configured otherwise, may have called the upstream: the record
+// says.
+//
+//go:noinline
+func (h *Handler) undecodable(ctx context.Context, r *attemptRun, err error) error {
+	reason := dlq.ReasonBadPayload
+	if errors.Is(err, errNotServable) {
+		reason = dlq.ReasonMisconfigured
+	}
+	log := h.log.With(r.fields...)
+	bg, cancel := bookkeeping(ctx)
+	defer cancel()
+	return h.deadLetter(ctx, run{log, r.t, r.queue, r.taskID, r.provider, r.job.order}, h.record(bg, log, r.queue, r.taskID, r.retried, false, false, h.Policy(r.provider)), reason, err)
+}
+
+// deferCall logs a call that may not go now and returns d: the task goes
+// back to the queue without using an attempt.
+//
+//go:noinline
+func (h *Handler) deferCall(fields []zap.Field, d *retry.Deferred) error {
+	h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason), zap.Duration("after", d.After))...)
+	return d
+}
+
+// failed decides what becomes of a run whose call failed with callErr: a
+// retry, or the dead-letter queue; g is the provider's guard (or nil), and
+// probeFailed, if not nil, says the call was the breaker's probe.
+//
+//go:noinline
+func (h *Handler) failed(ctx context.Context, r *attemptRun, g *guard.Guard, probeFailed *retry.Deferred, latency time.Duration, callErr error) error {
+	queue, taskID, provider, retried, policy := r.queue, r.taskID, r.provider, r.retried, h.Policy(r.provider)
+	log := h.log.With(r.fields...)
 	bg, cancel := bookkeeping(ctx)
 	defer cancel()
 
@@ -375,7 +414,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 		return probeFailed
 	}
 	exhausted := pe.Class == providers.Transient && policy.Exhausted(retried+1)
-	tooOld := pe.Class == providers.Transient && !exhausted && policy.TooOld(j.requestedAt, now)
+	tooOld := pe.Class == providers.Transient && !exhausted && policy.TooOld(r.job.requestedAt, now)
 
 	// asynq counts the run as a failure when it retries it with IsFailure
 	// true: a transient failure we return for a retry. Not one we
@@ -387,7 +426,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 	counted := !interrupted && !h.stopping() && pe.Class == providers.Transient && !exhausted && !tooOld
 	out := h.record(bg, log, queue, taskID, retried, counted, pe.Unknown, policy)
 	out.unknown = pe.Unknown
-	wrapped := fmt.Errorf("cancel %s %s: %w", provider, j.order, callErr)
+	wrapped := fmt.Errorf("cancel %s %s: %w", provider, r.job.order, callErr)
 	if interrupted {
 		// Shutdown, the task deadline or a lost lease: asynq puts the task
 		// back; do not decide its fate on a call we cut short.
@@ -395,7 +434,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 		return wrapped
 	}
 
-	dead := run{log, t, queue, taskID, provider, j.order}
+	dead := run{log, r.t, queue, taskID, provider, r.job.order}
 	switch {
 	case pe.Class == providers.Permanent:
 		return h.deadLetter(ctx, dead, out, dlq.ReasonPermanent, wrapped)
@@ -520,34 +559,49 @@ var errNotServable = errors.New("not servable by this worker")
 func (h *Handler) decode(t *asynq.Task) (job, error) {
 	switch t.Type() {
 	case tasks.TypeMeariCancel:
-		m, err := tasks.ParseMeariCancel(t.Payload())
-		if err != nil {
-			return job{}, err
-		}
-		j := job{provider: tasks.ProviderMeari, order: m.OrderRef(), requestedAt: m.RequestedAt}
-		switch {
-		case h.meari == nil:
-			return j, fmt.Errorf("%w: meari is not configured", errNotServable)
-		case m.SourceApp != h.source:
-			return j, fmt.Errorf("%w: source_app: this worker signs for Meari customer %d, the task is for %d", errNotServable, h.source, m.SourceApp)
-		}
-		o := meari.Order{SourceApp: m.SourceApp, UserAccount: m.UserAccount, OrderType: m.OrderType, OrderNum: m.OrderNum}
-		j.call = func(ctx context.Context) error { return h.meari.Cancel(ctx, o) }
-		return j, nil
+		return h.decodeMeari(t.Payload())
 	case tasks.TypePandaPonCancel:
-		p, err := tasks.ParsePandaPonCancel(t.Payload())
-		if err != nil {
-			return job{}, err
-		}
-		j := job{provider: tasks.ProviderPandaPon, order: p.OrderRef(), requestedAt: p.RequestedAt}
-		if h.pandapon == nil {
-			return j, fmt.Errorf("%w: pandapon is not configured", errNotServable)
-		}
-		o := pandapon.Order{OrderID: int64(p.OrderID), CancelReason: p.CancelReason, Remark: p.Remark}
-		j.call = func(ctx context.Context) error { return h.pandapon.Cancel(ctx, o) }
-		return j, nil
+		return h.decodePandaPon(t.Payload())
 	}
 	return job{}, fmt.Errorf("unknown task type %q", t.Type())
+}
+
+// decodeMeari is decode of a Meari task. It and decodePandaPon are out of
+// line so that each one's locals take stack only while it runs.
+//
+//go:noinline
+func (h *Handler) decodeMeari(payload []byte) (job, error) {
+	m, err := tasks.ParseMeariCancel(payload)
+	if err != nil {
+		return job{}, err
+	}
+	j := job{provider: tasks.ProviderMeari, order: m.OrderRef(), requestedAt: m.RequestedAt}
+	switch {
+	case h.meari == nil:
+		return j, fmt.Errorf("%w: meari is not configured", errNotServable)
+	case m.SourceApp != h.source:
+		return j, fmt.Errorf("%w: source_app: this worker signs for Meari customer %d, the task is for %d", errNotServable, h.source, m.SourceApp)
+	}
+	o := meari.Order{SourceApp: m.SourceApp, UserAccount: m.UserAccount, OrderType: m.OrderType, OrderNum: m.OrderNum}
+	j.call = func(ctx context.Context) error { return h.meari.Cancel(ctx, o) }
+	return j, nil
+}
+
+// decodePandaPon is decode of a PandaPon task.
+//
+//go:noinline
+func (h *Handler) decodePandaPon(payload []byte) (job, error) {
+	p, err := tasks.ParsePandaPonCancel(payload)
+	if err != nil {
+		return job{}, err
+	}
+	j := job{provider: tasks.ProviderPandaPon, order: p.OrderRef(), requestedAt: p.RequestedAt}
+	if h.pandapon == nil {
+		return j, fmt.Errorf("%w: pandapon is not configured", errNotServable)
+	}
+	o := pandapon.Order{OrderID: int64(p.OrderID), CancelReason: p.CancelReason, Remark: p.Remark}
+	j.call = func(ctx context.Context) error { return h.pandapon.Cancel(ctx, o) }
+	return j, nil
 }
 
 // isTooManyRequests reports a 429: in the HTTP status, or PandaPon's body

@@ -194,7 +194,24 @@ type Order struct {
 // An invalid order is Permanent with code "invalid_request", and the upstream
 // is not called.
 func (c *Client) Cancel(ctx context.Context, o Order) error {
-	req := Request{
+	var req Request
+	body, err := c.encode(o, &req)
+	if err != nil {
+		return err
+	}
+	resp, err := c.core.PostJSON(ctx, c.url, nil, body)
+	if err != nil {
+		return err
+	}
+	return c.judge(resp, &req)
+}
+
+// encode fills req for o, signed, and returns its JSON body. Out of line:
+// see judge.
+//
+//go:noinline
+func (c *Client) encode(o Order, req *Request) ([]byte, error) {
+	*req = Request{
 		SourceApp:        o.SourceApp,
 		UserAccount:      o.UserAccount,
 		PartnerKey:       c.key,
@@ -208,21 +225,25 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	if req.SourceApp == 0 {
 		req.SourceApp = c.sourceApp
 	}
-	if err := c.validate(req); err != nil {
-		return c.core.Invalid(err)
+	if err := c.validate(*req); err != nil {
+		return nil, c.core.Invalid(err)
 	}
-	req.Signature = Sign(req, c.secret, c.mode)
-	body, err := providers.MarshalJSON(req)
+	req.Signature = Sign(*req, c.secret, c.mode)
+	body, err := providers.MarshalJSON(*req)
 	if err != nil {
-		return c.core.Invalid(fmt.Errorf("encode request: %w", err))
+		return nil, c.core.Invalid(fmt.Errorf("encode request: %w", err))
 	}
-	resp, err := c.core.PostJSON(ctx, c.url, nil, body)
-	if err != nil {
-		return err
-	}
-	signed := providers.Signed{Mode: string(c.mode), TimestampFormat: string(c.tsFormat), StringToSign: StringToSign(req, c.mode)}
+	return body, nil
+}
+
+// judge maps Meari's reply to a cancellation signed as req to nil (done)
+// or a *providers.Error that carries what was signed. Out of line, so that
+// Cancel's stack frame, under the whole round trip, stays small.
+//
+//go:noinline
+func (c *Client) judge(resp *providers.Response, req *Request) error {
 	if err := c.core.CheckStatus(resp); err != nil {
-		return providers.WithSigned(err, signed)
+		return c.withSigned(err, req)
 	}
 	code, err := decodeReply(resp.Body)
 	if err != nil {
@@ -232,12 +253,20 @@ func (c *Client) Cancel(ctx context.Context, o Order) error {
 	if class == 0 {
 		return nil
 	}
-	return providers.WithSigned(&providers.Error{
+	return c.withSigned(&providers.Error{
 		Provider: Provider,
 		Class:    class,
 		Code:     providers.Truncate(code, 32),
 		Message:  meaning,
-	}, signed)
+	}, req)
+}
+
+// withSigned is providers.WithSigned with what was signed for req (the
+// secret is not in it), for an error to show at debug level.
+//
+//go:noinline
+func (c *Client) withSigned(err error, req *Request) error {
+	return providers.WithSigned(err, providers.Signed{Mode: string(c.mode), TimestampFormat: string(c.tsFormat), StringToSign: StringToSign(*req, c.mode)})
 }
 
 // validate checks the ten body fields (docs/upstreams.md §1), reporting every

@@ -159,37 +159,72 @@ func encodeRequest(o Order) ([]byte, error) {
 // providers.Core for HTTP and network failures). An invalid order is
 // Permanent with code "invalid_request", and the upstream is not called.
 func (c *Client) Cancel(ctx context.Context, o Order) error {
-	if o.OrderID <= 0 {
-		return c.core.Invalid(fmt.Errorf("orderId: must be a positive 64-bit integer, got %d", o.OrderID))
-	}
-	body, err := encodeRequest(o)
+	var st stamp
+	h, body, err := c.encode(o, &st)
 	if err != nil {
-		return c.core.Invalid(fmt.Errorf("encode request: %w", err))
+		return err
 	}
-	nonce := c.nonce()
-	if nonce == "" {
-		return c.core.Invalid(errors.New("nonce-str: NonceFunc returned an empty nonce"))
-	}
-	ts := strconv.FormatInt(c.now().UnixMilli(), 10)
-	h := http.Header{}
-	h.Set(HeaderAccessKey, c.key)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderTimestamp, ts)
-	h.Set(HeaderUserID, c.userID)
-	h.Set(HeaderSignature, Sign(c.key, nonce, ts, c.secret))
 	resp, err := c.core.PostJSON(ctx, c.url, h, body)
 	if err != nil {
 		return err
 	}
-	signed := providers.Signed{Mode: SignRule, TimestampFormat: "millis", StringToSign: StringToSign(c.key, nonce, ts)}
+	return c.judge(resp, &st)
+}
+
+// stamp is what a request is signed with besides the keys.
+type stamp struct{ nonce, ts string }
+
+// encode returns the headers and the body of o's request, signed with a
+// fresh st. It and judge are out of line so that Cancel's stack frame,
+// under the whole round trip, stays small.
+//
+//go:noinline
+func (c *Client) encode(o Order, st *stamp) (http.Header, []byte, error) {
+	if o.OrderID <= 0 {
+		return nil, nil, c.core.Invalid(fmt.Errorf("orderId: must be a positive 64-bit integer, got %d", o.OrderID))
+	}
+	body, err := encodeRequest(o)
+	if err != nil {
+		return nil, nil, c.core.Invalid(fmt.Errorf("encode request: %w", err))
+	}
+	st.nonce = c.nonce()
+	if st.nonce == "" {
+		return nil, nil, c.core.Invalid(errors.New("nonce-str: NonceFunc returned an empty nonce"))
+	}
+	st.ts = strconv.FormatInt(c.now().UnixMilli(), 10)
+	h := http.Header{}
+	h.Set(HeaderAccessKey, c.key)
+	h.Set(HeaderNonce, st.nonce)
+	h.Set(HeaderTimestamp, st.ts)
+	h.Set(HeaderUserID, c.userID)
+	h.Set(HeaderSignature, Sign(c.key, st.nonce, st.ts, c.secret))
+	return h, body, nil
+}
+
+// judge maps the reply to a request signed with st to nil (done) or a
+// *providers.Error that carries what was signed.
+//
+//go:noinline
+func (c *Client) judge(resp *providers.Response, st *stamp) error {
 	if err := c.core.CheckStatus(resp); err != nil {
-		return providers.WithSigned(err, signed)
+		return c.withSigned(err, st)
 	}
 	r, err := decodeReply(resp.Body)
 	if err != nil {
 		return c.core.BadResponse(resp, err)
 	}
-	return providers.WithSigned(c.outcome(resp, r), signed)
+	if err := c.outcome(resp, r); err != nil {
+		return c.withSigned(err, st)
+	}
+	return nil
+}
+
+// withSigned is providers.WithSigned with what was signed with st (the
+// secret is not in it), for an error to show at debug level.
+//
+//go:noinline
+func (c *Client) withSigned(err error, st *stamp) error {
+	return providers.WithSigned(err, providers.Signed{Mode: SignRule, TimestampFormat: "millis", StringToSign: StringToSign(c.key, st.nonce, st.ts)})
 }
 
 // reply is the upstream's answer, decoded leniently: developId (a number in
