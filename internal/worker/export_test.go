@@ -45,8 +45,9 @@ func ProcessGrowsStack(ctx context.Context, w *Worker, task *asynq.Task, margin 
 	return r.grew, r.err
 }
 
-// processBelow calls h.ProcessTask with about margin bytes of stack used by
-// its own frames.
+// processBelow calls h.ProcessTask with at least margin bytes of stack used
+// by its own frames (each one's 256-byte pad and its overhead: about 300
+// bytes more than margin, rounded up to a frame).
 //
 //go:noinline
 func processBelow(ctx context.Context, h *Handler, task *asynq.Task, margin int) error {
@@ -56,6 +57,30 @@ func processBelow(ctx context.Context, h *Handler, task *asynq.Task, margin int)
 	var pad [256]byte
 	touch(pad[:])
 	return processBelow(ctx, h, task, margin-len(pad))
+}
+
+// Fits8KiBMore reports whether a new goroutine's stack, after growStack if
+// grow, holds 8 KiB more without growing: true when growStack gives more
+// than 8 KiB, or the runtime starts goroutines on more already (it starts
+// them on the average size it last saw, GODEBUG adaptivestackstart).
+func Fits8KiBMore(grow bool) bool {
+	moved := make(chan bool, 1)
+	go func() {
+		if grow {
+			growStack()
+		}
+		var marker byte
+		before := addr(&marker)
+		use8KiB()
+		moved <- addr(&marker) != before
+	}()
+	return !<-moved
+}
+
+//go:noinline
+func use8KiB() {
+	var pad [8 << 10]byte
+	touch(pad[:])
 }
 
 //go:noinline

@@ -292,11 +292,11 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 		case h.calls <- struct{}{}:
 			defer func() { <-h.calls }()
 		case <-ctx.Done():
-			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for a call slot"})
+			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for a call slot"}, false)
 		}
 		if h.stopping() {
 			// Shutting down: no new call; back to the queue uncounted.
-			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "shutting down"})
+			return h.deferCall(r.fields, &retry.Deferred{After: time.Second, Reason: "shutting down"}, false)
 		}
 	}
 
@@ -311,7 +311,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, taskID string, mar
 				// ctx ended while waiting for a token: no call was made.
 				d = &retry.Deferred{After: time.Second, Reason: "interrupted while waiting for the rate limit"}
 			}
-			return h.deferCall(r.fields, d)
+			return h.deferCall(r.fields, d, true)
 		}
 	}
 	// Tracked until asynq has the answer, so that a shutdown cut-off
@@ -374,12 +374,16 @@ func (h *Handler) undecodable(ctx context.Context, r *attemptRun, err error) err
 	return h.deadLetter(ctx, run{log, r.t, r.queue, r.taskID, r.provider, r.job.order}, h.record(bg, log, r.queue, r.taskID, r.retried, false, false, h.Policy(r.provider)), reason, err)
 }
 
-// deferCall logs a call that may not go now and returns d: the task goes
-// back to the queue without using an attempt.
+// deferCall logs a call that may not go now, with d's wait if withAfter,
+// and returns d: the task goes back to the queue without using an attempt.
 //
 //go:noinline
-func (h *Handler) deferCall(fields []zap.Field, d *retry.Deferred) error {
-	h.log.Debug("call deferred: no attempt used", append(fields, zap.String("reason", d.Reason), zap.Duration("after", d.After))...)
+func (h *Handler) deferCall(fields []zap.Field, d *retry.Deferred, withAfter bool) error {
+	fields = append(fields, zap.String("reason", d.Reason))
+	if withAfter {
+		fields = append(fields, zap.Duration("after", d.After))
+	}
+	h.log.Debug("call deferred: no attempt used", fields...)
 	return d
 }
 

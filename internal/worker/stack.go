@@ -13,8 +13,9 @@ package worker
 // and one clear of the pad.
 //
 // The pad is 4 KiB, which makes the runtime double a 2 KiB stack until it
-// holds the pad and its guard: 8 KiB. The path is kept under that, with
-// 1 KiB to spare (TestSuccessFitsItsStack): the failure paths, the
+// holds the pad and its guard: 8 KiB. The path as the worker runs it by
+// default (fasthttp, tracing off) is kept under that, with 1 KiB to spare
+// (TestSuccessFitsItsStack): the failure paths, the
 // providers' request and reply code and the net/http branch are out of
 // line, so that what is on the stack during the call is only what the
 // call needs. A task in flight then holds 8 KiB of stack, not 16: at a
