@@ -471,9 +471,9 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 // plainString reports whether b, which starts with a quote, is a JSON
 // string that means its bytes between the quotes: no escape, no control
 // character, valid UTF-8 (encoding/json replaces invalid bytes with
-// U+FFFD). Such a
-// string is taken as it is, without a second pass of encoding/json, whose
-// frames would double the stack the reply's decoding takes.
+// U+FFFD). Such a string is taken as it is, without a second pass of
+// encoding/json, whose frames would double the stack the reply's decoding
+// takes.
 func plainString(b []byte) bool {
 	if len(b) < 2 || b[len(b)-1] != '"' {
 		return false
