@@ -446,7 +446,11 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(b) == 0:
 		return errors.New("empty value")
-	case b[0] == '"' && plainString(b):
+	case b[0] == '"' && bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) && json.Valid(b):
+		// Without an escape, and valid UTF-8 (encoding/json replaces
+		// invalid bytes with U+FFFD), a string means its bytes: taken as
+		// they are, without a second pass of encoding/json, whose frames
+		// would double the stack the reply's decoding takes.
 		*s = Scalar(b[1 : len(b)-1])
 	case b[0] == '"':
 		var v string
@@ -456,7 +460,9 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 		*s = Scalar(v)
 	case string(b) == "null":
 		*s = ""
-	case isNumber(b):
+	case (b[0] == '-' || '0' <= b[0] && b[0] <= '9') && json.Valid(b):
+		// A number, the one JSON value that starts so: kept as written,
+		// as json.Number keeps it.
 		*s = Scalar(b)
 	default:
 		var n json.Number
@@ -466,67 +472,6 @@ func (s *Scalar) UnmarshalJSON(b []byte) error {
 		*s = Scalar(n)
 	}
 	return nil
-}
-
-// plainString reports whether b, which starts with a quote, is a JSON
-// string that means its bytes between the quotes: no escape, no control
-// character, valid UTF-8 (encoding/json replaces invalid bytes with
-// U+FFFD). Such a string is taken as it is, without a second pass of
-// encoding/json, whose frames would double the stack the reply's decoding
-// takes.
-func plainString(b []byte) bool {
-	if len(b) < 2 || b[len(b)-1] != '"' {
-		return false
-	}
-	in := b[1 : len(b)-1]
-	for _, c := range in {
-		if c < 0x20 || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return utf8.Valid(in)
-}
-
-// isNumber reports whether b is a JSON number:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func isNumber(b []byte) bool {
-	digits := func(i int) int { // the index after the digits from i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(i)
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(i + 1)
-		if j == i+1 {
-			return false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(i)
-		if j == i {
-			return false
-		}
-		i = j
-	}
-	return i == len(b)
 }
 
 // Code returns s as a result code: a numeric-looking value by its value, so

@@ -29,20 +29,8 @@ func IsDequeue(cmd redis.Cmder) bool { return isDequeue(cmd) }
 // handler, and reports whether the goroutine's stack had to grow (it moved)
 // beyond the size growStack gives it.
 func ProcessGrowsStack(ctx context.Context, w *Worker, task *asynq.Task, margin int) (grew bool, err error) {
-	type result struct {
-		grew bool
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		growStack()
-		var marker byte
-		before := addr(&marker) // a call's result: not recomputed after the stack moves
-		err := processBelow(ctx, w.handler, task, margin)
-		done <- result{addr(&marker) != before, err}
-	}()
-	r := <-done
-	return r.grew, r.err
+	grew = stackMoves(true, func() { err = processBelow(ctx, w.handler, task, margin) })
+	return grew, err
 }
 
 // processBelow calls h.ProcessTask with at least margin bytes of stack used
@@ -63,18 +51,22 @@ func processBelow(ctx context.Context, h *Handler, task *asynq.Task, margin int)
 // grow, holds 8 KiB more without growing: true when growStack gives more
 // than 8 KiB, or the runtime starts goroutines on more already (it starts
 // them on the average size it last saw, GODEBUG adaptivestackstart).
-func Fits8KiBMore(grow bool) bool {
+func Fits8KiBMore(grow bool) bool { return !stackMoves(grow, use8KiB) }
+
+// stackMoves runs f in a goroutine of its own, after growStack if grow,
+// and reports whether the goroutine's stack moved (grew) while f ran.
+func stackMoves(grow bool, f func()) bool {
 	moved := make(chan bool, 1)
 	go func() {
 		if grow {
 			growStack()
 		}
 		var marker byte
-		before := addr(&marker)
-		use8KiB()
+		before := addr(&marker) // a call's result: not recomputed after the stack moves
+		f()
 		moved <- addr(&marker) != before
 	}()
-	return !<-moved
+	return <-moved
 }
 
 //go:noinline
