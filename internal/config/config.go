@@ -155,6 +155,10 @@ type Worker struct {
 	// when a call ends, instead of a completion and a dequeue round trip
 	// later. Upstream calls in flight stay at most Concurrency.
 	Prefetch int
+	// Pipeline sends asynq's dequeue and completion scripts, from all the
+	// slots, through go-redis's autopipeliner: many calls share one round
+	// trip, each still one atomic script call (WORKER_PIPELINE).
+	Pipeline bool
 	// PollInterval is how often an idle dequeuer looks for new tasks
 	// (asynq's TaskCheckInterval; each sleep is drawn from ½ to 1½ of it).
 	PollInterval    time.Duration
@@ -184,8 +188,9 @@ var ErrVersion = errors.New("version requested")
 // WorkerSection is how the worker runs its tasks, and the retry age
 // limit every provider shares.
 type WorkerSection struct {
-	Concurrency, Dequeuers, Prefetch, PollInterval, ShutdownTimeout, UpstreamTimeout *Setting
-	HTTPClient, MaxAge, InitialInterval, MaxInterval, CompactAfter                   *Setting
+	Concurrency, Dequeuers, Prefetch, Pipeline, PollInterval, ShutdownTimeout *Setting
+	UpstreamTimeout, HTTPClient, MaxAge, InitialInterval, MaxInterval         *Setting
+	CompactAfter                                                              *Setting
 }
 
 // AddWorker declares the worker's settings on l.
@@ -196,6 +201,8 @@ func AddWorker(l *Loader) *WorkerSection {
 		Dequeuers:   l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
 		Prefetch: l.Add(Setting{Env: "WORKER_PREFETCH", Flag: "prefetch", Default: "0", Kind: "int",
 			Help: fmt.Sprintf("tasks taken from Redis beyond the concurrency, each waiting for a call slot so that the next call starts as one ends; upstream calls in flight stay at most the concurrency. 0 to %d; docs/performance.md has its measured effect", PrefetchMax)}),
+		Pipeline: l.Add(Setting{Env: "WORKER_PIPELINE", Flag: "pipeline", Default: "true", Kind: "bool",
+			Help: "send asynq's task fetches and completions from all of the worker's slots to Redis in shared pipelines (go-redis's autopipeliner), each still one atomic script call: about half of Redis's CPU per task; false sends each in a round trip of its own, as asynq alone does. true or false"}),
 		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks (asynq's TaskCheckInterval, each wait drawn from ½ to 1½ of it): about how long a cancellation waits before an idle worker sends it"}),
 		ShutdownTimeout: l.Add(Setting{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: ShutdownTimeoutDefault.String(), Kind: "duration", Help: "on SIGTERM, how long in-flight calls may finish; the unfinished ones go back to their queue"}),
 		UpstreamTimeout: l.Add(Setting{Env: "UPSTREAM_TIMEOUT", Flag: "upstream-timeout", Default: UpstreamTimeoutDefault.String(), Kind: "duration", Help: "bound on one upstream call, body included"}),
@@ -222,6 +229,7 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 		w.Dequeuers = w.Concurrency // the default, for a concurrency below it
 	}
 	w.Prefetch = int(l.Int(s.Prefetch, 0, PrefetchMax))
+	w.Pipeline = l.Bool(s.Pipeline)
 	w.PollInterval = l.Duration(s.PollInterval, time.Millisecond, 10*time.Second)
 	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
 	w.UpstreamTimeout = l.Duration(s.UpstreamTimeout, 0, forever)

@@ -126,34 +126,38 @@ func AskSentinel(fo *redis.FailoverOptions, addr string, dialTimeout time.Durati
 type Pool struct {
 	Size                    int
 	ReadBuffer, WriteBuffer int
+	// PipelineBuffer sizes both buffers of each connection of go-redis's
+	// pipeline pool (its default: 128 KiB each way); 0 leaves them.
+	PipelineBuffer int
 }
 
 // SizePool returns c with each pool setting left at zero set from p
 // (per node, on a Cluster).
 func (c RedisConn) SizePool(p Pool) RedisConn {
-	set := func(size, rb, wb *int) {
-		if *size == 0 {
-			*size = p.Size
-		}
-		if *rb == 0 {
-			*rb = p.ReadBuffer
-		}
-		if *wb == 0 {
-			*wb = p.WriteBuffer
+	set := func(size, rb, wb, prb, pwb *int) {
+		for _, f := range []struct {
+			at *int
+			to int
+		}{
+			{size, p.Size}, {rb, p.ReadBuffer}, {wb, p.WriteBuffer}, {prb, p.PipelineBuffer}, {pwb, p.PipelineBuffer},
+		} {
+			if *f.at == 0 {
+				*f.at = f.to
+			}
 		}
 	}
 	switch {
 	case c.Failover != nil:
 		o := *c.Failover
-		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize)
+		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize, &o.PipelineReadBufferSize, &o.PipelineWriteBufferSize)
 		c.Failover = &o
 	case c.Cluster != nil:
 		o := *c.Cluster
-		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize)
+		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize, &o.PipelineReadBufferSize, &o.PipelineWriteBufferSize)
 		c.Cluster = &o
 	case c.Single != nil:
 		o := *c.Single
-		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize)
+		set(&o.PoolSize, &o.ReadBufferSize, &o.WriteBufferSize, &o.PipelineReadBufferSize, &o.PipelineWriteBufferSize)
 		c.Single = &o
 	}
 	return c

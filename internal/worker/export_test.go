@@ -21,8 +21,25 @@ func MarkRunningUnknown(ctx context.Context, w *Worker) error {
 	return w.handler.MarkRunningUnknown(ctx)
 }
 
-// IsDequeue reports whether cmd is asynq's dequeue script.
-func IsDequeue(cmd redis.Cmder) bool { return isDequeue(cmd) }
+// IsDequeue reports whether cmd is asynq's dequeue script, sent as
+// EVALSHA or EVAL.
+func IsDequeue(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if name := cmd.Name(); (name != "evalsha" && name != "eval") || len(args) < 3 {
+		return false
+	}
+	n, ok := args[2].(int)
+	if !ok || len(args) < 3+n {
+		return false
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		if keys[i], ok = args[3+i].(string); !ok {
+			return false
+		}
+	}
+	return isDequeue(keys)
+}
 
 // ProcessGrowsStack runs w's handler on task in a goroutine of its own, as
 // asynq does, with margin bytes of its stack already in use below the

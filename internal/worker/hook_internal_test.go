@@ -2,21 +2,40 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/cancelworker/cancelworker/internal/redistest"
 	"github.com/cancelworker/cancelworker/tasks"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
-// TestDequeueHook runs a real asynq server on a client with the hook: the
-// task it dequeues is held from the dequeue on, until its run ends.
-func TestDequeueHook(t *testing.T) {
+// TestScriptWatch runs a real asynq server on a watched client, pipelined
+// (the default) or not: the task it dequeues is held from the dequeue on,
+// until its run ends.
+func TestScriptWatch(t *testing.T) {
 	t.Parallel()
+	for _, pipeline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pipeline=%v", pipeline), func(t *testing.T) {
+			t.Parallel()
+			testScriptWatch(t, pipeline)
+		})
+	}
+}
+
+func testScriptWatch(t *testing.T, pipeline bool) {
 	rdb := redistest.New(t).Client(t)
 	seen := newSeenRing()
-	rdb.AddHook(dequeueHook{seen: seen, now: time.Now})
+	client, err := asynqClient(rdb, pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := client.(*redis.AutoPipeliner); ok != pipeline {
+		t.Fatalf("asynqClient(pipeline %v) gave a %T", pipeline, client)
+	}
+	client = watchedClient{UniversalClient: client, watch: scriptWatch{seen: seen, now: time.Now}}
 	task, err := tasks.NewPandaPonCancelTask(tasks.PandaPonCancel{OrderID: 42})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +48,7 @@ func TestDequeueHook(t *testing.T) {
 		t.Fatal("held before any dequeue")
 	}
 	entered, release := make(chan struct{}), make(chan struct{})
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Queues: map[string]int{res.Queue: 1}, Concurrency: 1, LogLevel: asynq.FatalLevel})
+	srv := asynq.NewServerFromRedisClient(client, asynq.Config{Queues: map[string]int{res.Queue: 1}, Concurrency: 1, LogLevel: asynq.FatalLevel})
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
 		id, _ := asynq.GetTaskID(ctx)
 		close(entered)

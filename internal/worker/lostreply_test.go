@@ -24,24 +24,38 @@ type loseReply struct{ armed, lost atomic.Bool }
 
 func (*loseReply) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (*loseReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+func (l *loseReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			l.lose(cmd) // the pipeline's other replies arrive
+		}
+		return err
+	}
 }
 
 func (l *loseReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if err != nil || !worker.IsDequeue(cmd) || !l.armed.Load() {
+		if err := next(ctx, cmd); err != nil {
 			return err
 		}
-		if v, _ := cmd.(*redis.Cmd).Val().(string); v == "" || !l.armed.CompareAndSwap(true, false) {
-			return err // took nothing: not the one to lose
-		}
-		l.lost.Store(true)
-		lost := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer (test: reply lost)")}
-		cmd.SetErr(lost)
-		return lost
+		return l.lose(cmd)
 	}
+}
+
+// lose replaces the reply of cmd, a dequeue that ran, with an error, if
+// armed.
+func (l *loseReply) lose(cmd redis.Cmder) error {
+	if cmd.Err() != nil || !worker.IsDequeue(cmd) || !l.armed.Load() {
+		return cmd.Err()
+	}
+	if v, _ := cmd.(*redis.Cmd).Val().(string); v == "" || !l.armed.CompareAndSwap(true, false) {
+		return nil // took nothing: not the one to lose
+	}
+	l.lost.Store(true)
+	lost := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer (test: reply lost)")}
+	cmd.SetErr(lost)
+	return lost
 }
 
 // TestLostDequeueReplyPutBack: a task whose dequeue ran on Redis but whose

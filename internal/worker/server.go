@@ -53,8 +53,9 @@ type Options struct {
 	// LogLevel is the logger's level, which asynq's own logs follow.
 	LogLevel zapcore.Level
 	// Redis is the client the worker uses; the caller closes it after
-	// Shutdown. Unless RecoverInterval is negative, New adds a hook to it
-	// that notes each task asynq dequeues through it (see recover.go).
+	// Shutdown. With Run.Pipeline, asynq's servers use its autopipeliner
+	// (one per client, shared by every worker on it), which closing the
+	// client stops.
 	Redis  redis.UniversalClient
 	Logger *zap.Logger
 	// DelayedTaskCheckInterval is how often asynq moves due retries and
@@ -209,12 +210,31 @@ func New(o Options) (*Worker, error) {
 	// the round trips, not the upstream, are the limit.
 	n := max(c.Dequeuers, 1)
 	slots := c.Concurrency + max(c.Prefetch, 0)
+	srvRedis, err := asynqClient(o.Redis, c.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	watch := scriptWatch{now: time.Now}
+	if o.NowFunc != nil {
+		watch.now = o.NowFunc
+	}
+	if o.RecoverInterval >= 0 {
+		// What this process has dequeued, from the moment it has.
+		watch.seen = h.seen
+	}
+	if so, ok := o.Observer.(StageObserver); ok {
+		h.stages = newStageClock(so, watch.now)
+		watch.stages = h.stages
+	}
+	if watch.seen != nil || watch.stages != nil {
+		srvRedis = watchedClient{UniversalClient: srvRedis, watch: watch}
+	}
 	for i := range n {
 		share := slots / n
 		if i < slots%n {
 			share++
 		}
-		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(srvRedis, asynq.Config{
 			Concurrency:              share,
 			Queues:                   queues,
 			RetryDelayFunc:           retry.DelayFunc(byType, retry.Policy{}),
@@ -263,21 +283,6 @@ func New(o Options) (*Worker, error) {
 			w.recov.nowFunc = time.Now
 		}
 	}
-	hook := dequeueHook{now: time.Now}
-	if o.NowFunc != nil {
-		hook.now = o.NowFunc
-	}
-	if w.recov != nil {
-		// What this process has dequeued, from the moment it has.
-		hook.seen = h.seen
-	}
-	if so, ok := o.Observer.(StageObserver); ok {
-		h.stages = newStageClock(so, hook.now)
-		hook.stages = h.stages
-	}
-	if hook.seen != nil || hook.stages != nil {
-		o.Redis.AddHook(hook)
-	}
 	return w, nil
 }
 
@@ -291,12 +296,21 @@ func New(o Options) (*Worker, error) {
 //     concurrency of 200 on a small machine;
 //   - the buffers: 4 KiB each way per connection. A task message is a few
 //     hundred bytes; go-redis's default of 32 KiB each way would make 200
-//     connections cost 12 MiB.
+//     connections cost 12 MiB;
+//   - the pipeline pool's buffers (WORKER_PIPELINE): 32 KiB each way, about
+//     a batch of 100 of asynq's calls or their replies, where go-redis's
+//     default is 128 KiB.
 func SizeRedis(conn config.RedisConn, c config.Worker) config.RedisConn {
-	return conn.SizePool(config.Pool{Size: c.Concurrency + max(c.Prefetch, 0) + 8*max(c.Dequeuers, 1) + 10, ReadBuffer: redisBufferSize, WriteBuffer: redisBufferSize})
+	return conn.SizePool(config.Pool{
+		Size:       c.Concurrency + max(c.Prefetch, 0) + 8*max(c.Dequeuers, 1) + 10,
+		ReadBuffer: redisBufferSize, WriteBuffer: redisBufferSize, PipelineBuffer: pipelineBufferSize,
+	})
 }
 
-const redisBufferSize = 4 << 10
+const (
+	redisBufferSize    = 4 << 10
+	pipelineBufferSize = 32 << 10
+)
 
 // Weights returns the queues of providers under shards, each weighted so
 // that every provider has the same share of the fetches however many

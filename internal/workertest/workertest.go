@@ -188,7 +188,7 @@ func New(t testing.TB, opts ...Option) *Rig {
 			PandaPon: PandaPonConfig(base),
 			Retry:    Policies(FastPolicy),
 			Run: config.Worker{
-				Concurrency: 8, Dequeuers: 1, PollInterval: config.PollIntervalDefault,
+				Concurrency: 8, Dequeuers: 1, Pipeline: true, PollInterval: config.PollIntervalDefault,
 				ShutdownTimeout: 2 * time.Second, UpstreamTimeout: 2 * time.Second,
 			},
 			// A breaker that opens as in production and probes again soon.
