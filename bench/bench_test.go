@@ -157,7 +157,7 @@ func TestRatioMissed(t *testing.T) {
 			t.Errorf("C=50: %q lacks %q", got, want)
 		}
 	}
-	if !strings.Contains(got, "so its lead is its client") || strings.Contains(got, "repetitions' ratios") {
+	if !strings.Contains(got, "so its lead is its pipelines, its client") || strings.Contains(got, "repetitions' ratios") {
 		t.Errorf("C=50, one repetition, worker ahead of (b): %q", got)
 	}
 	if got := r.ratioMissed(0, 200); got != "" {
@@ -182,7 +182,7 @@ func TestRatioMissed(t *testing.T) {
 	}
 	// The CPU profile's line explains a CPU target missed, and only that:
 	// the worker at 200 µs per task, then at 140.
-	for i := range 7 {
+	for i := range profileGroups() {
 		r.profile = append(r.profile, profileGroup{name: fmt.Sprint(i), micro: 10})
 	}
 	runs(noopC, 50, 100)

@@ -483,15 +483,15 @@ func (r *report) outOfReach(w func(string, ...any)) {
 			"the worker %.0f µs: %s.", c, cpu(noopC, 0, c), cpu(workerBin, 0, c), verdict))
 	}
 	if cpuMissed && len(r.profile) > 0 {
-		// profileGroups' order: fetch, complete, call, of which its
-		// round trip, decode, log, metrics, scheduler, GC.
-		asynqRT := r.profile[0].micro + r.profile[1].micro
-		httpRT := r.profile[2].micro
-		lines = append(lines, fmt.Sprintf("  The profile above puts %.0f µs of the worker's %.0f µs in asynq's two script round trips per task (fetch, complete) "+
+		// profileGroups' order: fetch, complete, the pipelines, call,
+		// of which its round trip, decode, log, metrics, scheduler, GC.
+		asynqRT := r.profile[0].micro + r.profile[1].micro + r.profile[2].micro
+		httpRT := r.profile[3].micro
+		lines = append(lines, fmt.Sprintf("  The profile above puts %.0f µs of the worker's %.0f µs in asynq's two script calls per task (fetch, complete, and the pipelines that carry them) "+
 			"and %.0f µs in the upstream call (signing, the HTTP round trip, the reply); the worker's own work, decoding, logging and metrics, is %.0f µs. "+
-			"What would reach 150 µs: fetching and completing tasks many per script call, which asynq's processor does not do (one Dequeue and one "+
-			"MarkAsComplete per task, each a Lua script round trip).",
-			asynqRT, r.profileTotal, httpRT, r.profile[4].micro+r.profile[5].micro+r.profile[6].micro))
+			"What would reach 150 µs: fewer script calls per task, several tasks fetched or completed by one, which asynq's processor does not do (one Dequeue and one "+
+			"MarkAsComplete per task, each a Lua script call).",
+			asynqRT, r.profileTotal, httpRT, r.profile[5].micro+r.profile[6].micro+r.profile[7].micro))
 	}
 	if d, c := 20*time.Millisecond, 50; len(r.runs[cell{noopC, d, c}]) > 0 && len(r.runs[cell{workerBin, d, c}]) > 0 {
 		bound := float64(c) / d.Seconds()
@@ -562,15 +562,16 @@ func (r *report) ratioMissed(d time.Duration, c int) string {
 	if len(r.runs[cell{f, d, c}]) > 0 {
 		l += fmt.Sprintf("; and %.2f× the same handler on fasthttp's client, whose %.0f tasks/s are %.2f× the hand-written handler's", down(r.ratio(workerBin, f, d, c), 2), r.rate(f, d, c), down(r.rate(f, d, c)/br, 2))
 	}
-	l += ". The worker takes and completes its tasks on the same asynq processor as the hand-written handler, one Dequeue and one MarkAsComplete script round trip per task, " +
+	l += ". The worker takes and completes its tasks on the same asynq processor as the hand-written handler, one Dequeue and one MarkAsComplete script call per task, " +
+		"but sends the calls of all its slots to Redis in shared pipelines (`WORKER_PIPELINE`), " +
 		"and does what the handler does and more (a log line, metrics, its retry policy)"
 	if x >= 1 {
-		l += ", so its lead is its client (fasthttp) and leaner code. "
+		l += ", so its lead is its pipelines, its client (fasthttp) and leaner code. "
 	} else {
 		l += "; here that lead does not show. "
 	}
 	l += fmt.Sprintf("With Redis and the stub on the same %d cores, the worker's runs used %.0f µs of CPU per task in all (the worker, Redis and the stub), the hand-written handler's %.0f. "+
-		"What would reach 1.2×: fewer Redis round trips per task than asynq's processor makes.",
+		"What would reach 1.2×: less CPU per task in all; the profile of the worker's CPU above says where its share goes.",
 		runtime.NumCPU(), all(workerBin), all(b))
 	if len(r.batch) > 0 {
 		l += " The bound of asynq's processor, above, says how much that could give at most."
@@ -609,8 +610,8 @@ func (r *report) stageTable(w func(string, ...any)) {
 	}
 	w("\n### Where a task's time goes in the worker\n\n")
 	w("p50 / p99 of each stage of each task, in ms, from the worker's own `cancelworker_task_stage_seconds` histogram (medians over the repetitions; estimated within its buckets, which grow by 1.5×): " +
-		"fetch is asynq's dequeue script round trip, dispatch the wait from its reply to the handler's start, prepare the decoding, rate limit and breaker, upstream the call, " +
-		"finish the log line and metrics after it, complete asynq's completion script round trip. Beyond the upstream is the sum of the other p50s. " +
+		"fetch is asynq's dequeue script call, from asynq's call to the reply (with the wait for the next shared pipeline, `WORKER_PIPELINE`), dispatch the wait from its reply to the handler's start, prepare the decoding, rate limit and breaker, upstream the call, " +
+		"finish the log line and metrics after it, complete asynq's completion script call, as fetch. Beyond the upstream is the sum of the other p50s. " +
 		"The upstream's mean is exact (the histogram's sum over its count): with at most concurrency calls in flight, concurrency / that mean is the most any client of this stub reaches here. " +
 		"Of it in the stub is the stub's own mean time per call, from its handler's start to its reply handed to net/http: the delay as the stub kept it (it waits on a timerfd, `bench/hold_linux.go`); the rest of the upstream's mean is the network and the two processes' scheduling.\n\n")
 	w("| upstream delay | concurrency |")
@@ -703,8 +704,10 @@ func (r *report) batchTable(w func(string, ...any)) {
 		w(" At 0 ms / C=%d the worker, Redis and the stub used %.0f µs per task in all; on a machine whose cores are the limit, that saving would raise the worker's rate by at most %.2f×.",
 			c, total, total/(total-saved))
 	}
-	w(" That is the most a batched path past asynq's processor could win at 0 ms, before the work it would add to keep asynq's guarantees: extending the leases of tasks "+
-		"held in a batch, retry and archive, recovery of a crashed batch, and the monitoring UI's view of active tasks, all of which asynq's processor does today. "+
+	w(" The worker sends these calls so (`WORKER_PIPELINE`, on by default): the calls its slots make while a pipeline is out go together in the next one, "+
+		"on asynq's own processor, so every asynq guarantee holds (leases, retry and archive, recovery, the monitoring UI's view). "+
+		"That saving is the most it gets from them at 0 ms, less go-redis's cost of gathering the calls; the `WORKER_PIPELINE=false` rows of the throughput table, where they ran, show the worker without it. "+
+		"Fewer script calls per task, several tasks fetched or completed by one, would take a processor other than asynq's. "+
 		"At 20 ms the slot cycle, not the CPU, is the limit (see the stage table): there the dequeue and completion round trips cost %s and %s ms p50 per task in the worker.\n",
 		r.stageP50("fetch"), r.stageP50("complete"))
 }
@@ -729,11 +732,11 @@ func (r *report) contenderList(w func(string, ...any)) {
 		case k == noopC:
 			w("- **%s**: one asynq server whose handler calls nothing and only waits the upstream delay. What asynq itself costs: the ceiling of any handler on asynq's processor.\n", k.name)
 		case k == handwrittenC:
-			w("- **%s**: the handler a competent user writes from the vendor's page, as fast as it fairly gets: the payload decoded into a struct, the fields signed in their sorted order without a map or a sort, the body encoded from a struct, one net/http client whose pool keeps as many idle connections as there are slots (MaxIdleConns = MaxIdleConnsPerHost = concurrency), every reply read to its end so that its connection is reused (the connections column shows about the concurrency, never N), no logs, no metrics, no attempt records, no dead-letter queue (`bench/peers.go`).\n", k.name)
+			w("- **%s**: the handler a competent user writes from the vendor's page, as fast as it fairly gets: the payload decoded into a struct, the fields signed in their sorted order without a map or a sort, the body encoded from a struct, one net/http client whose pool keeps as many idle connections as there are slots (MaxIdleConns = MaxIdleConnsPerHost = concurrency), every reply read to its end so that its connection is reused (the connections column shows about the concurrency, never N), no logs, no metrics, no attempt records, no dead-letter queue (`bench/peers.go`); asynq's server on its own Redis client, as asynq's documentation sets it up, so each script call is a round trip of its own.\n", k.name)
 		case k == handFastC:
 			w("- **%s**: (b) with its call sent through fasthttp's client (at most as many connections as slots, the reply read whole into a pooled buffer), the client the worker uses by default: what a user who also picks the faster client gets.\n", k.name)
 		case k == workerBin:
-			w("- **%s**: the worker binary in its production configuration: JSON logs at info to a file, the admin server with `/metrics` and the monitoring UI, the default retry policy and dequeuers; nothing set but the concurrency.\n", k.name)
+			w("- **%s**: the worker binary in its production configuration: JSON logs at info to a file, the admin server with `/metrics` and the monitoring UI, the default retry policy and dequeuers, asynq's script calls sent in shared pipelines (`WORKER_PIPELINE`, on by default); nothing set but the concurrency.\n", k.name)
 		default:
 			w("- **%s**: the worker as above, with that setting.\n", k.name)
 		}

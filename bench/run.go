@@ -748,8 +748,10 @@ type profileGroup struct {
 // functions that own it.
 func profileGroups() []profileGroup {
 	return []profileGroup{
-		{name: "asynq: fetching the task (Dequeue script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).Dequeue"}},
-		{name: "asynq: marking it complete (MarkAsComplete script round trip)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).MarkAsComplete"}},
+		{name: "asynq: fetching the task (its Dequeue script call, to the reply)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).Dequeue"}},
+		{name: "asynq: marking it complete (its MarkAsComplete script call, to the reply)", funcs: []string{"github.com/hibiken/asynq/internal/rdb.(*RDB).MarkAsComplete"}},
+		{name: "go-redis: the shared pipelines that carry those calls (`WORKER_PIPELINE`: gathering the calls, the round trips)", funcs: []string{
+			"github.com/redis/go-redis/v9.(*apShard).flusher", "github.com/redis/go-redis/v9.(*baseClient).processPipeline"}},
 		{name: "handler: the Meari call on the calling goroutine (sign, encode, the HTTP round trip, decode the reply)", funcs: []string{"github.com/cancelworker/cancelworker/providers/meari.(*Client).Cancel"}},
 		{name: "of which the HTTP round trip (fasthttp's write and read of the call)", funcs: []string{"github.com/cancelworker/cancelworker/providers.(*FastClient).roundTrip"}},
 		{name: "handler: decoding the payload", funcs: []string{"github.com/cancelworker/cancelworker/internal/worker.(*Handler).decode"}},
