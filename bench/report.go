@@ -573,8 +573,8 @@ func (r *report) ratioMissed(d time.Duration, c int) string {
 	l += fmt.Sprintf("With Redis and the stub on the same %d cores, the worker's runs used %.0f µs of CPU per task in all (the worker, Redis and the stub), the hand-written handler's %.0f. "+
 		"What would reach 1.2×: less CPU per task in all; the profile of the worker's CPU above says where its share goes.",
 		runtime.NumCPU(), all(workerBin), all(b))
-	if len(r.batch) > 0 {
-		l += " The bound of asynq's processor, above, says how much that could give at most."
+	if off, ok := r.variantWith("WORKER_PIPELINE=false", d, c); ok {
+		l += fmt.Sprintf(" Without its pipelines (`%s`) the worker made %.2f× the hand-written handler here.", off.env, down(r.ratio(off, b, d, c), 2))
 	}
 	return l
 }
@@ -694,22 +694,34 @@ func (r *report) batchTable(w func(string, ...any)) {
 		return median(pick(rs, func(x batchResult) float64 { return micros(x.redisCPU + x.clientCPU) }))
 	}
 	saved := cpu(one) - cpu(piped)
-	w("\nPipelining saves %.0f µs of CPU per task here (Redis and client together, %.0f against %.0f).", saved, cpu(one), cpu(piped))
+	w("\nPipelining saves %.0f µs of CPU per task here (Redis and client together, %.0f against %.0f). "+
+		"The worker sends its calls so (`WORKER_PIPELINE`, on by default): the calls its slots make while a pipeline is out go together in the next one, "+
+		"on asynq's own processor, so every asynq guarantee holds (leases, retry and archive, recovery, the monitoring UI's view).", saved, cpu(one), cpu(piped))
+	all := func(k contender, c int) float64 {
+		return median(pick(r.runs[cell{k, 0, c}], func(x runResult) float64 { return micros(x.cpu + x.redisCPU + x.stubCPU) }))
+	}
 	for _, c := range r.s.concurrency {
-		rs := r.runs[cell{workerBin, 0, c}]
-		if len(rs) == 0 {
+		off, ok := r.variantWith("WORKER_PIPELINE=false", 0, c)
+		if !ok || len(r.runs[cell{workerBin, 0, c}]) == 0 {
 			continue
 		}
-		total := median(pick(rs, func(x runResult) float64 { return micros(x.cpu + x.redisCPU + x.stubCPU) }))
-		w(" At 0 ms / C=%d the worker, Redis and the stub used %.0f µs per task in all; on a machine whose cores are the limit, that saving would raise the worker's rate by at most %.2f×.",
-			c, total, total/(total-saved))
+		w(" At 0 ms / C=%d the worker, Redis and the stub used %.0f µs per task in all, against %.0f with `%s`, and the worker made %.2f× the tasks a second it made without pipelines.",
+			c, all(workerBin, c), all(off, c), off.env, r.ratio(workerBin, off, 0, c))
 	}
-	w(" The worker sends these calls so (`WORKER_PIPELINE`, on by default): the calls its slots make while a pipeline is out go together in the next one, "+
-		"on asynq's own processor, so every asynq guarantee holds (leases, retry and archive, recovery, the monitoring UI's view). "+
-		"That saving is the most it gets from them at 0 ms, less go-redis's cost of gathering the calls; the `WORKER_PIPELINE=false` rows of the throughput table, where they ran, show the worker without it. "+
-		"Fewer script calls per task, several tasks fetched or completed by one, would take a processor other than asynq's. "+
-		"At 20 ms the slot cycle, not the CPU, is the limit (see the stage table): there the dequeue and completion round trips cost %s and %s ms p50 per task in the worker.\n",
+	w(" Fewer script calls per task, several tasks fetched or completed by one, would take a processor other than asynq's. "+
+		"At 20 ms the slot cycle, not the CPU, is the limit (see the stage table): there the dequeue and completion calls took %s and %s ms p50 per task in the worker.\n",
 		r.stageP50("fetch"), r.stageP50("complete"))
+}
+
+// variantWith returns the worker variant whose settings hold env, if it
+// ran at d, c.
+func (r *report) variantWith(env string, d time.Duration, c int) (contender, bool) {
+	for _, k := range r.s.contenders {
+		if k.isWorker() && strings.Contains(k.env, env) && len(r.runs[cell{k, d, c}]) > 0 {
+			return k, true
+		}
+	}
+	return contender{}, false
 }
 
 // stageP50 is the worker's p50 of a stage at 20 ms / C=50, as the stage
