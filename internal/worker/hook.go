@@ -102,8 +102,8 @@ func (w scriptWatch) after(call watchedCall, cmd *redis.Cmd) {
 // waiting while a pipeline is out go together in the next one. Each is
 // still one script call that Redis runs whole, with the same keys,
 // arguments and reply; what changes is that one write and one read carry
-// many. A Redis other than a single instance (through Sentinel or not)
-// or a Cluster keeps one round trip a call.
+// many. A client other than go-redis's Client (a single Redis, through
+// Sentinel or not) or ClusterClient keeps one round trip a call.
 func asynqClient(rdb redis.UniversalClient, pipeline bool) (redis.UniversalClient, error) {
 	if !pipeline {
 		return rdb, nil
