@@ -45,7 +45,7 @@ import (
 // leases (by task and lease) it will write nothing under (disclaimKey):
 // it does not hold the task, did not run it lately or its lease expired 5s
 // ago, and no dequeue of its still in flight may be taking it. It knows
-// what it holds from the moment a dequeue's reply arrives (dequeueHook). A
+// what it holds from the moment a dequeue's reply arrives (scriptWatch). A
 // task is put back before asynq would only when every process that could
 // hold it is accounted for:
 //

@@ -15,7 +15,7 @@ import (
 const seenWindow = 70 // seconds
 
 // seenRing knows which tasks this process holds: dequeued (seen by
-// dequeueHook as the reply arrives) or running, and which it finished in
+// scriptWatch as the reply arrives) or running, and which it finished in
 // the last seenWindow seconds; and which of its dequeues are in flight.
 // Tasks are kept as 64-bit hashes, the finished ones in one-second buckets:
 // a few bytes a task and no allocation once warm. A hash collision can
@@ -25,7 +25,7 @@ type seenRing struct {
 	mu   sync.Mutex
 	// held counts each task dequeued or started and not yet ended.
 	held     map[uint64]int
-	dequeued map[uint64]int // of those, dequeued by the hook and not yet started
+	dequeued map[uint64]int // of those, seen dequeued by scriptWatch and not yet started
 	buckets  [seenWindow][]uint64
 	second   [seenWindow]int64 // the Unix second each bucket holds
 	// inflight holds the start of each dequeue in flight, by token.
@@ -64,7 +64,7 @@ func (s *seenRing) start(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dequeued[h] > 0 {
-		// The hook saw it dequeued: already held.
+		// scriptWatch saw it dequeued: already held.
 		if s.dequeued[h]--; s.dequeued[h] == 0 {
 			delete(s.dequeued, h)
 		}

@@ -39,8 +39,8 @@ type StageObserver interface {
 	Stage(stage string, d time.Duration)
 }
 
-// stageClock times the tasks of this process through their stages: the
-// dequeue hook notes the fetch, the handler its own stages, the hook the
+// stageClock times the tasks of this process through their stages:
+// scriptWatch notes the fetch, the handler its own stages, scriptWatch the
 // completion, which reports them all. A task that does not complete here
 // (a failure, a deferral, a shutdown) is dropped. It is safe for
 // concurrent use.
