@@ -48,8 +48,16 @@ func (p *page) raw(ss ...string) {
 	}
 }
 
-// text writes s as text, or as the value of a double-quoted attribute.
-func (p *page) text(s string) { p.b.WriteString(html.EscapeString(s)) }
+// text writes s as text, or as the value of a double-quoted attribute. A
+// NUL becomes U+FFFD, as html/template writes it: a browser drops a NUL
+// from text, so the page would show the value without it.
+func (p *page) text(s string) {
+	s = html.EscapeString(s)
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	p.b.WriteString(s)
+}
 
 // int writes n.
 func (p *page) int(n int64) { p.b.WriteString(strconv.FormatInt(n, 10)) }
