@@ -545,9 +545,6 @@ func (r *report) ratioMissed(d time.Duration, c int) string {
 	if x >= 1.2 {
 		return ""
 	}
-	all := func(k contender) float64 {
-		return median(pick(r.runs[cell{k, d, c}], func(x runResult) float64 { return micros(x.cpu + x.redisCPU + x.stubCPU) }))
-	}
 	setting := fmt.Sprintf("GOMAXPROCS %d", cmp.Or(b.procs, r.s.procs))
 	wr, br := r.rate(workerBin, d, c), r.rate(b, d, c)
 	l := fmt.Sprintf("- **1.2× the hand-written handler, %s / C=%d.** The worker made %.0f tasks/s against the hand-written handler's %.0f (at %s, its faster setting here): %.2f×",
@@ -572,7 +569,7 @@ func (r *report) ratioMissed(d time.Duration, c int) string {
 	}
 	l += fmt.Sprintf("With Redis and the stub on the same %d cores, the worker's runs used %.0f µs of CPU per task in all (the worker, Redis and the stub), the hand-written handler's %.0f. "+
 		"What would reach 1.2×: less CPU per task in all; the profile of the worker's CPU above says where its share goes.",
-		runtime.NumCPU(), all(workerBin), all(b))
+		runtime.NumCPU(), r.allCPU(workerBin, d, c), r.allCPU(b, d, c))
 	if off, ok := r.variantWith("WORKER_PIPELINE=false", d, c); ok {
 		l += fmt.Sprintf(" Without its pipelines (`%s`) the worker made %.2f× the hand-written handler here.", off.env, down(r.ratio(off, b, d, c), 2))
 	}
@@ -697,20 +694,23 @@ func (r *report) batchTable(w func(string, ...any)) {
 	w("\nPipelining saves %.0f µs of CPU per task here (Redis and client together, %.0f against %.0f). "+
 		"The worker sends its calls so (`WORKER_PIPELINE`, on by default): the calls its slots make while a pipeline is out go together in the next one, "+
 		"on asynq's own processor, so every asynq guarantee holds (leases, retry and archive, recovery, the monitoring UI's view).", saved, cpu(one), cpu(piped))
-	all := func(k contender, c int) float64 {
-		return median(pick(r.runs[cell{k, 0, c}], func(x runResult) float64 { return micros(x.cpu + x.redisCPU + x.stubCPU) }))
-	}
 	for _, c := range r.s.concurrency {
 		off, ok := r.variantWith("WORKER_PIPELINE=false", 0, c)
 		if !ok || len(r.runs[cell{workerBin, 0, c}]) == 0 {
 			continue
 		}
 		w(" At 0 ms / C=%d the worker, Redis and the stub used %.0f µs per task in all, against %.0f with `%s`, and the worker made %.2f× the tasks a second it made without pipelines.",
-			c, all(workerBin, c), all(off, c), off.env, r.ratio(workerBin, off, 0, c))
+			c, r.allCPU(workerBin, 0, c), r.allCPU(off, 0, c), off.env, r.ratio(workerBin, off, 0, c))
 	}
 	w(" Fewer script calls per task, several tasks fetched or completed by one, would take a processor other than asynq's. "+
 		"At 20 ms the slot cycle, not the CPU, is the limit (see the stage table): there the dequeue and completion calls took %s and %s ms p50 per task in the worker.\n",
 		r.stageP50("fetch"), r.stageP50("complete"))
+}
+
+// allCPU is the CPU per task, in µs, of k, Redis and the stub together at
+// d, c (the median over the repetitions).
+func (r *report) allCPU(k contender, d time.Duration, c int) float64 {
+	return median(pick(r.runs[cell{k, d, c}], func(x runResult) float64 { return micros(x.cpu + x.redisCPU + x.stubCPU) }))
 }
 
 // variantWith returns the worker variant whose settings hold env, if it
@@ -838,10 +838,8 @@ func (r *report) procsTable(w func(string, ...any)) {
 // prefetchReached says what fraction of bound the worker with a
 // WORKER_PREFETCH variant reached at d, c, if one ran.
 func (r *report) prefetchReached(d time.Duration, c int, bound float64) string {
-	for _, k := range r.s.contenders {
-		if strings.Contains(k.env, "WORKER_PREFETCH=") && len(r.runs[cell{k, d, c}]) > 0 {
-			return fmt.Sprintf(" (with `%s` the worker reached %.2f)", k.env, down(r.rate(k, d, c)/bound, 2))
-		}
+	if k, ok := r.variantWith("WORKER_PREFETCH=", d, c); ok {
+		return fmt.Sprintf(" (with `%s` the worker reached %.2f)", k.env, down(r.rate(k, d, c)/bound, 2))
 	}
 	return ""
 }
@@ -863,10 +861,8 @@ func (r *report) callBoundText(d time.Duration, c int, bound float64) string {
 // prefetchOf says what fraction of callBound a WORKER_PREFETCH variant
 // reached at d, c, if one ran.
 func (r *report) prefetchOf(d time.Duration, c int, cb float64) string {
-	for _, k := range r.s.contenders {
-		if strings.Contains(k.env, "WORKER_PREFETCH=") && len(r.runs[cell{k, d, c}]) > 0 {
-			return fmt.Sprintf(" With `%s`, %.0f tasks/s: %.2f of it.", k.env, r.rate(k, d, c), r.rate(k, d, c)/cb)
-		}
+	if k, ok := r.variantWith("WORKER_PREFETCH=", d, c); ok {
+		return fmt.Sprintf(" With `%s`, %.0f tasks/s: %.2f of it.", k.env, r.rate(k, d, c), r.rate(k, d, c)/cb)
 	}
 	return ""
 }

@@ -52,11 +52,7 @@ func (p *page) raw(ss ...string) {
 // NUL becomes U+FFFD, as html/template writes it: a browser drops a NUL
 // from text, so the page would show the value without it.
 func (p *page) text(s string) {
-	s = html.EscapeString(s)
-	if strings.IndexByte(s, 0) >= 0 {
-		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	}
-	p.b.WriteString(s)
+	p.b.WriteString(strings.ReplaceAll(html.EscapeString(s), "\x00", "\uFFFD"))
 }
 
 // int writes n.

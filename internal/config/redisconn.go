@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"runtime"
@@ -135,16 +136,11 @@ type Pool struct {
 // (per node, on a Cluster).
 func (c RedisConn) SizePool(p Pool) RedisConn {
 	set := func(size, rb, wb, prb, pwb *int) {
-		for _, f := range []struct {
-			at *int
-			to int
-		}{
-			{size, p.Size}, {rb, p.ReadBuffer}, {wb, p.WriteBuffer}, {prb, p.PipelineBuffer}, {pwb, p.PipelineBuffer},
-		} {
-			if *f.at == 0 {
-				*f.at = f.to
-			}
-		}
+		*size = cmp.Or(*size, p.Size)
+		*rb = cmp.Or(*rb, p.ReadBuffer)
+		*wb = cmp.Or(*wb, p.WriteBuffer)
+		*prb = cmp.Or(*prb, p.PipelineBuffer)
+		*pwb = cmp.Or(*pwb, p.PipelineBuffer)
 	}
 	switch {
 	case c.Failover != nil:
