@@ -8,6 +8,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Redis is where the Redis connection comes from: the URL and, kept apart
@@ -80,5 +81,17 @@ func ParseRedis(r Redis) (*redis.Options, string, error) {
 	if r.Password != "" {
 		opt.Password = r.Password
 	}
+	opt.MaintNotificationsConfig = maintOff()
 	return opt, shown, nil
+}
+
+// maintOff turns off go-redis's maintenance notifications. Only Redis
+// Enterprise and Redis Cloud send them, to move a client's connections
+// before a node goes away; the worker reconnects after such a move as it
+// does after a failover or a Redis restart. In go-redis's default mode
+// (auto) every client sets up their handoff manager, its queue sized to
+// the pool, before it learns whether the server sends them: the worker's
+// peak RSS at C=200 in the bench was 0.5 MB lower with them off.
+func maintOff() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }

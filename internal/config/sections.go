@@ -153,7 +153,7 @@ func (r *RedisSection) Read(l *Loader) RedisConn {
 		}
 		return RedisConn{
 			Mode:    RedisCluster,
-			Cluster: &redis.ClusterOptions{Addrs: addrs, Password: password, TLSConfig: tc},
+			Cluster: &redis.ClusterOptions{Addrs: addrs, Password: password, TLSConfig: tc, MaintNotificationsConfig: maintOff()},
 			Shown:   "cluster " + tlsShown(useTLS) + strings.Join(addrs, ","),
 		}
 	}
