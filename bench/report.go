@@ -500,8 +500,8 @@ func (r *report) outOfReach(w func(string, ...any)) {
 			lines = append(lines, fmt.Sprintf("- **0.95 of concurrency / latency at 20 ms, C=50.** asynq with a handler that only waits the 20 ms reached %.0f tasks/s, "+
 				"%.2f of the %.0f bound: each slot cycle took %.1f ms, %.1f ms more than the wait. asynq frees a slot only after the complete round trip and fills it "+
 				"only after a fetch round trip, one fetch at a time per server, so a slot idles between calls; a real call adds its own overhead to the 20 ms "+
-				"(the worker logs each call's latency_ms), which leaves less still. The worker reached %.2f. "+
-				"What would reach 0.95: fetching a slot's next task while its call is in flight, which asynq's processor does not do and `WORKER_PREFETCH` does%s.%s",
+				"(the worker logs each call's latency_ms), which leaves less still. The worker takes a fifth of its concurrency (at most 10) in tasks ahead of its calls (`WORKER_PREFETCH`), "+
+				"so that a slot's next task is at hand when its call ends, and reached %.2f%s.%s",
 				a, down(a/bound, 2), bound, 1000*float64(c)/a, 1000*float64(c)/a-1000*d.Seconds(), down(x, 2), r.prefetchReached(d, c, bound), r.callBoundText(d, c, bound)))
 		}
 	}
@@ -607,7 +607,7 @@ func (r *report) stageTable(w func(string, ...any)) {
 	}
 	w("\n### Where a task's time goes in the worker\n\n")
 	w("p50 / p99 of each stage of each task, in ms, from the worker's own `cancelworker_task_stage_seconds` histogram (medians over the repetitions; estimated within its buckets, which grow by 1.5×): " +
-		"fetch is asynq's dequeue script call, from asynq's call to the reply (with the wait for the next shared pipeline, `WORKER_PIPELINE`), dispatch the wait from its reply to the handler's start, prepare the decoding, rate limit and breaker, upstream the call, " +
+		"fetch is asynq's dequeue script call, from asynq's call to the reply (with the wait for the next shared pipeline, `WORKER_PIPELINE`), dispatch the wait from its reply to the handler's start, prepare the decoding, the wait of a task taken ahead for a call slot (`WORKER_PREFETCH`), rate limit and breaker, upstream the call, " +
 		"finish the log line and metrics after it, complete asynq's completion script call, as fetch. Beyond the upstream is the sum of the other p50s. " +
 		"The upstream's mean is exact (the histogram's sum over its count): with at most concurrency calls in flight, concurrency / that mean is the most any client of this stub reaches here. " +
 		"Of it in the stub is the stub's own mean time per call, from its handler's start to its reply handed to net/http: the delay as the stub kept it (it waits on a timerfd, `bench/hold_linux.go`); the rest of the upstream's mean is the network and the two processes' scheduling.\n\n")
@@ -748,7 +748,7 @@ func (r *report) contenderList(w func(string, ...any)) {
 		case k == handFastC:
 			w("- **%s**: (b) with its call sent through fasthttp's client (at most as many connections as slots, the reply read whole into a pooled buffer), the client the worker uses by default: what a user who also picks the faster client gets.\n", k.name)
 		case k == workerBin:
-			w("- **%s**: the worker binary in its production configuration: JSON logs at info to a file, the admin server with `/metrics` and the monitoring UI, the default retry policy and dequeuers, asynq's script calls sent in shared pipelines (`WORKER_PIPELINE`, on by default); nothing set but the concurrency.\n", k.name)
+			w("- **%s**: the worker binary in its production configuration: JSON logs at info to a file, the admin server with `/metrics` and the monitoring UI, the default retry policy and dequeuers, asynq's script calls sent in shared pipelines (`WORKER_PIPELINE`, on by default), a fifth of the concurrency (at most 10) in tasks taken ahead of the calls, each waiting for a call slot (`WORKER_PREFETCH=auto`, the default); nothing set but the concurrency.\n", k.name)
 		default:
 			w("- **%s**: the worker as above, with that setting.\n", k.name)
 		}
@@ -839,7 +839,7 @@ func (r *report) procsTable(w func(string, ...any)) {
 // WORKER_PREFETCH variant reached at d, c, if one ran.
 func (r *report) prefetchReached(d time.Duration, c int, bound float64) string {
 	if k, ok := r.variantWith("WORKER_PREFETCH=", d, c); ok {
-		return fmt.Sprintf(" (with `%s` the worker reached %.2f)", k.env, down(r.rate(k, d, c)/bound, 2))
+		return fmt.Sprintf(" (with `%s`, %.2f)", k.env, down(r.rate(k, d, c)/bound, 2))
 	}
 	return ""
 }

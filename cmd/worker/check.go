@@ -53,8 +53,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return "disabled"
 	}
-	line("ok", "configuration", fmt.Sprintf("meari %s, pandapon %s, concurrency %d, %d dequeuers, poll interval %s",
-		enabled(cfg.Meari != nil), enabled(cfg.PandaPon != nil), cfg.Worker.Concurrency, cfg.Worker.Dequeuers, cfg.Worker.PollInterval))
+	line("ok", "configuration", fmt.Sprintf("meari %s, pandapon %s, concurrency %d, prefetch %d, %d dequeuers, poll interval %s",
+		enabled(cfg.Meari != nil), enabled(cfg.PandaPon != nil), cfg.Worker.Concurrency, cfg.Worker.Prefetch, cfg.Worker.Dequeuers, cfg.Worker.PollInterval))
 	for _, w := range cfg.Warnings() {
 		line("warn", "configuration", w)
 	}

@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	bi := buildinfo.Read()
 	log.Info("worker started", zap.String("version", bi.Version), zap.String("revision", bi.Short()), zap.String("redis_url", shown), zap.Int("concurrency", cfg.Worker.Concurrency), zap.Bool("tracing", tracing.Enabled()),
-		zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
+		zap.Int("prefetch", cfg.Worker.Prefetch), zap.Int("dequeuers", cfg.Worker.Dequeuers), zap.Duration("poll_interval", cfg.Worker.PollInterval), zap.Any("queues", w.Queues()))
 	adm, err := startAdmin(cfg, conn, rdb, m, w, log)
 	if err != nil {
 		log.Error("cannot start the admin server; stopping", zap.Error(err))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cancelworker/cancelworker/internal/guard"
 	"github.com/cancelworker/cancelworker/internal/httpguard"
+	"github.com/cancelworker/cancelworker/internal/text"
 	"github.com/cancelworker/cancelworker/providers/meari"
 	"github.com/cancelworker/cancelworker/providers/pandapon"
 	"github.com/cancelworker/cancelworker/retry"
@@ -199,8 +200,8 @@ func AddWorker(l *Loader) *WorkerSection {
 	return &WorkerSection{
 		Concurrency: l.Add(Setting{Env: "WORKER_CONCURRENCY", Flag: "concurrency", Default: strconv.Itoa(ConcurrencyDefault), Kind: "int", Help: "tasks processed at once"}),
 		Dequeuers:   l.Add(Setting{Env: "WORKER_DEQUEUERS", Flag: "dequeuers", Default: strconv.Itoa(DequeuersDefault), Kind: "int", Help: "asynq servers in this process, each fetching tasks one at a time, sharing the concurrency"}),
-		Prefetch: l.Add(Setting{Env: "WORKER_PREFETCH", Flag: "prefetch", Default: "0", Kind: "int",
-			Help: fmt.Sprintf("tasks taken from Redis beyond the concurrency, each waiting for a call slot so that the next call starts as one ends; upstream calls in flight stay at most the concurrency. 0 to %d; docs/performance.md has its measured effect", PrefetchMax)}),
+		Prefetch: l.Add(Setting{Env: "WORKER_PREFETCH", Flag: "prefetch", Default: PrefetchAuto, Kind: "int or auto",
+			Help: fmt.Sprintf("tasks taken from Redis beyond the concurrency, each waiting for a call slot so that the next call starts as one ends; upstream calls in flight stay at most the concurrency. %s is a fifth of the concurrency, rounded up, at most %d; 0 (off) to %d; docs/performance.md has its measured effect", PrefetchAuto, PrefetchAutoMax, PrefetchMax)}),
 		Pipeline: l.Add(Setting{Env: "WORKER_PIPELINE", Flag: "pipeline", Default: "true", Kind: "bool",
 			Help: "send asynq's task fetches and completions from all of the worker's slots to Redis in shared pipelines (go-redis's autopipeliner), each still one atomic script call: about half of Redis's CPU per task; false sends each in a round trip of its own, as asynq alone does. true or false"}),
 		PollInterval:    l.Add(Setting{Env: "WORKER_POLL_INTERVAL", Flag: "poll-interval", Default: PollIntervalDefault.String(), Kind: "duration", Help: "how often an idle dequeuer looks for new tasks (asynq's TaskCheckInterval, each wait drawn from ½ to 1½ of it): about how long a cancellation waits before an idle worker sends it"}),
@@ -228,7 +229,14 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	case w.Dequeuers > w.Concurrency && w.Concurrency >= 1:
 		w.Dequeuers = w.Concurrency // the default, for a concurrency below it
 	}
-	w.Prefetch = int(l.Int(s.Prefetch, 0, PrefetchMax))
+	switch v := strings.TrimSpace(s.Prefetch.Value()); {
+	case v == PrefetchAuto:
+		w.Prefetch = AutoPrefetch(w.Concurrency)
+	case strings.TrimLeft(v, "+-0123456789") != "" || v == "":
+		l.Bad(s.Prefetch, "must be %s or an integer from 0 to %d, got %q", PrefetchAuto, PrefetchMax, text.Truncate(s.Prefetch.Value(), 40))
+	default:
+		w.Prefetch = int(l.Int(s.Prefetch, 0, PrefetchMax))
+	}
 	w.Pipeline = l.Bool(s.Pipeline)
 	w.PollInterval = l.Duration(s.PollInterval, time.Millisecond, 10*time.Second)
 	w.ShutdownTimeout = l.Duration(s.ShutdownTimeout, 0, forever)
@@ -258,6 +266,11 @@ const (
 	ConcurrencyMax = 1000
 	DequeuersMax   = 16
 	PrefetchMax    = 1000
+	// PrefetchAuto is WORKER_PREFETCH's default: AutoPrefetch of the
+	// concurrency.
+	PrefetchAuto = "auto"
+	// PrefetchAutoMax bounds AutoPrefetch.
+	PrefetchAutoMax = 10
 )
 
 // Load reads the worker's configuration from args (without the program
@@ -402,4 +415,21 @@ func (s *AdminSection) Read(l *Loader) Admin {
 			a.Addr, s.User.Name(), s.Password.Name(), s.PasswordFile.Env)
 	}
 	return a
+}
+
+// AutoPrefetch is the prefetch WORKER_PREFETCH=auto gives for concurrency
+// slots: a fifth of them, rounded up, at most PrefetchAutoMax. Without it
+// a slot idles between two calls for a completion and a dequeue round
+// trip (together about 1.3 ms at p50 and 5.5 ms at p99 at 20 ms / C=50 in
+// make bench), so a fifth covers gaps up to a fifth of a call. A
+// prefetched task waits for a call slot only while every call slot is
+// busy, when it would otherwise wait in its queue.
+//
+// The tasks in those gaps are the worker's rate times the gap, and the
+// rate of one process is bounded by its cores and Redis: about 7,000
+// tasks/s and so 10 tasks in the gaps on one core in make bench. Beyond
+// that the extra slots only add goroutines: at 0 ms / C=200 a prefetch of
+// 40 made 6,426 tasks/s against 6,875 without, and 1.1 MB more RSS.
+func AutoPrefetch(concurrency int) int {
+	return min((max(concurrency, 0)+4)/5, PrefetchAutoMax)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // pandapon is a complete PandaPon configuration, so that Load has a
@@ -217,6 +219,54 @@ func TestRedis(t *testing.T) {
 				t.Errorf("Redis = %s, password %q, shown %s; want %s, %q, %s", o.Addr, o.Password, c.Redis.Shown, tt.wantAddr, tt.wantPassword, tt.wantShown)
 			}
 		})
+	}
+}
+
+// TestMaintNotificationsOff: the clients for one server and for a
+// Cluster do not set up go-redis's maintenance notifications (Redis
+// Enterprise's), which are on in go-redis's default (auto) mode. go-redis
+// turns them off for Sentinel clients itself.
+func TestMaintNotificationsOff(t *testing.T) {
+	c, err := load(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Redis.Single.MaintNotificationsConfig; m == nil || m.Mode != maintnotifications.ModeDisabled {
+		t.Errorf("one server: maintenance notifications %+v, want mode disabled", m)
+	}
+	c, err = load(t, map[string]string{"REDIS_CLUSTER_ADDRS": "127.0.0.1:7000,127.0.0.1:7001"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Redis.Cluster.MaintNotificationsConfig; m == nil || m.Mode != maintnotifications.ModeDisabled {
+		t.Errorf("Cluster: maintenance notifications %+v, want mode disabled", m)
+	}
+}
+
+// TestPrefetch: WORKER_PREFETCH is a fifth of the concurrency, rounded up,
+// at most 10, unless it is given; 0 turns it off.
+func TestPrefetch(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want int
+	}{
+		{env: nil, want: 2}, // the default concurrency, 10
+		{env: map[string]string{"WORKER_CONCURRENCY": "1"}, want: 1},
+		{env: map[string]string{"WORKER_CONCURRENCY": "41"}, want: 9},
+		{env: map[string]string{"WORKER_CONCURRENCY": "50"}, want: 10},
+		{env: map[string]string{"WORKER_CONCURRENCY": "200", "WORKER_PREFETCH": " auto "}, want: 10},
+		{env: map[string]string{"WORKER_CONCURRENCY": "200", "WORKER_PREFETCH": "40"}, want: 40},
+		{env: map[string]string{"WORKER_CONCURRENCY": "50", "WORKER_PREFETCH": "0"}, want: 0},
+		{env: map[string]string{"WORKER_CONCURRENCY": "50", "WORKER_PREFETCH": "3"}, want: 3},
+	}
+	for _, tt := range tests {
+		c, err := load(t, tt.env, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Worker.Prefetch != tt.want {
+			t.Errorf("%v: Prefetch %d, want %d", tt.env, c.Worker.Prefetch, tt.want)
+		}
 	}
 }
 

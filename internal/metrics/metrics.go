@@ -176,7 +176,7 @@ func New(o Options) (*Metrics, error) {
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
 			Name:      "task_stage_seconds",
-			Help:      "Where the time of each task this worker completed went, by stage: fetch (asynq's dequeue round trip), dispatch (to the handler's start), prepare (decode, rate limit, breaker), upstream (the call), finish (to the handler's return), complete (asynq's completion round trip).",
+			Help:      "Where the time of each task this worker completed went, by stage: fetch (asynq's dequeue round trip), dispatch (to the handler's start), prepare (decode, the wait of a task taken ahead for a call slot, rate limit, breaker), upstream (the call), finish (to the handler's return), complete (asynq's completion round trip).",
 			Buckets:   StageBuckets,
 		}, []string{"stage"}),
 	}

@@ -16,7 +16,8 @@ const (
 	// asynq's processor handing the task to a goroutine.
 	StageDispatch = "dispatch"
 	// StagePrepare is from the handler's start to the upstream call:
-	// decoding the payload, the rate limit and the breaker.
+	// decoding the payload, the wait of a task taken ahead for a call slot
+	// (WORKER_PREFETCH), the rate limit and the breaker.
 	StagePrepare = "prepare"
 	// StageUpstream is the upstream call: sign, send, read the reply.
 	StageUpstream = "upstream"
