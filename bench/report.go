@@ -703,7 +703,8 @@ func (r *report) batchTable(w func(string, ...any)) {
 			c, r.allCPU(workerBin, 0, c), r.allCPU(off, 0, c), off.env, r.ratio(workerBin, off, 0, c))
 	}
 	w(" Fewer script calls per task, several tasks fetched or completed by one, would take a processor other than asynq's. "+
-		"At 20 ms the slot cycle, not the CPU, is the limit (see the stage table): there the dequeue and completion calls took %s and %s ms p50 per task in the worker.\n",
+		"At 20 ms / C=50 the CPU is not the limit (see the stage table): there the dequeue and completion calls took %s and %s ms p50 per task in the worker, "+
+		"which a slot would idle for between two calls but for the tasks taken ahead (`WORKER_PREFETCH`).\n",
 		r.stageP50("fetch"), r.stageP50("complete"))
 }
 
