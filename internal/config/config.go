@@ -229,12 +229,11 @@ func (s *WorkerSection) Read(l *Loader) (w Worker, shared retry.Policy) {
 	case w.Dequeuers > w.Concurrency && w.Concurrency >= 1:
 		w.Dequeuers = w.Concurrency // the default, for a concurrency below it
 	}
-	switch v := strings.TrimSpace(s.Prefetch.Value()); {
-	case v == PrefetchAuto:
+	if v := strings.TrimSpace(s.Prefetch.Value()); v == PrefetchAuto {
 		w.Prefetch = AutoPrefetch(w.Concurrency)
-	case strings.TrimLeft(v, "+-0123456789") != "" || v == "":
+	} else if _, err := strconv.Atoi(v); err != nil {
 		l.Bad(s.Prefetch, "must be %s or an integer from 0 to %d, got %q", PrefetchAuto, PrefetchMax, text.Truncate(s.Prefetch.Value(), 40))
-	default:
+	} else {
 		w.Prefetch = int(l.Int(s.Prefetch, 0, PrefetchMax))
 	}
 	w.Pipeline = l.Bool(s.Pipeline)
